@@ -1,0 +1,300 @@
+"""Command line: ``hqnn-desktop [classify|evaluate|train|packs|hardware] ...``; no subcommand opens the window.
+
+Exit codes: 0 when the inputs were processed (unusable images become error
+rows), 2 on usage errors (bad options, unknown pack or model), 1 when the work
+itself failed (for example a damaged pack), 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+SUBCOMMANDS = ("classify", "evaluate", "train", "packs", "hardware")
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported in one line, exit status 2."""
+
+
+def _parse_models(text: str) -> tuple[str, ...]:
+    from .core.heads import MODEL_KINDS
+
+    models = tuple(m.strip().lower() for m in text.split(",") if m.strip())
+    bad = [m for m in models if m not in MODEL_KINDS]
+    if not models or bad:
+        raise argparse.ArgumentTypeError(
+            f"unknown model(s) {', '.join(bad) or '(none)'}; choose from {', '.join(MODEL_KINDS)}")
+    return models
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .core.heads import MODEL_KINDS
+
+    parser = argparse.ArgumentParser(
+        prog="hqnn-desktop",
+        description="Classify blood-cell images with a hybrid quantum-classical network and "
+                    "classical twins. Without a subcommand the desktop window opens.")
+    sub = parser.add_subparsers(dest="command")
+
+    c = sub.add_parser("classify", help="classify image files and folders into a CSV")
+    c.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
+    c.add_argument("--pack", help="pack name or folder (default: the first bundled pack)")
+    c.add_argument("--models", type=_parse_models, default=MODEL_KINDS,
+                   help="comma-separated: hqnn,classical,baseline (default: all)")
+    c.add_argument("--out", required=True, help="CSV file to write")
+    c.add_argument("--batch-size", type=int, default=32)
+
+    e = sub.add_parser("evaluate", help="score a labelled folder (one subfolder per class)")
+    e.add_argument("dir")
+    e.add_argument("--pack", required=True)
+    e.add_argument("--models", type=_parse_models, default=MODEL_KINDS)
+    e.add_argument("--out", required=True, help="JSON report to write")
+    e.add_argument("--batch-size", type=int, default=32)
+
+    sub.add_parser("packs", help="list installed model packs")
+
+    t = sub.add_parser("train", help="train a pack from a labelled folder")
+    t.add_argument("train_dir")
+    t.add_argument("--name", required=True, help="name of the new pack")
+    t.add_argument("--out", help="pack folder (default: your packs folder/NAME)")
+    t.add_argument("--val-dir", help="validation folder with the same class subfolders")
+    t.add_argument("--val-fraction", type=float, default=0.15)
+    t.add_argument("--group-pattern", help="regular expression whose first group names the source "
+                                           "of an image (images of one group stay together)")
+    t.add_argument("--backbone", default="efficientnet_lite0",
+                   choices=["efficientnet_lite0", "resnet18", "resnet50"])
+    t.add_argument("--models", type=_parse_models, default=MODEL_KINDS)
+    t.add_argument("--qubits", type=int, default=8)
+    t.add_argument("--layers", type=int, default=2)
+    t.add_argument("--fine-tune", action="store_true", help="adapt the backbone end to end first")
+    t.add_argument("--epochs", type=int, default=15, help="backbone adaptation epochs (with --fine-tune)")
+    t.add_argument("--head-epochs", type=int, default=30)
+    t.add_argument("--lr", type=float, default=0.01, help="head learning rate")
+    t.add_argument("--batch-size", type=int, default=256, help="head batch size")
+    t.add_argument("--contrastive-weight", type=float, default=0.0)
+    t.add_argument("--input-size", type=int, default=224)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: a GPU when present)")
+
+    h = sub.add_parser("hardware", help="rerun a pack's quantum layer on an IBM backend")
+    h.add_argument("--pack", required=True)
+    h.add_argument("--backend", required=True)
+    h.add_argument("--input", nargs="+", required=True)
+    h.add_argument("--labels-from-folders", action="store_true")
+    h.add_argument("--shots", type=int, default=4096)
+    h.add_argument("--out", required=True)
+    return parser
+
+
+def _progress(done: int, total: int, start: float, what: str = "images") -> None:
+    rate = done / max(1e-9, time.time() - start)
+    eta = (total - done) / rate if rate > 0 else 0
+    print(f"\r{done}/{total} {what} ({rate:.1f}/s, ETA {eta:.0f} s)", end="", file=sys.stderr, flush=True)
+
+
+def _load_pack(name: str | None, models: tuple[str, ...]):
+    from .core.packs import PackError, default_pack_name, load_pack, resolve_pack
+
+    name = name or default_pack_name()
+    if name is None:
+        raise UsageError("No model pack is installed; give one with --pack DIR.")
+    try:
+        folder = resolve_pack(name)
+    except PackError as exc:
+        raise UsageError(str(exc)) from exc
+    return load_pack(folder, models)
+
+
+def csv_header(labels: list[str]) -> list[str]:
+    return ["path", "model", "label", "confidence", "error"] + [f"p_{label}" for label in labels]
+
+
+def result_rows(result, models: tuple[str, ...], labels: list[str]) -> list[list]:
+    """CSV rows of one image: one per model, with the error repeated when the file was unusable."""
+    rows = []
+    for kind in models:
+        if result.error:
+            rows.append([result.path, kind, "", "", result.error] + [""] * len(labels))
+        else:
+            p = result.proba[kind]
+            k = int(p.argmax())
+            rows.append([result.path, kind, labels[k], f"{p[k]:.6f}", ""] + [f"{v:.6f}" for v in p])
+    return rows
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from .core.predict import Engine, iter_image_paths
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise UsageError(f"--out must be a file, but {out} is a folder.")
+    missing = [p for p in args.paths if not os.path.lexists(p)]
+    if missing and len(missing) == len(args.paths):
+        raise UsageError(f"Nothing to classify: {', '.join(missing)} not found.")
+    pack = _load_pack(args.pack, args.models)
+    paths = list(iter_image_paths(args.paths))
+    engine = Engine(pack, args.models, batch_size=args.batch_size)
+    partial = out.with_name(out.name + ".partial")
+    start, n_err = time.time(), 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(partial, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(csv_header(pack.labels))
+        for i, result in enumerate(engine.classify(paths), start=1):
+            writer.writerows(result_rows(result, args.models, pack.labels))
+            fh.flush()
+            n_err += result.error is not None
+            _progress(i, len(paths), start)
+        os.fsync(fh.fileno())
+    os.replace(partial, out)
+    print(f"\n{len(paths)} images, {n_err} not usable -> {out}", file=sys.stderr)
+    return 0
+
+
+def evaluate_folder(pack, folder: str, models: tuple[str, ...], batch_size: int = 32,
+                    progress=None, cancelled=lambda: False) -> dict:
+    """Score ``pack`` on a labelled folder; the report the CLI writes and the Evaluate tab shows."""
+    import numpy as np
+
+    from .core.datasets import scan_class_folders
+    from .core.metrics import classification_report
+    from .core.predict import Engine
+
+    files = scan_class_folders(folder, pack.labels)
+    engine = Engine(pack, models, batch_size=batch_size)
+    truth = {str(p): t for p, t in zip(files.paths, files.targets)}
+    kept, probas, errors = [], {m: [] for m in models}, []
+    for i, result in enumerate(engine.classify([str(p) for p in files.paths], cancelled), start=1):
+        if result.error:
+            errors.append({"path": result.path, "error": result.error})
+        else:
+            kept.append(result.path)
+            for m in models:
+                probas[m].append(result.proba[m])
+        if progress:
+            progress(i, len(files))
+    y = np.array([truth[p] for p in kept], dtype=int)
+    report = {"pack": pack.name, "folder": str(folder), "labels": pack.labels,
+              "n_images": len(files), "n_unusable": len(errors), "errors": errors, "models": {}}
+    for m in models:
+        proba = np.stack(probas[m]) if probas[m] else np.zeros((0, len(pack.labels)))
+        report["models"][m] = classification_report(y, proba, pack.labels)
+    return report
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .core.datasets import DatasetError
+    from .core.storage import atomic_write_json
+
+    pack = _load_pack(args.pack, args.models)
+    start = time.time()
+    try:
+        report = evaluate_folder(pack, args.dir, args.models, args.batch_size,
+                                 progress=lambda d, t: _progress(d, t, start))
+    except DatasetError as exc:
+        raise UsageError(str(exc)) from exc
+    atomic_write_json(args.out, report)
+    print("", file=sys.stderr)
+    for m, r in report["models"].items():
+        print(f"{m:10s} n={r['n']} accuracy={r['accuracy']:.4f} macro-F1={r['macro_f1']:.4f} "
+              f"ECE={r['ece']:.4f}", file=sys.stderr)
+    return 0
+
+
+def cmd_packs(args: argparse.Namespace) -> int:
+    from .core.packs import list_packs
+
+    packs = list_packs()
+    if not packs:
+        print("No model packs installed.")
+        return 0
+    for info in packs:
+        card = info.card
+        val = card.get("metrics", {}).get("validation", {}).get("models", {})
+        f1 = ", ".join(f"{m} {v['macro_f1']:.4f}" for m, v in val.items() if "macro_f1" in v)
+        print(f"{card['name']}  [{info.source}]  {info.path}")
+        print(f"  dataset:  {card.get('data', {}).get('name', card.get('data', {}).get('description', '?'))}")
+        print(f"  backbone: {card['backbone']} @ {card['input_size']} px, {card['n_qubits']} qubits x "
+              f"{card['layers']} layers")
+        print(f"  labels:   {', '.join(card['labels'])}")
+        print(f"  validation macro-F1: {f1 or 'not recorded'}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .core.build import AdaptConfig, HeadConfig, PackRecipe, train_pack
+    from .core.datasets import DatasetError
+    from .core.packs import user_packs_dir
+    from .core.train import Callbacks
+
+    recipe = PackRecipe(
+        train_dir=args.train_dir, name=args.name, val_dir=args.val_dir, val_fraction=args.val_fraction,
+        group_pattern=args.group_pattern, models=args.models, fine_tune=args.fine_tune,
+        adapt=AdaptConfig(backbone=args.backbone, epochs=args.epochs, seed=args.seed,
+                          bottleneck=args.qubits, input_size=args.input_size),
+        heads=HeadConfig(n_qubits=args.qubits, layers=args.layers, epochs=args.head_epochs, lr=args.lr,
+                         batch_size=args.batch_size, contrastive_weight=args.contrastive_weight,
+                         seed=args.seed),
+        device=args.device)
+    start = time.time()
+
+    def progress(stage: str, done: int, total: int, metrics: dict) -> None:
+        _progress(done, total, start, what=stage)
+        if stage in ("adapt_epoch",) or (stage == "heads" and done % max(1, total // 30) == 0):
+            print(f"\n{stage}: {json.dumps(metrics)}", file=sys.stderr)
+
+    out = Path(args.out) if args.out else user_packs_dir() / args.name
+    try:
+        path = train_pack(recipe, out, Callbacks(progress=progress))
+    except DatasetError as exc:
+        raise UsageError(str(exc)) from exc
+    print(f"\npack written to {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_hardware(args: argparse.Namespace) -> int:
+    raise UsageError("IBM hardware reruns are not available in this version yet.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-")):
+        return _start_gui(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handlers = {"classify": cmd_classify, "evaluate": cmd_evaluate, "packs": cmd_packs,
+                "train": cmd_train, "hardware": cmd_hardware}
+    from .core.imageio import ImageError
+    from .core.packs import PackError
+
+    try:
+        return handlers[args.command](args)
+    except UsageError as exc:
+        print(f"hqnn-desktop {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except (PackError, ImageError, ValueError, OSError) as exc:
+        print(f"\nhqnn-desktop {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nInterrupted; files already written are intact.", file=sys.stderr)
+        return 130
+
+
+def _start_gui(paths: list[str]) -> int:
+    try:
+        from .gui.app import run
+    except ImportError:
+        print("The desktop window is not part of this version yet; use a subcommand "
+              "(hqnn-desktop --help).", file=sys.stderr)
+        return 2
+    return run(paths)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

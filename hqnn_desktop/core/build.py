@@ -1,0 +1,143 @@
+"""Train a complete pack from labelled folders: the one entry point of the CLI and the Training tab.
+
+Steps: scan the class folders; split validation (a second folder, or a grouped
+fraction); decode images; optionally adapt the backbone (stage 1); extract
+features once; train the requested heads on identical features (stage 3);
+score them on validation; write a pack whose card records everything.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .augment import AugmentConfig
+from .backbones import get_spec
+from .circuits import circuit_parameter_count
+from .datasets import LabelledFiles, load_images, scan_class_folders, split_validation
+from .heads import MODEL_KINDS
+from .metrics import classification_report
+from .packs import save_pack
+from .train import (
+    AdaptConfig,
+    Callbacks,
+    FeatureExtractor,
+    HeadConfig,
+    adapt_backbone,
+    extract_features,
+    predict_proba,
+    train_heads,
+)
+
+
+@dataclass
+class PackRecipe:
+    """Everything the Training tab and ``hqnn-desktop train`` let a user choose."""
+
+    train_dir: str
+    name: str
+    val_dir: str | None = None
+    val_fraction: float = 0.15
+    group_pattern: str | None = None
+    models: tuple[str, ...] = MODEL_KINDS
+    fine_tune: bool = False
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)
+    heads: HeadConfig = field(default_factory=HeadConfig)
+    device: str | None = None
+    description: str = ""
+
+
+def _load(files: LabelledFiles, size: int, callbacks: Callbacks, stage: str) -> tuple[np.ndarray, np.ndarray]:
+    images, errors = load_images(files.paths, size,
+                                 progress=lambda d, t: (callbacks.check(), callbacks.progress(stage, d, t, {})))
+    ok = np.array([e is None for e in errors], dtype=bool)
+    return images[ok], np.asarray(files.targets)[ok]
+
+
+def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | None = None) -> Path:
+    """Run the whole protocol and write the pack to ``out_dir``; returns its path."""
+    callbacks = callbacks or Callbacks()
+    cfg = recipe.adapt
+    spec = get_spec(cfg.backbone)
+    train_files = scan_class_folders(recipe.train_dir)
+    if recipe.val_dir:
+        val_files = scan_class_folders(recipe.val_dir, train_files.labels)
+    else:
+        train_files, val_files = split_validation(train_files, recipe.val_fraction, cfg.seed,
+                                                  recipe.group_pattern)
+    labels = train_files.labels
+    x_train, y_train = _load(train_files, cfg.input_size, callbacks, "load_train")
+    x_val, y_val = _load(val_files, cfg.input_size, callbacks, "load_val")
+    if len(x_train) == 0 or len(x_val) == 0:
+        raise ValueError("No readable images are left for training or validation.")
+    if recipe.fine_tune:
+        extractor, adapt_history = adapt_backbone(x_train, y_train, len(labels), cfg, recipe.device,
+                                                  callbacks=callbacks, val=(x_val, y_val))
+    else:
+        extractor, adapt_history = FeatureExtractor(cfg.backbone, cfg.pretrained), []
+    f_train = extract_features(extractor, x_train, device=recipe.device, callbacks=callbacks)
+    f_val = extract_features(extractor, x_val, device=recipe.device, callbacks=callbacks)
+    heads, histories = train_heads(f_train, y_train, len(labels), recipe.heads, recipe.models,
+                                   val=(f_val, y_val), callbacks=callbacks)
+    metrics = {kind: classification_report(y_val, predict_proba(head, f_val), labels)
+               for kind, head in heads.items()}
+    card = make_card(
+        name=recipe.name, labels=labels, backbone=cfg.backbone, input_size=cfg.input_size,
+        n_qubits=recipe.heads.n_qubits, layers=recipe.heads.layers, feature_dim=spec.feature_dim,
+        models=tuple(heads), training={
+            "train_dir": str(recipe.train_dir), "val_dir": recipe.val_dir,
+            "val_fraction": None if recipe.val_dir else recipe.val_fraction,
+            "group_pattern": recipe.group_pattern, "fine_tune_backbone": recipe.fine_tune,
+            "adapt": {**asdict(cfg), "augment": asdict(cfg.augment)} if recipe.fine_tune else None,
+            "heads": asdict(recipe.heads), "seed": cfg.seed,
+            "n_train": int(len(y_train)), "n_val": int(len(y_val)),
+            "history": {"adapt": adapt_history, "heads": histories},
+        },
+        validation={"split": "val_dir" if recipe.val_dir else "fraction", "models": metrics},
+        data={"description": recipe.description or f"User dataset {Path(recipe.train_dir).name}",
+              "class_counts": train_files.class_counts()},
+    )
+    return save_pack(out_dir, card, extractor, heads)
+
+
+def make_card(*, name: str, labels: list[str], backbone: str, input_size: int, n_qubits: int,
+              layers: int, feature_dim: int, models: tuple[str, ...], training: dict,
+              validation: dict, data: dict, extra: dict | None = None) -> dict:
+    """Assemble a model card (the weight checksums are added by ``save_pack``)."""
+    from .heads import parameter_counts
+
+    spec = get_spec(backbone)
+    counts = parameter_counts(feature_dim, n_qubits, layers, len(labels))
+    card = {
+        "name": name,
+        "labels": [label.lower() for label in labels],
+        "backbone": backbone,
+        "feature_dim": feature_dim,
+        "input_size": input_size,
+        "preprocessing": {"decode": "RGB, EXIF orientation applied, alpha composited on white",
+                          "resize": f"stretch to {input_size}x{input_size}, bilinear"},
+        "normalization": {"mean": list(spec.mean), "std": list(spec.std)},
+        "n_qubits": n_qubits,
+        "layers": layers,
+        "circuit": {"encoding": "RY(pi/2 * (tanh(bottleneck) + 1)) per qubit",
+                    "ansatz": "StronglyEntanglingLayers (Rot + CNOT ring)", "readout": "<Z> per qubit",
+                    "trainable_parameters": circuit_parameter_count(n_qubits, layers)},
+        "models": {kind: {"parameters": counts[kind]} for kind in models},
+        "training": training,
+        "metrics": {"validation": validation},
+        "data": data,
+        "intended_use": "Research and teaching only; not a medical device and not for diagnosis.",
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "software": {"python": platform.python_version(), "torch": torch.__version__},
+    }
+    if extra:
+        card.update(extra)
+    return card
+
+
+__all__ = ["PackRecipe", "train_pack", "make_card", "AdaptConfig", "HeadConfig", "AugmentConfig"]

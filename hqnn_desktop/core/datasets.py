@@ -1,0 +1,141 @@
+"""Labelled image folders: one subfolder per class, any format Pillow reads.
+
+Also the validation split of a single folder, optionally grouped by a
+file-name pattern so that images derived from the same source (the same smear
+field in Blood Cell Images) never fall on both sides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .imageio import ImageError, is_image_name, load_model_input
+
+
+class DatasetError(ValueError):
+    """A dataset folder that cannot be used, explained for the user."""
+
+
+@dataclass
+class LabelledFiles:
+    """Image paths with integer labels into ``labels`` (lower-case class names)."""
+
+    paths: list[Path]
+    targets: list[int]
+    labels: list[str]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def subset(self, index: Sequence[int]) -> "LabelledFiles":
+        return LabelledFiles([self.paths[i] for i in index], [self.targets[i] for i in index],
+                             list(self.labels))
+
+    def class_counts(self) -> dict[str, int]:
+        counts = np.bincount(np.asarray(self.targets, dtype=int), minlength=len(self.labels))
+        return {label: int(c) for label, c in zip(self.labels, counts)}
+
+
+def scan_class_folders(root: str | Path, labels: Sequence[str] | None = None) -> LabelledFiles:
+    """List the images of ``root/<class>/...`` (recursively inside each class).
+
+    With ``labels`` (a pack's classes), folders are matched case-insensitively and
+    folders naming no known class are an error; without, the classes are the
+    subfolder names in lower case, sorted.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"The dataset folder does not exist: {root}")
+    class_dirs = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")),
+                        key=lambda d: d.name.lower())
+    if not class_dirs:
+        raise DatasetError(
+            f"{root} has no class subfolders. A labelled dataset holds one folder per class "
+            "(for example basophil/, eosinophil/, ...) with the images inside."
+        )
+    if labels is None:
+        names = [d.name.lower() for d in class_dirs]
+        if len(set(names)) != len(names):
+            raise DatasetError(f"{root} has class folders that differ only in upper/lower case.")
+        labels = names
+    labels = [label.lower() for label in labels]
+    index = {label: i for i, label in enumerate(labels)}
+    unknown = [d.name for d in class_dirs if d.name.lower() not in index]
+    if unknown:
+        raise DatasetError(
+            f"These folders in {root} are not classes of the model: {', '.join(unknown)}. "
+            f"The model knows: {', '.join(labels)}."
+        )
+    paths, targets, skipped = [], [], []
+    for d in class_dirs:
+        for p in sorted(d.rglob("*")):
+            if p.is_file() and is_image_name(p):
+                paths.append(p)
+                targets.append(index[d.name.lower()])
+            elif p.is_file():
+                skipped.append((p, "not an image file name"))
+    if not paths:
+        raise DatasetError(f"No images were found in the class folders of {root}.")
+    return LabelledFiles(paths, targets, list(labels), skipped)
+
+
+def group_key(path: Path, pattern: str | None) -> str:
+    """The group a file belongs to: the first capture (or whole match) of ``pattern`` in its name."""
+    if not pattern:
+        return str(path)
+    m = re.search(pattern, path.name)
+    if m is None:
+        return str(path)
+    return m.group(1) if m.groups() else m.group(0)
+
+
+def split_validation(files: LabelledFiles, fraction: float, seed: int,
+                     group_pattern: str | None = None) -> tuple[LabelledFiles, LabelledFiles]:
+    """Split off about ``fraction`` of the images for validation, whole groups at a time.
+
+    Groups are assigned by a hash of (seed, group), so the split is deterministic,
+    independent of file order, and stable when images are added.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise DatasetError("The validation fraction must be between 0 and 1 (for example 0.15).")
+    if group_pattern:
+        try:
+            re.compile(group_pattern)
+        except re.error as exc:
+            raise DatasetError(f"The grouping pattern is not a valid regular expression: {exc}") from exc
+    train_idx, val_idx = [], []
+    for i, p in enumerate(files.paths):
+        key = f"{seed}:{group_key(p, group_pattern)}".encode()
+        u = int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64
+        (val_idx if u < fraction else train_idx).append(i)
+    if not train_idx or not val_idx:
+        raise DatasetError("The validation split is empty on one side; use more images or another fraction.")
+    return files.subset(train_idx), files.subset(val_idx)
+
+
+def load_images(paths: Sequence[Path], size: int, workers: int = 4,
+                progress: Callable[[int, int], None] | None = None
+                ) -> tuple[np.ndarray, list[str | None]]:
+    """Decode ``paths`` into a (N, size, size, 3) uint8 array; errors listed per image (or None)."""
+    out = np.zeros((len(paths), size, size, 3), dtype=np.uint8)
+    errors: list[str | None] = [None] * len(paths)
+
+    def work(i: int) -> None:
+        try:
+            out[i] = load_model_input(paths[i], size)
+        except ImageError as exc:
+            errors[i] = str(exc)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for done, _ in enumerate(pool.map(work, range(len(paths))), start=1):
+            if progress is not None and (done % 256 == 0 or done == len(paths)):
+                progress(done, len(paths))
+    return out, errors

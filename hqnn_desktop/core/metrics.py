@@ -1,0 +1,100 @@
+"""Classification metrics used in reports, the Evaluate tab and the training records."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts: rows are true classes, columns predicted classes."""
+    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(cm, (np.asarray(y_true, int), np.asarray(y_pred, int)), 1)
+    return cm
+
+
+def per_class_prf(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision, recall and F1 per class from a confusion matrix (0 where undefined)."""
+    tp = np.diag(cm).astype(float)
+    predicted = cm.sum(0).astype(float)
+    actual = cm.sum(1).astype(float)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    return precision, recall, f1
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
+    """Macro-averaged F1 over the classes present in ``y_true``."""
+    cm = confusion_matrix(y_true, y_pred, n_classes)
+    present = cm.sum(1) > 0
+    return float(per_class_prf(cm)[2][present].mean()) if present.any() else 0.0
+
+
+def expected_calibration_error(proba: np.ndarray, y_true: np.ndarray, bins: int = 15) -> float:
+    """ECE with equal-width confidence bins (Guo et al. 2017)."""
+    conf = proba.max(1)
+    correct = proba.argmax(1) == np.asarray(y_true)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        mask = (conf > lo) & (conf <= hi)
+        if mask.any():
+            ece += mask.mean() * abs(correct[mask].mean() - conf[mask].mean())
+    return float(ece)
+
+
+def reliability_curve(proba: np.ndarray, y_true: np.ndarray, bins: int = 15) -> dict:
+    """Per-bin mean confidence, accuracy and count, for reliability plots."""
+    conf = proba.max(1)
+    correct = proba.argmax(1) == np.asarray(y_true)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    rows = {"confidence": [], "accuracy": [], "count": []}
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        mask = (conf > lo) & (conf <= hi)
+        rows["count"].append(int(mask.sum()))
+        rows["confidence"].append(float(conf[mask].mean()) if mask.any() else None)
+        rows["accuracy"].append(float(correct[mask].mean()) if mask.any() else None)
+    return rows
+
+
+def classification_report(y_true: np.ndarray, proba: np.ndarray, labels: list[str]) -> dict:
+    """Everything a report shows for one model: n, accuracy, macro P/R/F1, per class, matrix, ECE."""
+    y_true = np.asarray(y_true, int)
+    pred = proba.argmax(1)
+    cm = confusion_matrix(y_true, pred, len(labels))
+    precision, recall, f1 = per_class_prf(cm)
+    present = cm.sum(1) > 0
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float((pred == y_true).mean()) if len(y_true) else 0.0,
+        "macro_precision": float(precision[present].mean()) if present.any() else 0.0,
+        "macro_recall": float(recall[present].mean()) if present.any() else 0.0,
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "per_class": {lab: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+                      for lab, p, r, f, s in zip(labels, precision, recall, f1, cm.sum(1))},
+        "confusion_matrix": cm.tolist(),
+        "ece": expected_calibration_error(proba, y_true) if len(y_true) else 0.0,
+    }
+
+
+def mcnemar(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> dict:
+    """Exact (binomial) McNemar test on paired predictions of two models on the same images."""
+    from scipy.stats import binomtest
+
+    a_ok = np.asarray(pred_a) == np.asarray(y_true)
+    b_ok = np.asarray(pred_b) == np.asarray(y_true)
+    only_a = int((a_ok & ~b_ok).sum())
+    only_b = int((~a_ok & b_ok).sum())
+    n = only_a + only_b
+    p = 1.0 if n == 0 else float(binomtest(only_a, n, 0.5).pvalue)
+    return {"only_a_correct": only_a, "only_b_correct": only_b, "p_value": p}
+
+
+def mean_std(values: list[float]) -> dict:
+    """Mean and sample standard deviation (ddof=1) of per-seed figures."""
+    arr = np.asarray(values, float)
+    std = float(arr.std(ddof=1)) if len(arr) > 1 else math.nan
+    return {"mean": float(arr.mean()), "std": std, "values": [float(v) for v in arr]}

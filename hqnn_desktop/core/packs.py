@@ -1,0 +1,236 @@
+"""Model packs: a folder with ``card.json`` and safetensors weights, verified before use.
+
+``card.json`` says everything needed to rebuild and to trust the weights: labels,
+preprocessing, backbone, qubits, layers, parameter counts, training
+configuration, metrics, data provenance, and the sha256 of every weight file.
+Weights are safetensors (never pickle), so a pack from a stranger cannot run
+code. A pack whose files do not match its card is refused with a message that
+says what is wrong. Packs are written to a temporary folder and swapped in, so
+a crash never leaves half a pack.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .heads import MODEL_KINDS, Head
+from .storage import atomic_write_json
+
+CARD = "card.json"
+BACKBONE_FILE = "backbone.safetensors"
+HEADS_FILE = "heads.safetensors"
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("name", "labels", "backbone", "input_size", "normalization", "n_qubits", "layers",
+                 "feature_dim", "models", "files")
+
+
+class PackError(Exception):
+    """A pack that cannot be used, with a message for the user."""
+
+
+def resources_dir() -> Path:
+    """The bundled resources (packs, samples): ``$HQNN_RESOURCES`` or the checkout's resources/."""
+    env = os.environ.get("HQNN_RESOURCES")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "resources"
+
+
+def bundled_packs_dir() -> Path:
+    return resources_dir() / "packs"
+
+
+def user_packs_dir() -> Path:
+    """Packs the user trained or installed: platformdirs' data folder, or ``$HQNN_DATA_DIR``."""
+    from .paths import data_dir
+
+    return data_dir() / "packs"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_card(folder: Path) -> dict:
+    """Read and check a pack's card (not its weights)."""
+    card_path = Path(folder) / CARD
+    if not card_path.is_file():
+        raise PackError(f"{folder} is not a model pack: it has no {CARD}.")
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PackError(f"The model card {card_path} is damaged ({exc}).") from exc
+    if not isinstance(card, dict):
+        raise PackError(f"The model card {card_path} is not a JSON object.")
+    missing = [k for k in REQUIRED_KEYS if k not in card]
+    if missing:
+        raise PackError(f"The model card {card_path} lacks: {', '.join(missing)}.")
+    return card
+
+
+def verify_files(folder: Path, card: dict) -> None:
+    """Check every weight file against the sha256 in the card."""
+    for name, expected in card["files"].items():
+        path = Path(folder) / name
+        if Path(name).name != name:
+            raise PackError(f"The model card names a file outside the pack: {name}.")
+        if not path.is_file():
+            raise PackError(f"The pack {folder.name} is incomplete: {name} is missing.")
+        actual = sha256_file(path)
+        if actual != expected.get("sha256"):
+            raise PackError(
+                f"The pack {folder.name} is damaged or was modified: {name} does not match the "
+                "checksum in its model card (truncated download or tampering). Reinstall the pack."
+            )
+
+
+@dataclass
+class Pack:
+    """A loaded, verified pack: the shared feature extractor and the three heads."""
+
+    path: Path
+    card: dict
+    extractor: torch.nn.Module
+    heads: dict[str, Head]
+
+    @property
+    def name(self) -> str:
+        return self.card["name"]
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.card["labels"])
+
+    @property
+    def input_size(self) -> int:
+        return int(self.card["input_size"])
+
+
+def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return {k: v.float() for k, v in load_file(str(path)).items()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise PackError(f"The weight file {path.name} cannot be read ({exc}).") from exc
+
+
+def load_pack(folder: str | Path, models: tuple[str, ...] = MODEL_KINDS) -> Pack:
+    """Verify and load a pack folder; ``models`` limits which heads are built."""
+    from .train import FeatureExtractor
+
+    folder = Path(folder)
+    card = read_card(folder)
+    verify_files(folder, card)
+    unknown = [m for m in models if m not in card["models"]]
+    if unknown:
+        raise PackError(f"The pack {card['name']} has no model {', '.join(unknown)}.")
+    extractor = FeatureExtractor(card["backbone"], pretrained=False)
+    try:
+        extractor.load_state_dict(_load_safetensors(folder / BACKBONE_FILE))
+    except RuntimeError as exc:
+        raise PackError(f"The backbone weights do not fit the backbone {card['backbone']}.") from exc
+    extractor.eval()
+    head_state = _load_safetensors(folder / HEADS_FILE)
+    heads = {}
+    for kind in models:
+        head = Head(kind, int(card["feature_dim"]), int(card["n_qubits"]), int(card["layers"]),
+                    len(card["labels"]))
+        prefix = f"{kind}."
+        try:
+            head.load_state_dict({k[len(prefix):]: v for k, v in head_state.items() if k.startswith(prefix)})
+        except RuntimeError as exc:
+            raise PackError(f"The {kind} weights do not fit the model described by the card.") from exc
+        heads[kind] = head.eval()
+    return Pack(folder, card, extractor, heads)
+
+
+def save_pack(folder: str | Path, card: dict, extractor: torch.nn.Module, heads: dict[str, Head],
+              fp16_backbone: bool = True) -> Path:
+    """Write a pack atomically: build it in a temporary folder, then swap it into place."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        dtype = torch.float16 if fp16_backbone else torch.float32
+        save_file({k: v.detach().to(dtype).contiguous() for k, v in extractor.state_dict().items()},
+                  str(tmp / BACKBONE_FILE))
+        save_file({f"{kind}.{k}": v.detach().float().contiguous()
+                   for kind, head in heads.items() for k, v in head.state_dict().items()},
+                  str(tmp / HEADS_FILE))
+        card = dict(card)
+        card["format_version"] = FORMAT_VERSION
+        card["files"] = {name: {"sha256": sha256_file(tmp / name), "bytes": (tmp / name).stat().st_size}
+                         for name in (BACKBONE_FILE, HEADS_FILE)}
+        card["weights_dtype"] = {"backbone": str(dtype).replace("torch.", ""), "heads": "float32"}
+        atomic_write_json(tmp / CARD, card)
+        old = folder.with_name(f".{folder.name}.old")
+        if folder.exists():
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        if old.exists():
+            shutil.rmtree(old)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+@dataclass(frozen=True)
+class PackInfo:
+    """A pack found on disk, described from its card only (cheap; weights not verified)."""
+
+    path: Path
+    card: dict
+    source: str
+
+    @property
+    def name(self) -> str:
+        return self.card["name"]
+
+
+def list_packs() -> list[PackInfo]:
+    """Bundled packs first, then the user's; damaged cards are skipped here (load_pack explains)."""
+    found = []
+    for source, root in (("bundled", bundled_packs_dir()), ("user", user_packs_dir())):
+        if not root.is_dir():
+            continue
+        for d in sorted(root.iterdir()):
+            if d.is_dir() and not d.name.startswith("."):
+                try:
+                    found.append(PackInfo(d, read_card(d), source))
+                except PackError:
+                    continue
+    return found
+
+
+def resolve_pack(name_or_dir: str | Path) -> Path:
+    """A pack folder from a name (user packs shadow bundled ones) or a path."""
+    p = Path(name_or_dir)
+    if p.is_dir():
+        return p
+    matches = [info.path for info in list_packs() if info.name == str(name_or_dir) or info.path.name == str(name_or_dir)]
+    if not matches:
+        names = ", ".join(sorted({i.name for i in list_packs()})) or "none installed"
+        raise PackError(f"No model pack named '{name_or_dir}'. Available: {names}.")
+    return matches[-1]
+
+
+def default_pack_name() -> str | None:
+    packs = list_packs()
+    return packs[0].name if packs else None

@@ -1,0 +1,37 @@
+"""Where settings, user data (packs, job records, reviews) and logs live (platformdirs).
+
+``$HQNN_CONFIG_DIR``, ``$HQNN_DATA_DIR`` and ``$HQNN_LOG_DIR`` override them, which
+is how tests and portable installs keep everything in one place.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+APP = "hqnn-desktop"
+
+
+def _dir(env: str, default) -> Path:
+    value = os.environ.get(env)
+    path = Path(value) if value else Path(default(APP, appauthor=False))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def config_dir() -> Path:
+    from platformdirs import user_config_dir
+
+    return _dir("HQNN_CONFIG_DIR", user_config_dir)
+
+
+def data_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return _dir("HQNN_DATA_DIR", user_data_dir)
+
+
+def log_dir() -> Path:
+    from platformdirs import user_log_dir
+
+    return _dir("HQNN_LOG_DIR", user_log_dir)

@@ -1,0 +1,178 @@
+"""The batch classification engine shared by the CLI, the GUI and the benchmarks.
+
+Images are decoded by a pool of threads running ahead of the model (bounded,
+so memory stays flat however large the folder), gathered into batches, passed
+once through the pack's backbone, and the features are handed to every
+requested head. Results come back per image, in input order, as soon as their
+batch is done; a file that cannot be used yields a result with ``error`` set,
+and the run goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .heads import MODEL_KINDS
+from .imageio import ImageError, is_image_name, load_model_input
+from .packs import Pack
+
+
+@dataclass
+class ImageResult:
+    """Per-image outcome: probabilities per model, or the reason the file was not usable."""
+
+    path: str
+    error: str | None = None
+    proba: dict[str, np.ndarray] = field(default_factory=dict)
+    features: np.ndarray | None = None
+    codes: dict[str, np.ndarray] = field(default_factory=dict)
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def iter_image_paths(inputs: Iterable[str | os.PathLike]) -> Iterator[str]:
+    """Expand files and folders (recursively, sorted) into the image paths to classify.
+
+    Files named explicitly are always returned (a non-image then gets an error
+    row); inside folders only image-like names are taken, hidden and system
+    files are skipped, and symbolic-link loops are not followed twice.
+    """
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            yield from _walk_folder(p)
+        else:
+            yield str(item)
+
+
+def _walk_folder(root: Path) -> Iterator[str]:
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if is_image_name(path):
+                yield str(path)
+
+
+def _decode(path: str, size: int) -> tuple[str, np.ndarray | None, str | None]:
+    try:
+        return path, load_model_input(path, size), None
+    except ImageError as exc:
+        return path, None, str(exc)
+    except Exception as exc:  # a decoder bug must not stop a batch of thousands
+        return path, None, f"The image could not be read ({type(exc).__name__}: {exc})."
+
+
+class Engine:
+    """Classify images with a loaded pack; one backbone pass feeds every requested head."""
+
+    def __init__(self, pack: Pack, models: tuple[str, ...] = MODEL_KINDS, batch_size: int = 32,
+                 decode_workers: int | None = None, device: str | None = None) -> None:
+        unknown = [m for m in models if m not in pack.heads]
+        if unknown:
+            raise ValueError(f"Unknown or unloaded model(s): {', '.join(unknown)}.")
+        self.pack = pack
+        self.models = tuple(models)
+        self.batch_size = max(1, batch_size)
+        self.decode_workers = decode_workers or max(2, min(8, (os.cpu_count() or 2)))
+        self.device = torch.device(device or "cpu")
+        self.pack.extractor.to(self.device).eval()
+        for kind in self.models:
+            self.pack.heads[kind].to(self.device).eval()
+
+    @torch.inference_mode()
+    def run_batch(self, images: np.ndarray, keep_latents: bool = False
+                  ) -> tuple[dict[str, np.ndarray], np.ndarray | None, dict, dict]:
+        """Probabilities per model for a uint8 NHWC batch (and latents on request)."""
+        x = torch.from_numpy(images).to(self.device)
+        feats = self.pack.extractor(x).float()
+        proba, codes, embs = {}, {}, {}
+        for kind in self.models:
+            code, emb = self.pack.heads[kind].embed(feats)
+            logits = self.pack.heads[kind].classifier(emb)
+            proba[kind] = torch.softmax(logits.float(), dim=1).cpu().numpy()
+            if keep_latents:
+                codes[kind], embs[kind] = code.cpu().numpy(), emb.float().cpu().numpy()
+        return proba, (feats.cpu().numpy() if keep_latents else None), codes, embs
+
+    def classify(self, paths: Iterable[str], cancelled: Callable[[], bool] = lambda: False,
+                 keep_latents: bool = False) -> Iterator[ImageResult]:
+        """Yield one :class:`ImageResult` per path, in order, decoding ahead in threads."""
+        size = self.pack.input_size
+        ahead = self.batch_size * 3
+        pending: queue.Queue[Future | None] = queue.Queue(maxsize=ahead)
+        stop = threading.Event()
+        pool = ThreadPoolExecutor(max_workers=self.decode_workers, thread_name_prefix="decode")
+
+        def feed() -> None:
+            try:
+                for path in paths:
+                    if stop.is_set():
+                        break
+                    fut = pool.submit(_decode, path, size)
+                    while not stop.is_set():
+                        try:
+                            pending.put(fut, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+            finally:
+                while True:
+                    try:
+                        pending.put(None, timeout=0.1)
+                        break
+                    except queue.Full:
+                        if stop.is_set():
+                            break
+
+        feeder = threading.Thread(target=feed, name="feeder", daemon=True)
+        feeder.start()
+        try:
+            done = False
+            while not done:
+                batch: list[tuple[str, np.ndarray | None, str | None]] = []
+                while len(batch) < self.batch_size:
+                    fut = pending.get()
+                    if fut is None:
+                        done = True
+                        break
+                    batch.append(fut.result())
+                if cancelled():
+                    return
+                yield from self._finish(batch, keep_latents)
+        finally:
+            stop.set()
+            while feeder.is_alive():
+                try:
+                    pending.get_nowait()
+                except queue.Empty:
+                    feeder.join(timeout=0.05)
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _finish(self, batch: list, keep_latents: bool) -> Iterator[ImageResult]:
+        good = [i for i, (_, arr, _) in enumerate(batch) if arr is not None]
+        results = [ImageResult(path=p, error=err) for p, _, err in batch]
+        if good:
+            images = np.stack([batch[i][1] for i in good])
+            proba, feats, codes, embs = self.run_batch(images, keep_latents)
+            for j, i in enumerate(good):
+                results[i].proba = {k: v[j] for k, v in proba.items()}
+                if keep_latents:
+                    results[i].features = feats[j]
+                    results[i].codes = {k: v[j] for k, v in codes.items()}
+                    results[i].embeddings = {k: v[j] for k, v in embs.items()}
+        yield from results

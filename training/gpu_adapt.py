@@ -16,7 +16,7 @@ import io
 import json
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -45,6 +45,24 @@ def save_chunks(out: Path, name: str, feats: np.ndarray, max_bytes: int = 15_000
         np.save(out / f"features_{name}_{k}.npy", feats[start:start + rows])
 
 
+def score(model, images: np.ndarray, targets: np.ndarray, n_classes: int, device: str | None) -> dict:
+    """Accuracy and macro-F1 of the adaptation model's own classifier."""
+    import torch
+
+    from hqnn_desktop.core.metrics import macro_f1
+    from hqnn_desktop.core.train import choose_device
+
+    dev = choose_device(device)
+    model = model.to(dev).eval()
+    preds = []
+    with torch.no_grad():
+        for i in range(0, len(images), 256):
+            preds.append(model(torch.as_tensor(images[i:i + 256]).to(dev)).argmax(1).cpu().numpy())
+    model.cpu()
+    pred = np.concatenate(preds)
+    return {"accuracy": float((pred == targets).mean()), "macro_f1": macro_f1(targets, pred, n_classes)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, required=True)
@@ -58,6 +76,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, help="use only the first N images (smoke tests)")
     ap.add_argument("--device")
+    ap.add_argument("--mixup", type=float, default=0.0)
+    ap.add_argument("--ema", type=float, default=0.0, help="EMA decay of the weights (0: off)")
+    ap.add_argument("--variants", help="JSON list of config overrides to try; the best by "
+                                       "validation macro-F1 is exported")
     args = ap.parse_args()
     if args.weights:
         os.environ["HQNN_EFFICIENTNET_LITE0_WEIGHTS"] = str(args.weights)
@@ -74,9 +96,11 @@ def main() -> None:
     split = np.array(index["split"][:len(images)])
     targets = np.array(index["targets"][:len(images)])
     tr, va = split == "train", split == "val"
-    cfg = AdaptConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                      bottleneck=args.bottleneck, seed=args.seed, input_size=index["size"],
-                      augment=AugmentConfig(fill=args.fill))
+    base = AdaptConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                       bottleneck=args.bottleneck, seed=args.seed, input_size=index["size"],
+                       mixup=args.mixup, ema_decay=args.ema, augment=AugmentConfig(fill=args.fill))
+    variants = json.loads(args.variants) if args.variants else [{}]
+    ck = split == "check"
 
     def progress(stage: str, done: int, total: int, metrics: dict) -> None:
         if stage == "adapt_epoch":
@@ -84,9 +108,24 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     t1 = time.time()
-    extractor, history = adapt_backbone(images[tr], targets[tr], len(index["labels"]), cfg,
+    tried, best = [], None
+    for overrides in variants:
+        aug = {**asdict(base.augment), **overrides.get("augment", {})}
+        cfg = replace(base, **{k: v for k, v in overrides.items() if k != "augment"},
+                      augment=AugmentConfig(**aug))
+        print("variant", json.dumps(overrides), flush=True)
+        model, history = adapt_backbone(images[tr], targets[tr], len(index["labels"]), cfg,
                                         device=args.device, callbacks=Callbacks(progress=progress),
                                         val=(images[va], targets[va]) if va.any() else None)
+        scores = {name: score(model, images[m], targets[m], len(index["labels"]), args.device)
+                  for name, m in (("val", va), ("check", ck)) if m.any()}
+        print("scores", json.dumps(scores), flush=True)
+        tried.append({"overrides": overrides, "scores": scores, "history": history})
+        key = scores.get("val", {}).get("macro_f1", 0.0)
+        if best is None or key > best[0]:
+            best = (key, model, cfg, history)
+    _, model, cfg, history = best
+    extractor = model.extractor
     t_train = time.time() - t1
     t2 = time.time()
     for name, mask in (("train", tr), ("val", va)):
@@ -99,6 +138,7 @@ def main() -> None:
     save_file(state, str(args.out / "backbone.safetensors"))
     device_name = torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else "cpu"
     record = {"config": {**asdict(cfg), "augment": asdict(cfg.augment)}, "labels": index["labels"],
+              "variants": tried,
               "n_train": int(tr.sum()), "n_val_monitor": int(va.sum()), "history": history,
               "seconds": {"decode": t_decode, "adapt": t_train, "features": t_feat},
               "device": device_name, "torch": torch.__version__}

@@ -42,7 +42,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--quality", type=int, default=85)
-    ap.add_argument("--val-subset", type=int, default=400, help="validation images carried for monitoring")
+    ap.add_argument("--val-subset", type=int, default=400, help="validation images carried for monitoring (0: all)")
     args = ap.parse_args()
     if args.dataset == "pbc":
         train = scan_class_folders(DATA / "pbc" / "train")
@@ -50,10 +50,13 @@ def main() -> None:
     else:
         full = scan_class_folders(DATA / "bci" / "TRAIN")
         train, val = split_validation(full, 0.15, seed=0, group_pattern=BCI_GROUP)
-    step = max(1, len(val) // args.val_subset)
-    val = val.subset(range(0, len(val), step))
+    if args.val_subset:
+        val = val.subset(range(0, len(val), max(1, len(val) // args.val_subset)))
     items = [(p, t, "train") for p, t in zip(train.paths, train.targets)]
     items += [(p, t, "val") for p, t in zip(val.paths, val.targets)]
+    if args.dataset == "bci":
+        check = scan_class_folders(DATA / "bci" / "TEST_SIMPLE", train.labels)
+        items += [(p, t, "check") for p, t in zip(check.paths, check.targets)]
     with ThreadPoolExecutor(4) as pool:
         blobs = list(pool.map(lambda it: encode(it[0], args.size, args.quality), items))
     args.out.mkdir(parents=True, exist_ok=True)

@@ -76,8 +76,9 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
     if len(x_train) == 0 or len(x_val) == 0:
         raise ValueError("No readable images are left for training or validation.")
     if recipe.fine_tune:
-        extractor, adapt_history = adapt_backbone(x_train, y_train, len(labels), cfg, recipe.device,
-                                                  callbacks=callbacks, val=(x_val, y_val))
+        adapted, adapt_history = adapt_backbone(x_train, y_train, len(labels), cfg, recipe.device,
+                                                callbacks=callbacks, val=(x_val, y_val))
+        extractor = adapted.extractor
     else:
         extractor, adapt_history = FeatureExtractor(cfg.backbone, cfg.pretrained), []
     f_train = extract_features(extractor, x_train, device=recipe.device, callbacks=callbacks)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -78,6 +78,8 @@ class AdaptConfig:
     weight_decay: float = 0.05
     label_smoothing: float = 0.1
     seed: int = 0
+    mixup: float = 0.0
+    ema_decay: float = 0.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -117,8 +119,9 @@ def _autocast(device: torch.device):
 def adapt_backbone(images: np.ndarray | torch.Tensor, targets: np.ndarray, n_classes: int,
                    cfg: AdaptConfig, device: str | None = None,
                    checkpoint: Path | None = None, callbacks: Callbacks | None = None,
-                   val: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[FeatureExtractor, list[dict]]:
-    """Fine-tune a backbone on uint8 NHWC ``images``; returns the adapted extractor and history."""
+                   val: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[AdaptationModel, list[dict]]:
+    """Fine-tune a backbone on uint8 NHWC ``images``; returns the adapted model (its
+    ``extractor`` is what packs keep) and the per-epoch history."""
     callbacks = callbacks or Callbacks()
     dev = choose_device(device)
     seed_everything(cfg.seed)
@@ -133,17 +136,23 @@ def adapt_backbone(images: np.ndarray | torch.Tensor, targets: np.ndarray, n_cla
         (no_decay if p.ndim <= 1 else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
-                                                pct_start=0.15)
+    sched = _one_cycle(opt, cfg.lr, cfg.epochs * steps_per_epoch, pct_start=0.15)
+    ema = None
+    if cfg.ema_decay > 0:
+        ema = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     start_epoch, history = 0, []
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, map_location=dev, weights_only=True)
         model.load_state_dict(state["model"])
+        if ema is not None and "ema" in state:
+            ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start_epoch, history = int(state["epoch"]), _history_from_tensor(state["history"])
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
+        torch.manual_seed(cfg.seed * 1000 + epoch)  # drop-connect draws: resuming repeats them
         gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
         order = torch.randperm(n, generator=gen).to(dev)
         t0, seen = time.time(), 0
@@ -154,13 +163,23 @@ def adapt_backbone(images: np.ndarray | torch.Tensor, targets: np.ndarray, n_cla
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             xb = augment_batch(x_all[idx], cfg.augment, gen)
             yb = y_all[idx]
+            lam, perm = 1.0, None
+            if cfg.mixup > 0:
+                lam = float(np.random.default_rng(cfg.seed * 100_003 + epoch * 1009 + step).beta(cfg.mixup, cfg.mixup))
+                perm = torch.randperm(len(idx), generator=gen).to(dev)
+                xb = lam * xb + (1 - lam) * xb[perm]
             with _autocast(dev):
                 logits = model(xb)
-                loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
+                loss = lam * F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
+                if perm is not None:
+                    loss = loss + (1 - lam) * F.cross_entropy(logits.float(), yb[perm],
+                                                              label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
             total_loss += loss.detach() * len(idx)
             correct += (logits.argmax(1) == yb).sum()
             seen += len(idx)
@@ -169,16 +188,19 @@ def adapt_backbone(images: np.ndarray | torch.Tensor, targets: np.ndarray, n_cla
         record = {"epoch": epoch + 1, "loss": float(total_loss) / seen, "train_accuracy": int(correct) / seen,
                   "seconds": time.time() - t0}
         if val is not None:
-            record["val_accuracy"] = _adaptation_accuracy(model, val, dev, cfg.batch_size)
+            record["val_accuracy"] = _adaptation_accuracy(ema.module if ema else model, val, dev,
+                                                          cfg.batch_size)
         history.append(record)
         callbacks.progress("adapt_epoch", epoch + 1, cfg.epochs, record)
         if checkpoint is not None:
             atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                               **({"ema": ema.state_dict()} if ema is not None else {}),
                                "scheduler": sched.state_dict(), "epoch": epoch + 1,
                                "history": _history_to_tensor(history), "config": str(asdict(cfg))},
                               checkpoint)
-    model.eval()
-    return model.extractor.cpu().float(), history
+    final = ema.module if ema is not None else model
+    final.eval()
+    return final.cpu().float(), history
 
 
 def _history_to_tensor(history: list[dict]) -> dict:
@@ -242,6 +264,8 @@ class HeadConfig:
     contrastive_weight: float = 0.0
     temperature: float = 0.2
     feature_dropout: float = 0.2
+    label_smoothing: float = 0.1
+    warmup_epochs: int = 5
     seed: int = 0
 
 
@@ -261,53 +285,86 @@ def supcon_loss(embedding: torch.Tensor, targets: torch.Tensor, temperature: flo
     return -mean_log_prob.mean()
 
 
+def _one_cycle(opt: torch.optim.Optimizer, lr: float, total_steps: int, pct_start: float):
+    """One-cycle schedule that also works for very short runs (tiny datasets, tests)."""
+    total = max(total_steps, 20)
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total,
+                                               pct_start=max(pct_start, 2.0 / total))
+
+
+def _fit_head(head: Head, x: torch.Tensor, y: torch.Tensor, cfg: HeadConfig, epochs: int,
+              callbacks: Callbacks, on_epoch: Callable[[int, dict], None]) -> None:
+    """Train ``head`` on features for ``epochs``: AdamW, one-cycle, feature dropout, optional SupCon."""
+    steps = math.ceil(len(y) / cfg.batch_size)
+    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = _one_cycle(opt, cfg.lr, epochs * steps, pct_start=0.1)
+    for epoch in range(epochs):
+        head.train()
+        gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+        order = torch.randperm(len(y), generator=gen)
+        t0, total, correct = time.time(), 0.0, 0
+        for s in range(steps):
+            callbacks.check()
+            idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+            xb, yb = x[idx], y[idx]
+            if cfg.feature_dropout > 0:
+                keep = torch.rand(xb.shape, generator=gen) >= cfg.feature_dropout
+                xb = xb * keep / (1 - cfg.feature_dropout)
+            _, emb = head.embed(xb)
+            logits = head.classifier(emb)
+            loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+            if cfg.contrastive_weight > 0:
+                loss = loss + cfg.contrastive_weight * supcon_loss(emb, yb, cfg.temperature)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+            correct += int((logits.argmax(1) == yb).sum())
+        on_epoch(epoch, {"epoch": epoch + 1, "loss": total / len(y), "train_accuracy": correct / len(y),
+                         "seconds": time.time() - t0})
+    head.eval()
+
+
 def train_heads(train_features: np.ndarray, train_targets: np.ndarray, n_classes: int, cfg: HeadConfig,
                 kinds: tuple[str, ...] = MODEL_KINDS, val: tuple[np.ndarray, np.ndarray] | None = None,
                 callbacks: Callbacks | None = None) -> tuple[dict[str, Head], dict[str, list[dict]]]:
-    """Train one head per kind on the same frozen features; returns heads and per-epoch history."""
+    """Train one head per kind on the same frozen features; returns heads and per-epoch history.
+
+    A shared warm-up first fits a bottleneck and linear classifier for
+    ``cfg.warmup_epochs``; every head then starts from that same bottleneck
+    (and the same seed, batch order and epoch budget), so the models differ
+    only in their transformation stage. Without it a bottleneck trained from
+    scratch through the circuit converges slowly and unevenly across seeds.
+    """
     callbacks = callbacks or Callbacks()
     x = torch.as_tensor(train_features, dtype=torch.float32)
     y = torch.as_tensor(np.asarray(train_targets), dtype=torch.long)
+    total_epochs = cfg.warmup_epochs + len(kinds) * cfg.epochs
+    shared_bottleneck = None
+    if cfg.warmup_epochs > 0:
+        seed_everything(cfg.seed)
+        warm = Head("baseline", x.shape[1], cfg.n_qubits, cfg.layers, n_classes)
+        _fit_head(warm, x, y, replace(cfg, contrastive_weight=0.0), cfg.warmup_epochs, callbacks,
+                  lambda e, r: callbacks.progress("heads", e + 1, total_epochs, {"model": "warm-up", **r}))
+        shared_bottleneck = warm.bottleneck.state_dict()
     heads, histories = {}, {}
-    steps = math.ceil(len(y) / cfg.batch_size)
     for k_index, kind in enumerate(kinds):
         seed_everything(cfg.seed)
         head = Head(kind, x.shape[1], cfg.n_qubits, cfg.layers, n_classes)
-        opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps,
-                                                    pct_start=0.1)
-        history = []
-        for epoch in range(cfg.epochs):
-            head.train()
-            gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
-            order = torch.randperm(len(y), generator=gen)
-            t0, total, correct = time.time(), 0.0, 0
-            for s in range(steps):
-                callbacks.check()
-                idx = order[s * cfg.batch_size:(s + 1) * cfg.batch_size]
-                xb, yb = x[idx], y[idx]
-                if cfg.feature_dropout > 0:
-                    keep = torch.rand(xb.shape, generator=gen) >= cfg.feature_dropout
-                    xb = xb * keep / (1 - cfg.feature_dropout)
-                _, emb = head.embed(xb)
-                logits = head.classifier(emb)
-                loss = F.cross_entropy(logits, yb)
-                if cfg.contrastive_weight > 0:
-                    loss = loss + cfg.contrastive_weight * supcon_loss(emb, yb, cfg.temperature)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                total += float(loss) * len(idx)
-                correct += int((logits.argmax(1) == yb).sum())
-            record = {"epoch": epoch + 1, "loss": total / len(y), "train_accuracy": correct / len(y),
-                      "seconds": time.time() - t0}
+        if shared_bottleneck is not None:
+            head.bottleneck.load_state_dict(shared_bottleneck)
+        history: list[dict] = []
+
+        def on_epoch(epoch: int, record: dict, head=head, history=history, k_index=k_index, kind=kind) -> None:
             if val is not None:
                 record.update(_head_val_metrics(head, val))
+                head.train()
             history.append(record)
-            done = k_index * cfg.epochs + epoch + 1
-            callbacks.progress("heads", done, len(kinds) * cfg.epochs, {"model": kind, **record})
-        head.eval()
+            done = cfg.warmup_epochs + k_index * cfg.epochs + epoch + 1
+            callbacks.progress("heads", done, total_epochs, {"model": kind, **record})
+
+        _fit_head(head, x, y, cfg, cfg.epochs, callbacks, on_epoch)
         heads[kind], histories[kind] = head, history
     return heads, histories
 

@@ -1,0 +1,26 @@
+# hqnn-desktop: make run | make test | make install
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test lint
+
+install: $(STAMP)
+
+# (Re)creates the virtual environment and installs the project with its test extra.
+# torch==2.14.1 / torchvision==0.29.1 are pinned (pip takes them from this machine's disk).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/hqnn-desktop
+
+test: install
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check hqnn_desktop tests training

@@ -1,0 +1,68 @@
+import math
+
+import pytest
+import torch
+
+from hqnn_desktop.core.circuits import QuantumLayer, circuit_parameter_count, encoding_angles
+from hqnn_desktop.core.heads import MODEL_KINDS, Head, parameter_counts
+
+
+def test_circuit_output_shape_range_and_gradients():
+    torch.manual_seed(0)
+    layer = QuantumLayer(4, 2)
+    x = (torch.rand(5, 4) * 2 - 1).requires_grad_(True)
+    z = layer(x)
+    assert z.shape == (5, 4)
+    assert torch.all(z.abs() <= 1 + 1e-6)
+    z.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    assert layer.weights.grad.shape == (2, 4, 3) and layer.weights.grad.abs().sum() > 0
+
+
+def test_broadcast_batch_equals_one_by_one():
+    torch.manual_seed(1)
+    layer = QuantumLayer(3, 2)
+    x = torch.rand(6, 3) * 2 - 1
+    batched = layer(x)
+    single = torch.cat([layer(x[i:i + 1]) for i in range(6)])
+    assert torch.allclose(batched, single, atol=1e-6)
+
+
+def test_encoding_known_state():
+    # with all weights zero the ansatz is CNOTs only; x=-1 encodes |0...0>, so <Z> = +1 everywhere
+    layer = QuantumLayer(3, 1)
+    with torch.no_grad():
+        layer.weights.zero_()
+    z = layer(-torch.ones(1, 3))
+    assert torch.allclose(z, torch.ones(1, 3), atol=1e-6)
+    assert torch.allclose(encoding_angles(torch.tensor([-1.0, 0.0, 1.0])),
+                          torch.tensor([0.0, math.pi / 2, math.pi]))
+
+
+@pytest.mark.parametrize("n", [2, 4, 6, 8])
+@pytest.mark.parametrize("layers", [1, 2, 3, 4])
+def test_classical_matched_has_the_circuit_parameter_count(n, layers):
+    counts = parameter_counts(1280, n, layers, 8)
+    q = counts["hqnn"]["transform"]
+    assert q == circuit_parameter_count(n, layers) == 3 * n * layers
+    assert abs(counts["classical"]["transform"] - q) <= 0.1 * q
+    assert counts["baseline"]["transform"] == 0
+    assert counts["hqnn"]["head"] - counts["baseline"]["head"] == q
+
+
+def test_heads_forward_and_backward():
+    feats = torch.randn(7, 32)
+    for kind in MODEL_KINDS:
+        head = Head(kind, 32, 4, 2, 5)
+        code, emb = head.embed(feats)
+        assert code.shape == (7, 4) and emb.shape == (7, 4)
+        assert torch.all(code.abs() < 1)
+        logits = head(feats)
+        assert logits.shape == (7, 5)
+        logits.sum().backward()
+        assert head.bottleneck.weight.grad.abs().sum() > 0
+
+
+def test_unknown_model_kind_is_explained():
+    with pytest.raises(ValueError, match="Choose from"):
+        Head("quantum-ish", 8, 2, 1, 3)

@@ -1,0 +1,99 @@
+"""The headless CLI on the shipped samples and bundled packs, as a user on a server runs it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hqnn_desktop.cli import main
+
+from .conftest import BUNDLED, SAMPLES
+
+PBC = SAMPLES / "pbc8"
+needs_pbc8 = pytest.mark.skipif(not (BUNDLED / "pbc8" / "card.json").exists(), reason="pbc8 pack not built")
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+@needs_pbc8
+def test_classify_samples_and_bad_files(tmp_path, capsys):
+    bad_dir = tmp_path / "mixed"
+    bad_dir.mkdir()
+    (bad_dir / "empty.jpg").write_bytes(b"")
+    (bad_dir / "notes.jpg").write_text("<html>not an image</html>")
+    good = next(PBC.glob("neutrophil/*.jpg"))
+    (bad_dir / "cut.jpg").write_bytes(good.read_bytes()[:2000])
+    out = tmp_path / "out.csv"
+    rc = main(["classify", str(PBC), str(bad_dir), "--pack", "pbc8", "--out", str(out)])
+    assert rc == 0
+    rows = read_csv(out)
+    labels = json.loads((BUNDLED / "pbc8" / "card.json").read_text())["labels"]
+    assert list(rows[0].keys()) == ["path", "model", "label", "confidence", "error"] + [f"p_{x}" for x in labels]
+    n_samples = len(list(PBC.rglob("*.jpg")))
+    assert len(rows) == 3 * (n_samples + 3)
+    by_path: dict[str, list[dict]] = {}
+    for r in rows:
+        by_path.setdefault(r["path"], []).append(r)
+    assert {r["model"] for r in rows} == {"hqnn", "classical", "baseline"}
+    errors = {Path(p).name: rs[0]["error"] for p, rs in by_path.items() if rs[0]["error"]}
+    assert set(errors) == {"empty.jpg", "notes.jpg", "cut.jpg"}
+    assert "empty" in errors["empty.jpg"] and "truncated" in errors["cut.jpg"]
+    correct = total = 0
+    for p, rs in by_path.items():
+        if Path(p).parent.parent == PBC:
+            for r in rs:
+                probs = [float(r[f"p_{x}"]) for x in labels]
+                assert abs(sum(probs) - 1) < 1e-3 and r["label"] == labels[probs.index(max(probs))]
+                total += 1
+                correct += r["label"] == Path(p).parent.name
+    assert correct / total >= 0.9  # real samples, real pack
+    assert "images" in capsys.readouterr().err
+
+
+@needs_pbc8
+def test_evaluate_samples_report(tmp_path):
+    out = tmp_path / "report.json"
+    assert main(["evaluate", str(PBC), "--pack", "pbc8", "--out", str(out), "--models", "hqnn,baseline"]) == 0
+    report = json.loads(out.read_text())
+    assert set(report["models"]) == {"hqnn", "baseline"}
+    m = report["models"]["hqnn"]
+    assert m["n"] == len(list(PBC.rglob("*.jpg")))
+    for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1", "per_class", "confusion_matrix", "ece"):
+        assert key in m
+    assert sum(map(sum, m["confusion_matrix"])) == m["n"]
+    assert m["accuracy"] >= 0.9
+
+
+def test_usage_errors_exit_2(tmp_path, capsys):
+    assert main(["classify", str(PBC), "--pack", "no-such-pack", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "No model pack named" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["classify", str(PBC), "--models", "hqnn,magic", "--out", str(tmp_path / "x.csv")])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["classify", str(PBC)])
+    assert exc.value.code == 2
+    assert main(["classify", str(tmp_path / "missing"), "--out", str(tmp_path / "x.csv")]) == 2
+
+
+@needs_pbc8
+def test_packs_lists_bundled(capsys):
+    assert main(["packs"]) == 0
+    out = capsys.readouterr().out
+    assert "pbc8" in out and "efficientnet_lite0" in out and "macro-F1" in out
+
+
+def test_entry_point_runs(tmp_path):
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.run([sys.executable, "-m", "hqnn_desktop", "--help"], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 0 and "classify" in proc.stdout

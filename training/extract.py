@@ -1,0 +1,60 @@
+"""Features of a labelled folder through an adapted backbone, by the app's own decode path.
+
+Optionally re-encodes every original first (``--reencode webp80``, as the shared
+PBC training images were made) to measure the encoding shift.
+
+    python training/extract.py --backbone runs/pbc_adapt/backbone.safetensors \
+        --dir ../shared/data/pbc/val --out runs/pbc_adapt/val_orig.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from hqnn_desktop.core.backbones import load_state_file
+from hqnn_desktop.core.datasets import scan_class_folders, split_validation
+from hqnn_desktop.core.imageio import load_rgb, to_model_input
+from hqnn_desktop.core.train import FeatureExtractor, extract_features
+
+
+def reencoded(path: Path, size: int, quality: int) -> np.ndarray:
+    buf = io.BytesIO()
+    load_rgb(path).save(buf, "WEBP", quality=quality)
+    buf.seek(0)
+    return to_model_input(Image.open(buf).convert("RGB"), size)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--backbone", type=Path, required=True)
+    ap.add_argument("--name", default="efficientnet_lite0")
+    ap.add_argument("--dir", type=Path, required=True)
+    ap.add_argument("--labels", help="comma-separated class order (default: sorted folder names)")
+    ap.add_argument("--group-val", help="take the validation side of a grouped split with this pattern")
+    ap.add_argument("--val-fraction", type=float, default=0.15)
+    ap.add_argument("--reencode", type=int, help="WebP quality for a re-encoded copy")
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    files = scan_class_folders(args.dir, args.labels.split(",") if args.labels else None)
+    if args.group_val:
+        _, files = split_validation(files, args.val_fraction, 0, args.group_val)
+    ex = FeatureExtractor(args.name, pretrained=False)
+    ex.load_state_dict(load_state_file(str(args.backbone)))
+    if args.reencode:
+        images = np.stack([reencoded(p, args.size, args.reencode) for p in files.paths])
+    else:
+        images = np.stack([to_model_input(load_rgb(p), args.size) for p in files.paths])
+    feats = extract_features(ex, images, batch_size=32, device="cpu")
+    np.savez(args.out, features=feats, targets=np.asarray(files.targets),
+             paths=np.array([str(p) for p in files.paths]), labels=np.array(files.labels))
+    print(args.out, feats.shape)
+
+
+if __name__ == "__main__":
+    main()

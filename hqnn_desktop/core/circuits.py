@@ -60,8 +60,10 @@ class QuantumLayer(nn.Module):
             raise ValueError("The circuit needs at least one qubit and one layer.")
         self.n_qubits = n_qubits
         self.layers = layers
-        self.weights = nn.Parameter(torch.empty(weight_shape(n_qubits, layers)))
-        nn.init.uniform_(self.weights, 0.0, 2.0 * math.pi)
+        # Zero rotations: the circuit starts as its CNOT entanglers alone, which map the
+        # corners of the bounded code one-to-one (no information lost at initialisation);
+        # random angles in [0, 2pi) trained far less reliably on frozen codes.
+        self.weights = nn.Parameter(torch.zeros(weight_shape(n_qubits, layers)))
         self._qnode = None
 
     def _circuit(self):

@@ -265,7 +265,8 @@ class HeadConfig:
     temperature: float = 0.2
     feature_dropout: float = 0.2
     label_smoothing: float = 0.1
-    warmup_epochs: int = 5
+    warmup_epochs: int = 10
+    freeze_bottleneck: bool = True
     seed: int = 0
 
 
@@ -296,7 +297,8 @@ def _fit_head(head: Head, x: torch.Tensor, y: torch.Tensor, cfg: HeadConfig, epo
               callbacks: Callbacks, on_epoch: Callable[[int, dict], None]) -> None:
     """Train ``head`` on features for ``epochs``: AdamW, one-cycle, feature dropout, optional SupCon."""
     steps = math.ceil(len(y) / cfg.batch_size)
-    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = [p for p in head.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = _one_cycle(opt, cfg.lr, epochs * steps, pct_start=0.1)
     for epoch in range(epochs):
         head.train()
@@ -332,10 +334,12 @@ def train_heads(train_features: np.ndarray, train_targets: np.ndarray, n_classes
     """Train one head per kind on the same frozen features; returns heads and per-epoch history.
 
     A shared warm-up first fits a bottleneck and linear classifier for
-    ``cfg.warmup_epochs``; every head then starts from that same bottleneck
-    (and the same seed, batch order and epoch budget), so the models differ
-    only in their transformation stage. Without it a bottleneck trained from
-    scratch through the circuit converges slowly and unevenly across seeds.
+    ``cfg.warmup_epochs``; every head then starts from that same bottleneck,
+    frozen by default (``cfg.freeze_bottleneck``), with the same seed, batch
+    order and epoch budget, so the models differ only in their transformation
+    stage and see the identical n-dimensional code. Without it a bottleneck
+    trained from scratch through the circuit converged slowly and unevenly
+    across seeds (training/README.md records the comparison).
     """
     callbacks = callbacks or Callbacks()
     x = torch.as_tensor(train_features, dtype=torch.float32)
@@ -354,6 +358,7 @@ def train_heads(train_features: np.ndarray, train_targets: np.ndarray, n_classes
         head = Head(kind, x.shape[1], cfg.n_qubits, cfg.layers, n_classes)
         if shared_bottleneck is not None:
             head.bottleneck.load_state_dict(shared_bottleneck)
+            head.bottleneck.requires_grad_(not cfg.freeze_bottleneck)
         history: list[dict] = []
 
         def on_epoch(epoch: int, record: dict, head=head, history=history, k_index=k_index, kind=kind) -> None:

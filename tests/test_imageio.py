@@ -1,0 +1,102 @@
+"""Decoding of awkward files: every usable image becomes RGB, every unusable one a clear message."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hqnn_desktop.core.imageio import ImageError, load_model_input, load_rgb
+from hqnn_desktop.core.predict import iter_image_paths
+
+
+def _save(im: Image.Image, path, **kw):
+    im.save(path, **kw)
+    return path
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "CMYK", "RGBA", "LA", "I;16", "1"])
+def test_modes_become_rgb(tmp_path, mode):
+    im = Image.new("RGB", (20, 10), (200, 30, 30)).convert(mode)
+    fmt = "TIFF" if mode in ("CMYK", "I;16") else "PNG"
+    out = load_rgb(_save(im, tmp_path / f"x.{fmt.lower()}", format=fmt))
+    assert out.mode == "RGB" and out.size == (20, 10)
+
+
+def test_alpha_is_composited_on_white(tmp_path):
+    im = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
+    assert load_rgb(_save(im, tmp_path / "a.png")).getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_exif_orientation_applied(tmp_path):
+    im = Image.new("RGB", (30, 10), (0, 0, 255))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    path = _save(im, tmp_path / "r.jpg", exif=exif)
+    assert load_rgb(path).size == (10, 30)
+
+
+def test_multipage_tiff_first_page(tmp_path):
+    pages = [Image.new("RGB", (8, 8), c) for c in ((255, 0, 0), (0, 255, 0))]
+    path = tmp_path / "m.tif"
+    pages[0].save(path, save_all=True, append_images=pages[1:])
+    assert load_rgb(path).getpixel((0, 0)) == (255, 0, 0)
+
+
+def test_one_pixel_image_is_resized(tmp_path):
+    arr = load_model_input(_save(Image.new("RGB", (1, 1), (9, 9, 9)), tmp_path / "p.png"), 32)
+    assert arr.shape == (32, 32, 3) and arr.dtype == np.uint8
+
+
+@pytest.mark.parametrize("content,needle", [
+    (b"", "empty"),
+    (b"<html><body>404</body></html>", "not an image"),
+])
+def test_bad_content(tmp_path, content, needle):
+    p = tmp_path / "bad.jpg"
+    p.write_bytes(content)
+    with pytest.raises(ImageError, match=needle):
+        load_rgb(p)
+
+
+def test_truncated_jpeg(tmp_path):
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, "JPEG")
+    p = tmp_path / "t.jpg"
+    p.write_bytes(buf.getvalue()[:600])
+    with pytest.raises(ImageError, match="truncated|damaged|decoded"):
+        load_rgb(p)
+
+
+def test_decompression_bomb_refused(tmp_path):
+    p = tmp_path / "bomb.png"
+    Image.new("1", (9000, 9000)).save(p)
+    with pytest.raises(ImageError, match="too large"):
+        load_rgb(p)
+
+
+def test_folder_and_missing_and_dangling(tmp_path):
+    d = tmp_path / "looks.jpg"
+    d.mkdir()
+    with pytest.raises(ImageError, match="folder"):
+        load_rgb(d)
+    with pytest.raises(ImageError, match="does not exist"):
+        load_rgb(tmp_path / "nope.png")
+    link = tmp_path / "dangling.png"
+    os.symlink(tmp_path / "gone.png", link)
+    with pytest.raises(ImageError, match="does not exist"):
+        load_rgb(link)
+
+
+def test_folder_walk_skips_hidden_and_survives_loops(tmp_path):
+    (tmp_path / "a").mkdir()
+    _save(Image.new("RGB", (4, 4)), tmp_path / "a" / "x y é.png")
+    (tmp_path / "a" / ".DS_Store").write_bytes(b"junk")
+    (tmp_path / "a" / ".DS_1.jpg").write_bytes(b"junk")
+    (tmp_path / "a" / "notes.txt").write_text("hi")
+    os.symlink(tmp_path, tmp_path / "a" / "loop")
+    found = list(iter_image_paths([tmp_path]))
+    assert [os.path.basename(p) for p in found] == ["x y é.png"]

@@ -111,25 +111,9 @@ def _load_pack(name: str | None, models: tuple[str, ...]):
     return load_pack(folder, models)
 
 
-def csv_header(labels: list[str]) -> list[str]:
-    return ["path", "model", "label", "confidence", "error"] + [f"p_{label}" for label in labels]
-
-
-def result_rows(result, models: tuple[str, ...], labels: list[str]) -> list[list]:
-    """CSV rows of one image: one per model, with the error repeated when the file was unusable."""
-    rows = []
-    for kind in models:
-        if result.error:
-            rows.append([result.path, kind, "", "", result.error] + [""] * len(labels))
-        else:
-            p = result.proba[kind]
-            k = int(p.argmax())
-            rows.append([result.path, kind, labels[k], f"{p[k]:.6f}", ""] + [f"{v:.6f}" for v in p])
-    return rows
-
-
 def cmd_classify(args: argparse.Namespace) -> int:
     from .core.predict import Engine, iter_image_paths
+    from .core.results import csv_header, result_rows
 
     out = Path(args.out)
     if out.is_dir():

@@ -28,13 +28,19 @@ def test_broadcast_batch_equals_one_by_one():
     assert torch.allclose(batched, single, atol=1e-6)
 
 
-def test_encoding_known_state():
-    # with all weights zero the ansatz is CNOTs only; x=-1 encodes |0...0>, so <Z> = +1 everywhere
-    layer = QuantumLayer(3, 1)
+def test_untrained_circuit_is_the_identity_on_the_code():
+    # all angles zero: <Z_i> = cos(encoding angle), a one-to-one map of the bottleneck code
+    layer = QuantumLayer(3, 2)
+    x = torch.tensor([[-1.0, 0.0, 0.5], [0.9, -0.3, 0.0]])
+    assert torch.allclose(layer(x), torch.cos(encoding_angles(x)), atol=1e-6)
+
+
+def test_trained_angles_entangle():
+    layer = QuantumLayer(2, 1)
     with torch.no_grad():
-        layer.weights.zero_()
-    z = layer(-torch.ones(1, 3))
-    assert torch.allclose(z, torch.ones(1, 3), atol=1e-6)
+        layer.weights[0, 0, 2] = math.pi  # CRX(pi) from qubit 0 to qubit 1: a CNOT up to phase
+    z = layer(torch.tensor([[1.0, -1.0]]))  # encodes |1>|0>
+    assert torch.allclose(z, torch.tensor([[-1.0, -1.0]]), atol=1e-6)
     assert torch.allclose(encoding_angles(torch.tensor([-1.0, 0.0, 1.0])),
                           torch.tensor([0.0, math.pi / 2, math.pi]))
 

@@ -10,12 +10,16 @@ import pytest
 import torch
 
 from hqnn_desktop.core.build import AdaptConfig, HeadConfig, PackRecipe, train_pack
-from hqnn_desktop.core.datasets import DatasetError, scan_class_folders, split_validation
+from hqnn_desktop.core.datasets import (
+    DatasetError,
+    load_images,
+    scan_class_folders,
+    split_validation,
+)
 from hqnn_desktop.core.packs import PackError, list_packs, load_pack, resolve_pack
 from hqnn_desktop.core.predict import Engine
-from hqnn_desktop.core.train import (AdaptConfig as _AC, Callbacks, TrainingCancelled, adapt_backbone,
-                                     supcon_loss)
-from hqnn_desktop.core.datasets import load_images
+from hqnn_desktop.core.train import AdaptConfig as _AC
+from hqnn_desktop.core.train import Callbacks, TrainingCancelled, adapt_backbone, supcon_loss
 
 
 def _recipe(train, val, **kw) -> PackRecipe:
@@ -133,3 +137,14 @@ def test_supcon_prefers_clustered_embeddings():
     good = torch.tensor([[1.0, 0], [0.9, 0.1], [0, 1.0], [0.1, 0.9]])
     bad = torch.tensor([[1.0, 0], [0, 1.0], [0.9, 0.1], [0.1, 0.9]])
     assert supcon_loss(good, y, 0.2) < supcon_loss(bad, y, 0.2)
+
+
+def test_pack_for_another_circuit_is_refused(tiny_pack, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(tiny_pack, other)
+    card = json.loads((other / "card.json").read_text())
+    card["circuit"]["ansatz_id"] = "something-else/v0"
+    (other / "card.json").write_text(json.dumps(card))
+    with pytest.raises(PackError, match="different quantum circuit"):
+        load_pack(other)
+    assert set(load_pack(other, models=("baseline",)).heads) == {"baseline"}

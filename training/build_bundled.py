@@ -114,7 +114,7 @@ def main() -> None:
     heads_c, _ = train_heads(f_train, y_train, n_classes, replace(chosen, contrastive_weight=args.contrastive))
     contrastive = {"weight": args.contrastive, "val_macro_f1": score(heads_c, f_val, y_val, n_classes),
                    "without": best["val_macro_f1"]}
-    keep = contrastive["val_macro_f1"]["hqnn"] > best["val_macro_f1"]["hqnn"]
+    keep = contrastive["val_macro_f1"]["hqnn"] >= best["val_macro_f1"]["hqnn"] + 0.001
     contrastive["kept"] = keep
     print("contrastive", json.dumps(contrastive), flush=True)
     results["contrastive"] = contrastive

@@ -18,7 +18,7 @@ import torch
 
 from .augment import AugmentConfig
 from .backbones import get_spec
-from .circuits import circuit_parameter_count
+from .circuits import ANSATZ_ID, circuit_parameter_count
 from .datasets import LabelledFiles, load_images, scan_class_folders, split_validation
 from .heads import MODEL_KINDS
 from .metrics import classification_report
@@ -125,8 +125,9 @@ def make_card(*, name: str, labels: list[str], backbone: str, input_size: int, n
         "normalization": {"mean": list(spec.mean), "std": list(spec.std)},
         "n_qubits": n_qubits,
         "layers": layers,
-        "circuit": {"encoding": "RY(pi/2 * (tanh(bottleneck) + 1)) per qubit",
-                    "ansatz": "StronglyEntanglingLayers (Rot + CNOT ring)", "readout": "<Z> per qubit",
+        "circuit": {"ansatz_id": ANSATZ_ID, "encoding": "RY(pi/2 * (tanh(bottleneck) + 1)) per qubit",
+                    "ansatz": "per layer: RY, RZ on every qubit, then CRX ring (i -> i+1); identity at zero",
+                    "readout": "<Z> per qubit",
                     "trainable_parameters": circuit_parameter_count(n_qubits, layers)},
         "models": {kind: {"parameters": counts[kind]} for kind in models},
         "training": training,

@@ -7,8 +7,8 @@ Each head is ``bottleneck -> transformation -> classifier``:
   number of trainable parameters (Classical Matched), or nothing (Baseline);
 * classifier: ``Linear(n -> classes)``.
 
-The classical twin of one StronglyEntanglingLayer (3 angles per qubit, a ring
-of CNOTs mixing neighbours) is one :class:`MatchedLayer`: 3 parameters per
+The classical twin of one circuit layer (3 angles per qubit, a ring of
+controlled rotations mixing neighbours) is one :class:`MatchedLayer`: 3 parameters per
 dimension (a diagonal gain and a rank-one mixing ``u v^T`` across all
 dimensions) followed by tanh, so its output is bounded like <Z>. ``L`` layers
 give exactly ``3 n L`` parameters, the circuit's count, for every n and L.

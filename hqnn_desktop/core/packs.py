@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from .heads import MODEL_KINDS, Head
-from .storage import atomic_write_json
+from .storage import DIR_MODE, FILE_MODE, atomic_write_json
 
 CARD = "card.json"
 BACKBONE_FILE = "backbone.safetensors"
@@ -133,6 +133,13 @@ def load_pack(folder: str | Path, models: tuple[str, ...] = MODEL_KINDS) -> Pack
     folder = Path(folder)
     card = read_card(folder)
     verify_files(folder, card)
+    from .circuits import ANSATZ_ID
+
+    if "hqnn" in models and card.get("circuit", {}).get("ansatz_id") != ANSATZ_ID:
+        raise PackError(
+            f"The pack {card['name']} was made for a different quantum circuit than this version of "
+            "hqnn-desktop runs; retrain it or use a matching version."
+        )
     unknown = [m for m in models if m not in card["models"]]
     if unknown:
         raise PackError(f"The pack {card['name']} has no model {', '.join(unknown)}.")
@@ -177,6 +184,9 @@ def save_pack(folder: str | Path, card: dict, extractor: torch.nn.Module, heads:
                          for name in (BACKBONE_FILE, HEADS_FILE)}
         card["weights_dtype"] = {"backbone": str(dtype).replace("torch.", ""), "heads": "float32"}
         atomic_write_json(tmp / CARD, card)
+        os.chmod(tmp, DIR_MODE)
+        for f in tmp.iterdir():
+            os.chmod(f, FILE_MODE)
         old = folder.with_name(f".{folder.name}.old")
         if folder.exists():
             if old.exists():

@@ -1,0 +1,68 @@
+"""Result rows shared by the CLI's CSV and the GUI's table and export.
+
+Columns: ``path, model, label, confidence, error`` then ``p_<label>`` per class,
+one row per image and model.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from .predict import ImageResult
+from .storage import atomic_path
+
+#: HQNN confidence under which an image is flagged for a closer look.
+LOW_CONFIDENCE = 0.6
+
+
+def csv_header(labels: list[str]) -> list[str]:
+    return ["path", "model", "label", "confidence", "error"] + [f"p_{label}" for label in labels]
+
+
+def result_rows(result: ImageResult, models: Iterable[str], labels: list[str]) -> list[list]:
+    """CSV rows of one image: one per model, with the error repeated when the file was unusable."""
+    rows = []
+    for kind in models:
+        if result.error:
+            rows.append([result.path, kind, "", "", result.error] + [""] * len(labels))
+        else:
+            p = result.proba[kind]
+            k = int(p.argmax())
+            rows.append([result.path, kind, labels[k], f"{p[k]:.6f}", ""] + [f"{v:.6f}" for v in p])
+    return rows
+
+
+def write_csv(path: str | os.PathLike, results: Iterable[ImageResult], models: Iterable[str],
+              labels: list[str]) -> Path:
+    """Write a complete CSV atomically (the GUI's export)."""
+    models = list(models)
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(csv_header(labels))
+            for r in results:
+                writer.writerows(result_rows(r, models, labels))
+    return Path(path)
+
+
+def predicted(result: ImageResult, kind: str, labels: list[str]) -> tuple[str, float] | None:
+    """(label, confidence) of one model, or None for an unusable image."""
+    if result.error or kind not in result.proba:
+        return None
+    p = result.proba[kind]
+    k = int(p.argmax())
+    return labels[k], float(p[k])
+
+
+def disagreement(result: ImageResult, labels: list[str]) -> bool:
+    """True when the models do not all predict the same class."""
+    found = {predicted(result, k, labels)[0] for k in result.proba}
+    return len(found) > 1
+
+
+def low_confidence(result: ImageResult, labels: list[str], threshold: float = LOW_CONFIDENCE) -> bool:
+    """True when any model's top probability is under ``threshold``."""
+    return any(float(p.max()) < threshold for p in result.proba.values())

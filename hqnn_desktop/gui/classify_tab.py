@@ -1,0 +1,287 @@
+"""Classify tab: images in, predictions of the three models side by side, never blocking."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QItemSelectionModel, Qt, Signal
+from PySide6.QtGui import QImageReader, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt.utils import create_worker
+
+from ..core.heads import MODEL_TITLES
+from ..core.predict import Engine, ImageResult, iter_image_paths
+from .results_model import THUMB, ResultsFilter, ResultsModel
+
+MODEL_COLORS = {"hqnn": (90, 60, 200), "classical": (30, 150, 110), "baseline": (150, 150, 150)}
+
+
+def classify_stream(engine: Engine, inputs: list[str], stop: threading.Event):
+    """Generator run in a worker thread: yields (results chunk, done, total)."""
+    paths = list(iter_image_paths(inputs))
+    total, done, chunk, last = len(paths), 0, [], time.monotonic()
+    yield [], 0, total
+    for result in engine.classify(paths, cancelled=stop.is_set):
+        chunk.append(result)
+        done += 1
+        if len(chunk) >= 64 or time.monotonic() - last > 0.2:
+            yield chunk, done, total
+            chunk, last = [], time.monotonic()
+    yield chunk, done, total
+
+
+class ProbabilityPlot(pg.PlotWidget):
+    """Per-class probability bars of the three models side by side."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setBackground(None)
+        self.setMinimumHeight(180)
+        self.setYRange(0, 1)
+        self.setMouseEnabled(False, False)
+        self.addLegend(offset=(-10, 10))
+        self.bars: list[pg.BarGraphItem] = []
+
+    def show_result(self, result: ImageResult | None, labels: list[str], models: tuple[str, ...]) -> None:
+        for b in self.bars:
+            self.removeItem(b)
+        self.bars = []
+        if result is None or result.error:
+            return
+        width = 0.8 / max(1, len(models))
+        for i, kind in enumerate(models):
+            x = np.arange(len(labels)) - 0.4 + width * (i + 0.5)
+            bar = pg.BarGraphItem(x=x, height=result.proba[kind], width=width,
+                                  brush=pg.mkBrush(*MODEL_COLORS[kind]), name=MODEL_TITLES[kind])
+            self.addItem(bar)
+            self.bars.append(bar)
+        self.getAxis("bottom").setTicks([list(enumerate(labels))])
+        self.setYRange(0, 1)
+
+
+class ClassifyTab(QWidget):
+    """Table of results with filters, a detail panel, progress, Cancel and export."""
+
+    status = Signal(str)
+    error = Signal(str, str)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.engine: Engine | None = None
+        self.worker = None
+        self._stop = threading.Event()
+        self._queued: list[str] = []
+        self._started = 0.0
+
+        self.model = ResultsModel(self)
+        self.proxy = ResultsFilter(self)
+        self.proxy.setSourceModel(self.model)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.table.verticalHeader().setDefaultSectionSize(THUMB + 4)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.selectionModel().currentRowChanged.connect(self._show_current)
+
+        self.class_filter = QComboBox()
+        self.class_filter.setToolTip("Show only images predicted as this class by any model")
+        self.flag_filter = QComboBox()
+        self.flag_filter.addItems(["All images", "models disagree", "low confidence", "unusable"])
+        self.flag_filter.setToolTip("Show only flagged images")
+        for combo in (self.class_filter, self.flag_filter):
+            combo.currentIndexChanged.connect(self._apply_filter)
+
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.progress_label = QLabel("Drop images or folders here, or use File > Open.")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop classifying (Esc); results so far are kept")
+        self.cancel_button.setShortcut("Esc")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+
+        self.preview = QLabel()
+        self.preview.setAlignment(Qt.AlignCenter)
+        self.preview.setMinimumSize(260, 260)
+        self.detail = QLabel()
+        self.detail.setWordWrap(True)
+        self.detail.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.plot = ProbabilityPlot()
+
+        filters = QHBoxLayout()
+        filters.addWidget(QLabel("Class:"))
+        filters.addWidget(self.class_filter)
+        filters.addWidget(QLabel("Show:"))
+        filters.addWidget(self.flag_filter)
+        filters.addStretch(1)
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        lv.addLayout(filters)
+        lv.addWidget(self.table)
+        right = QWidget()
+        rv = QVBoxLayout(right)
+        rv.setContentsMargins(0, 0, 0, 0)
+        rv.addWidget(self.preview, 3)
+        rv.addWidget(self.detail)
+        rv.addWidget(self.plot, 2)
+        split = QSplitter()
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.progress_label, 1)
+        bottom.addWidget(self.progress, 1)
+        bottom.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(split, 1)
+        layout.addLayout(bottom)
+
+    # ------------------------------------------------------------------ engine and inputs
+    def set_engine(self, engine: Engine | None) -> None:
+        """Use a newly loaded pack; previous results are cleared (they belong to another pack)."""
+        self.cancel()
+        self.engine = engine
+        labels = engine.pack.labels if engine else []
+        self.model.reset(labels, engine.models if engine else ())
+        self.class_filter.blockSignals(True)
+        self.class_filter.clear()
+        self.class_filter.addItems(["All classes"] + labels)
+        self.class_filter.blockSignals(False)
+        self.table.setColumnWidth(0, THUMB + 8)
+        self.table.setColumnWidth(1, 220)
+        if engine and self._queued:
+            queued, self._queued = self._queued, []
+            self.add_paths(queued)
+
+    def add_paths(self, paths: list[str]) -> None:
+        """Classify files and folders in the background (queued until a pack is loaded)."""
+        paths = [str(p) for p in paths if p]
+        if not paths:
+            return
+        if self.engine is None or self.busy():
+            self._queued.extend(paths)
+            if self.engine is None:
+                self.status.emit("Models are loading; the images will be classified as soon as they are ready.")
+            return
+        self._stop = threading.Event()
+        self._started = time.monotonic()
+        self.cancel_button.setEnabled(True)
+        self.progress.setRange(0, 0)
+        self.progress_label.setText("Looking for images…")
+        self.worker = create_worker(classify_stream, self.engine, paths, self._stop, _start_thread=False)
+        self.worker.yielded.connect(self._on_chunk)
+        self.worker.errored.connect(self._on_error)
+        self.worker.finished.connect(self._on_finished)
+        self.worker.start()
+
+    def busy(self) -> bool:
+        return self.worker is not None
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self._stop.set()
+            self._queued.clear()
+            self.progress_label.setText("Cancelling…")
+
+    def wait(self, timeout: float = 30.0) -> None:
+        """Block until the current batch is finished (used when closing the window)."""
+        from PySide6.QtCore import QCoreApplication
+
+        end = time.monotonic() + timeout
+        while self.worker is not None and time.monotonic() < end:
+            QCoreApplication.processEvents()
+            time.sleep(0.01)
+
+    # ------------------------------------------------------------------ worker callbacks
+    def _on_chunk(self, item) -> None:
+        chunk, done, total = item
+        self.model.append(chunk)
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(done)
+        elapsed = time.monotonic() - self._started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (total - done) / rate if rate > 0 else 0.0
+        self.progress_label.setText(f"{done} of {total} images · {rate:.1f}/s · about {eta:.0f} s left"
+                                    if done < total else f"{done} images classified")
+        if done and self.table.currentIndex().row() < 0 and self.proxy.rowCount():
+            self.table.selectionModel().setCurrentIndex(self.proxy.index(0, 0),
+                                                        QItemSelectionModel.ClearAndSelect | QItemSelectionModel.Rows)
+
+    def _on_error(self, exc: Exception) -> None:
+        self.error.emit("Classification stopped because of an unexpected problem.", repr(exc))
+
+    def _on_finished(self) -> None:
+        cancelled = self._stop.is_set()
+        self.worker = None
+        self.cancel_button.setEnabled(False)
+        n = len(self.model.results)
+        bad = sum(1 for r in self.model.results if r.error)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        self.progress_label.setText(f"{'Cancelled: ' if cancelled else ''}{n} images, {bad} not usable.")
+        self.status.emit("Ready")
+        if self._queued and not cancelled:
+            queued, self._queued = self._queued, []
+            self.add_paths(queued)
+
+    # ------------------------------------------------------------------ presentation
+    def _apply_filter(self) -> None:
+        cls = self.class_filter.currentText() if self.class_filter.currentIndex() > 0 else None
+        flag = self.flag_filter.currentText() if self.flag_filter.currentIndex() > 0 else None
+        self.proxy.set_filter(cls, flag)
+
+    def current_result(self) -> ImageResult | None:
+        idx = self.table.currentIndex()
+        if not idx.isValid():
+            return None
+        return self.model.results[self.proxy.mapToSource(idx).row()]
+
+    def _show_current(self, *_) -> None:
+        r = self.current_result()
+        if r is None:
+            self.preview.clear()
+            self.detail.clear()
+            self.plot.show_result(None, [], ())
+            return
+        reader = QImageReader(r.path)
+        reader.setAutoTransform(True)
+        image = reader.read()
+        if image.isNull():
+            self.preview.setText("(no preview)")
+        else:
+            self.preview.setPixmap(QPixmap.fromImage(image).scaled(
+                self.preview.size(), Qt.KeepAspectRatio, Qt.SmoothTransformation))
+        if r.error:
+            self.detail.setText(f"<b>{Path(r.path).name}</b><br>{r.error}")
+        else:
+            parts = []
+            for kind in self.model.models:
+                p = r.proba[kind]
+                k = int(p.argmax())
+                parts.append(f"{MODEL_TITLES[kind]}: <b>{self.model.labels[k]}</b> ({p[k]:.1%})")
+            flags = self.model.flags_of(r)
+            self.detail.setText(f"<b>{Path(r.path).name}</b><br>" + "<br>".join(parts)
+                                + (f"<br><span style='color:#c87800'>{', '.join(flags)}</span>" if flags else ""))
+        self.plot.show_result(r, self.model.labels, self.model.models)

@@ -1,0 +1,262 @@
+"""Main window: pack selector, tabs, menus, drag and drop, settings, friendly errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPlainTextEdit,
+    QTabWidget,
+    QToolBar,
+    QVBoxLayout,
+)
+from superqt.utils import create_worker
+
+from ..core.settings import Settings
+from .classify_tab import ClassifyTab
+
+log = logging.getLogger(__name__)
+
+IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.tif *.tiff *.bmp *.webp *.gif);;All files (*)"
+
+
+def load_engine(folder: str):
+    """Worker function: verify and load a pack, build the engine (heavy imports happen here)."""
+    from ..core.packs import load_pack
+    from ..core.predict import Engine
+
+    return Engine(load_pack(folder))
+
+
+def list_pack_infos():
+    from ..core.packs import list_packs
+
+    return list_packs()
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, initial_paths: list[str] | None = None, settings: Settings | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("hqnn-desktop — blood cell classification (research use, not for diagnosis)")
+        self.setAcceptDrops(True)
+        self.settings = settings or Settings()
+        self.pack_infos = []
+        self._loader = None
+        self._initial = list(initial_paths or [])
+
+        self.pack_combo = QComboBox()
+        self.pack_combo.setToolTip("Model pack used for classification")
+        self.pack_combo.setMinimumWidth(220)
+        self.pack_combo.activated.connect(self._pack_chosen)
+        self.card_action = QAction("Model card", self)
+        self.card_action.setToolTip("What this pack was trained on, how well it does, and its limits (F1)")
+        self.card_action.setShortcut(QKeySequence("F1"))
+        self.card_action.triggered.connect(self.show_card)
+        bar = QToolBar("Pack")
+        bar.setObjectName("pack_toolbar")
+        bar.addWidget(QLabel(" Pack: "))
+        bar.addWidget(self.pack_combo)
+        bar.addAction(self.card_action)
+        self.addToolBar(bar)
+
+        self.tabs = QTabWidget()
+        self.classify = ClassifyTab()
+        self.classify.status.connect(self.statusBar().showMessage)
+        self.classify.error.connect(self.show_error)
+        self.tabs.addTab(self.classify, "Classify")
+        self.setCentralWidget(self.tabs)
+        self._build_menus()
+        self.statusBar().showMessage("Starting…")
+        self.resize(1200, 800)
+        geometry = self.settings.get("window_geometry")
+        if geometry:
+            self.restoreGeometry(QByteArray.fromBase64(geometry.encode()))
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        for text, shortcut, slot, tip in (
+            ("Open images…", QKeySequence.Open, self.open_images, "Classify image files"),
+            ("Open folder…", QKeySequence("Ctrl+Shift+O"), self.open_folder, "Classify every image in a folder"),
+            ("Export results as CSV…", QKeySequence("Ctrl+E"), self.export_csv, "Save the table as CSV"),
+        ):
+            action = file_menu.addAction(text, slot)
+            action.setShortcut(shortcut)
+            action.setToolTip(tip)
+        file_menu.addSeparator()
+        quit_action = file_menu.addAction("Quit", self.close)
+        quit_action.setShortcut(QKeySequence.Quit)
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(self.card_action)
+        help_menu.addAction("About", self.show_about)
+
+    # ------------------------------------------------------------------ packs
+    def start_loading(self) -> None:
+        """Find packs and load the remembered (or first) one in the background."""
+        self.statusBar().showMessage("Looking for model packs…")
+        worker = create_worker(list_pack_infos, _start_thread=False)
+        worker.returned.connect(self._packs_found)
+        worker.errored.connect(lambda e: self.show_error("The model packs could not be listed.", repr(e)))
+        self._lister = worker
+        worker.start()
+
+    def _packs_found(self, infos) -> None:
+        self.pack_infos = list(infos)
+        self.pack_combo.clear()
+        for info in self.pack_infos:
+            title = info.card.get("title", info.name)
+            self.pack_combo.addItem(f"{info.name} ({info.source})", str(info.path))
+            self.pack_combo.setItemData(self.pack_combo.count() - 1, title, Qt.ToolTipRole)
+        if not self.pack_infos:
+            self.statusBar().showMessage("No model pack installed.")
+            return
+        wanted = self.settings.get("pack")
+        index = next((i for i, p in enumerate(self.pack_infos) if str(p.path) == wanted), 0)
+        self.pack_combo.setCurrentIndex(index)
+        self._pack_chosen(index)
+        if self._initial:
+            self.classify.add_paths(self._initial)
+            self._initial = []
+
+    def _pack_chosen(self, index: int) -> None:
+        folder = self.pack_combo.itemData(index)
+        if not folder:
+            return
+        self.settings.set("pack", folder)
+        self.statusBar().showMessage(f"Loading models of {Path(folder).name}…")
+        self.pack_combo.setEnabled(False)
+        self.classify.set_engine(None)
+        worker = create_worker(load_engine, folder, _start_thread=False)
+        worker.returned.connect(self._engine_ready)
+        worker.errored.connect(self._engine_failed)
+        self._loader = worker
+        worker.start()
+
+    def _engine_ready(self, engine) -> None:
+        self.pack_combo.setEnabled(True)
+        self.classify.set_engine(engine)
+        self.statusBar().showMessage(f"Ready: {engine.pack.name} · {', '.join(engine.pack.labels)}")
+
+    def _engine_failed(self, exc: Exception) -> None:
+        self.pack_combo.setEnabled(True)
+        self.show_error("This model pack cannot be used.", str(exc))
+
+    def current_card(self) -> dict | None:
+        folder = self.pack_combo.currentData()
+        info = next((p for p in self.pack_infos if str(p.path) == folder), None)
+        return info.card if info else None
+
+    def show_card(self) -> None:
+        card = self.current_card()
+        if card is None:
+            return
+        dialog = QDialog(self)
+        dialog.setWindowTitle(f"Model card — {card['name']}")
+        layout = QVBoxLayout(dialog)
+        summary = QLabel(card_summary_html(card))
+        summary.setWordWrap(True)
+        summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        layout.addWidget(summary)
+        raw = QPlainTextEdit(json.dumps({k: v for k, v in card.items() if k != "training"}, indent=2))
+        raw.setReadOnly(True)
+        layout.addWidget(raw, 1)
+        buttons = QDialogButtonBox(QDialogButtonBox.Close)
+        buttons.rejected.connect(dialog.reject)
+        layout.addWidget(buttons)
+        dialog.resize(700, 600)
+        dialog.exec()
+
+    # ------------------------------------------------------------------ inputs and outputs
+    def open_images(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Open images", self.settings.get("last_folder", ""),
+                                                IMAGE_FILTER)
+        if files:
+            self.settings.set("last_folder", str(Path(files[0]).parent))
+            self.classify.add_paths(files)
+
+    def open_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open folder", self.settings.get("last_folder", ""))
+        if folder:
+            self.settings.set("last_folder", folder)
+            self.classify.add_paths([folder])
+
+    def export_csv(self) -> None:
+        from ..core.results import write_csv
+
+        model = self.classify.model
+        if not model.results:
+            QMessageBox.information(self, "Nothing to export", "Classify some images first.")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export results", self.settings.get("last_export", "results.csv"),
+                                              "CSV (*.csv)")
+        if not path:
+            return
+        try:
+            write_csv(path, list(model.results), model.models, model.labels)
+        except OSError as exc:
+            self.show_error("The CSV file could not be written.", str(exc))
+            return
+        self.settings.set("last_export", path)
+        self.statusBar().showMessage(f"Saved {path}")
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.tabs.setCurrentWidget(self.classify)
+            self.classify.add_paths(paths)
+
+    # ------------------------------------------------------------------ messages and closing
+    def show_error(self, message: str, details: str = "") -> None:
+        log.error("%s %s", message, details)
+        box = QMessageBox(QMessageBox.Warning, "hqnn-desktop", message, QMessageBox.Ok, self)
+        if details:
+            box.setDetailedText(details)
+        box.open()
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About hqnn-desktop",
+                          "hqnn-desktop compares a hybrid quantum-classical neural network with classical "
+                          "models on blood-cell images.<br><br><b>Research use only, not for diagnosis.</b>")
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self.classify.cancel()
+        self.classify.wait(10)
+        self.settings.set("window_geometry", bytes(self.saveGeometry().toBase64()).decode())
+        try:
+            self.settings.save()
+        except OSError:
+            log.exception("settings could not be saved")
+        event.accept()
+
+
+def card_summary_html(card: dict) -> str:
+    """A human summary of a model card: data, backbone, labels, metrics, intended use."""
+    val = card.get("metrics", {}).get("validation", {})
+    rows = "".join(
+        f"<tr><td>{m}</td><td>{v.get('accuracy', 0):.4f}</td><td>{v.get('macro_f1', 0):.4f}</td></tr>"
+        for m, v in val.get("models", {}).items())
+    data = card.get("data", {})
+    return (f"<h3>{card.get('title', card['name'])}</h3>"
+            f"<p><b>Intended use:</b> {card.get('intended_use', 'research only')}</p>"
+            f"<p><b>Data:</b> {data.get('source', data.get('description', ''))} {data.get('licence', '')}</p>"
+            f"<p><b>Backbone:</b> {card['backbone']} at {card['input_size']} px · "
+            f"<b>circuit:</b> {card['n_qubits']} qubits × {card['layers']} layers</p>"
+            f"<p><b>Classes:</b> {', '.join(card['labels'])}</p>"
+            f"<p><b>Validation</b> ({val.get('split', '')}):</p>"
+            f"<table border=1 cellpadding=3><tr><th>model</th><th>accuracy</th><th>macro-F1</th></tr>{rows}</table>"
+            f"<p><b>Limits:</b> {card.get('limits', '')}</p>")

@@ -1,0 +1,143 @@
+"""Qt model of classification results: one row per image, columns per model, lazy thumbnails."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSize, QSortFilterProxyModel, Qt
+from PySide6.QtGui import QBrush, QColor, QImageReader, QPixmap
+
+from ..core.heads import MODEL_TITLES
+from ..core.predict import ImageResult
+from ..core.results import disagreement, low_confidence, predicted
+
+SORT_ROLE = Qt.UserRole + 1
+FLAGS_ROLE = Qt.UserRole + 2
+THUMB = 48
+
+
+class ResultsModel(QAbstractTableModel):
+    """Rows are :class:`ImageResult`; thumbnails are decoded only when a row is shown."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.results: list[ImageResult] = []
+        self.labels: list[str] = []
+        self.models: tuple[str, ...] = ()
+        self._thumbs: OrderedDict[str, QPixmap] = OrderedDict()
+
+    def reset(self, labels: list[str], models: tuple[str, ...]) -> None:
+        self.beginResetModel()
+        self.results, self.labels, self.models = [], list(labels), tuple(models)
+        self._thumbs.clear()
+        self.endResetModel()
+
+    def append(self, results: list[ImageResult]) -> None:
+        if not results:
+            return
+        start = len(self.results)
+        self.beginInsertRows(QModelIndex(), start, start + len(results) - 1)
+        self.results.extend(results)
+        self.endInsertRows()
+
+    def columns(self) -> list[str]:
+        return ["Image", "File"] + [MODEL_TITLES[m] for m in self.models] + ["Flags"]
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802 (Qt API)
+        return 0 if parent.isValid() else len(self.results)
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.columns())
+
+    def headerData(self, section, orientation, role=Qt.DisplayRole):  # noqa: N802
+        if orientation == Qt.Horizontal and role == Qt.DisplayRole:
+            return self.columns()[section]
+        return None
+
+    def flags_of(self, r: ImageResult) -> list[str]:
+        if r.error:
+            return ["unusable"]
+        flags = []
+        if disagreement(r, self.labels):
+            flags.append("models disagree")
+        if low_confidence(r, self.labels):
+            flags.append("low confidence")
+        return flags
+
+    def data(self, index: QModelIndex, role=Qt.DisplayRole):
+        if not index.isValid():
+            return None
+        r = self.results[index.row()]
+        col = index.column()
+        n_models = len(self.models)
+        if col == 0:
+            if role == Qt.DecorationRole:
+                return self._thumbnail(r.path)
+            if role == SORT_ROLE:
+                return index.row()
+            return None
+        if col == 1:
+            name = r.path.rsplit("/", 1)[-1]
+            if role in (Qt.DisplayRole, SORT_ROLE):
+                return name
+            if role == Qt.ToolTipRole:
+                return r.path + (f"\n{r.error}" if r.error else "")
+            return None
+        if col < 2 + n_models:
+            kind = self.models[col - 2]
+            pred = predicted(r, kind, self.labels)
+            if role == Qt.DisplayRole:
+                return "—" if pred is None else f"{pred[0]}  {pred[1]:.0%}"
+            if role == SORT_ROLE:
+                return (pred[0], pred[1]) if pred else ("~", 0.0)
+            if role == Qt.ToolTipRole and r.error:
+                return r.error
+            return None
+        flags = self.flags_of(r)
+        if role == Qt.DisplayRole:
+            return r.error if r.error else ", ".join(flags)
+        if role in (SORT_ROLE, FLAGS_ROLE):
+            return ", ".join(flags) if role == FLAGS_ROLE else len(flags)
+        if role == Qt.ForegroundRole and flags:
+            return QBrush(QColor(200, 60, 40) if r.error else QColor(200, 120, 0))
+        return None
+
+    def _thumbnail(self, path: str) -> QPixmap:
+        pix = self._thumbs.get(path)
+        if pix is None:
+            reader = QImageReader(path)
+            reader.setAutoTransform(True)
+            size = reader.size()
+            if size.isValid():
+                reader.setScaledSize(size.scaled(QSize(THUMB, THUMB), Qt.KeepAspectRatio))
+            image = reader.read()
+            pix = QPixmap.fromImage(image) if not image.isNull() else QPixmap()
+            self._thumbs[path] = pix
+            if len(self._thumbs) > 3000:
+                self._thumbs.popitem(last=False)
+        return pix
+
+
+class ResultsFilter(QSortFilterProxyModel):
+    """Sort by the model's sort role; filter by predicted class (HQNN or any model) and by flag."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setSortRole(SORT_ROLE)
+        self.class_name: str | None = None
+        self.flag: str | None = None
+
+    def set_filter(self, class_name: str | None, flag: str | None) -> None:
+        self.beginFilterChange()
+        self.class_name, self.flag = class_name, flag
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def filterAcceptsRow(self, row: int, parent) -> bool:  # noqa: N802
+        model: ResultsModel = self.sourceModel()
+        r = model.results[row]
+        if self.class_name and not any(
+                (p := predicted(r, k, model.labels)) and p[0] == self.class_name for k in model.models):
+            return False
+        if self.flag and self.flag not in model.flags_of(r):
+            return False
+        return True

@@ -1,0 +1,96 @@
+"""The desktop window driven offscreen: packs load after showing, drops classify, cancel, export."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from hqnn_desktop.core.settings import Settings
+from hqnn_desktop.gui.main_window import MainWindow
+
+from .conftest import BUNDLED, SAMPLES
+
+pytestmark = pytest.mark.skipif(not (BUNDLED / "pbc8" / "card.json").exists(), reason="pbc8 pack not built")
+PBC = SAMPLES / "pbc8"
+
+
+def drop(window: MainWindow, paths) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    event = QDropEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    window.dropEvent(event)
+
+
+@pytest.fixture
+def window(qtbot):
+    settings = Settings()
+    settings.set("pack", str(BUNDLED / "pbc8"))
+    w = MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    w.show()
+    w.start_loading()
+    qtbot.waitUntil(lambda: w.classify.engine is not None, timeout=60_000)
+    assert w.classify.engine.pack.name == "pbc8"
+    yield w
+    w.classify.cancel()
+    w.classify.wait(10)
+
+
+def test_drop_files_and_folder_then_export(window, qtbot, tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG not really")
+    one = next(PBC.glob("eosinophil/*.jpg"))
+    drop(window, [PBC / "basophil", one, bad])
+    qtbot.waitUntil(lambda: not window.classify.busy() and len(window.classify.model.results) == 5,
+                    timeout=60_000)
+    model = window.classify.model
+    assert model.rowCount() == 5 and model.columnCount() == 6
+    by_name = {r.path.rsplit("/", 1)[-1]: r for r in model.results}
+    assert by_name["broken.png"].error
+    text = model.data(model.index([r.path for r in model.results].index(str(one)), 2))
+    assert text.startswith("eosinophil")
+    # filter on unusable images, then on a class
+    window.classify.flag_filter.setCurrentText("unusable")
+    assert window.classify.proxy.rowCount() == 1
+    window.classify.flag_filter.setCurrentIndex(0)
+    window.classify.class_filter.setCurrentText("basophil")
+    assert 3 <= window.classify.proxy.rowCount() <= 4
+    # the detail panel shows the selected image with its probability bars
+    window.classify.table.selectRow(0)
+    assert window.classify.plot.bars and "<b>" in window.classify.detail.text()
+    from hqnn_desktop.core.results import write_csv
+
+    out = tmp_path / "table.csv"
+    write_csv(out, model.results, model.models, model.labels)
+    rows = list(csv.DictReader(open(out, encoding="utf-8")))
+    assert len(rows) == 15 and {r["model"] for r in rows} == {"hqnn", "classical", "baseline"}
+
+
+def test_cancel_keeps_results_so_far(window, qtbot, tmp_path):
+    big = tmp_path / "many"
+    big.mkdir()
+    src = sorted(PBC.rglob("*.jpg"))
+    for i in range(300):
+        shutil.copy(src[i % len(src)], big / f"img_{i:04d}.jpg")
+    drop(window, [big])
+    qtbot.waitUntil(lambda: len(window.classify.model.results) > 0, timeout=60_000)
+    window.classify.cancel()
+    qtbot.waitUntil(lambda: not window.classify.busy(), timeout=60_000)
+    n = len(window.classify.model.results)
+    assert 0 < n < 300
+    assert "Cancelled" in window.classify.progress_label.text()
+
+
+def test_settings_remember_pack(window, qtbot):
+    other = next(i for i in range(window.pack_combo.count()) if "bci4" in window.pack_combo.itemText(i))
+    window.pack_combo.setCurrentIndex(other)
+    window._pack_chosen(other)
+    qtbot.waitUntil(lambda: window.classify.engine is not None and window.classify.engine.pack.name == "bci4",
+                    timeout=60_000)
+    window.close()
+    assert Settings().get("pack") == str(BUNDLED / "bci4")
+    assert Settings().get("window_geometry")

@@ -1,10 +1,10 @@
-# hqnn-desktop: make run | make test | make install
+# hqnn-desktop: make run | make test | make install | make screenshots
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint
+.PHONY: install run test lint screenshots
 
 install: $(STAMP)
 
@@ -24,3 +24,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check hqnn_desktop tests training
+
+# README screenshots from the real app (needs Debian's xvfb and libxcb-cursor0)
+screenshots: install
+	xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python scripts/screenshots.py

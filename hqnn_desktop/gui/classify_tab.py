@@ -53,7 +53,7 @@ class ProbabilityPlot(pg.PlotWidget):
         super().__init__()
         self.setBackground(None)
         self.setMinimumHeight(180)
-        self.setYRange(0, 1)
+        self.setYRange(0, 1.3)
         self.setMouseEnabled(False, False)
         self.addLegend(offset=(-10, 10))
         self.bars: list[pg.BarGraphItem] = []
@@ -72,7 +72,7 @@ class ProbabilityPlot(pg.PlotWidget):
             self.addItem(bar)
             self.bars.append(bar)
         self.getAxis("bottom").setTicks([list(enumerate(labels))])
-        self.setYRange(0, 1)
+        self.setYRange(0, 1.3)
 
 
 class ClassifyTab(QWidget):
@@ -171,6 +171,9 @@ class ClassifyTab(QWidget):
         self.class_filter.blockSignals(False)
         self.table.setColumnWidth(0, THUMB + 8)
         self.table.setColumnWidth(1, 220)
+        for col in range(2, 2 + len(self.model.models)):
+            self.table.setColumnWidth(col, 150)
+        self.table.setWordWrap(False)
         if engine and self._queued:
             queued, self._queued = self._queued, []
             self.add_paths(queued)

@@ -1,4 +1,4 @@
-"""Command line: ``hqnn-desktop [classify|evaluate|train|packs|hardware] ...``; no subcommand opens the window.
+"""Command line: ``hqnn-desktop [classify|evaluate|train|packs] ...``; no subcommand opens the window.
 
 Exit codes: 0 when the inputs were processed (unusable images become error
 rows), 2 on usage errors (bad options, unknown pack or model), 1 when the work
@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-SUBCOMMANDS = ("classify", "evaluate", "train", "packs", "hardware")
+SUBCOMMANDS = ("classify", "evaluate", "train", "packs")
 
 
 class UsageError(Exception):
@@ -82,13 +82,6 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: a GPU when present)")
 
-    h = sub.add_parser("hardware", help="rerun a pack's quantum layer on an IBM backend")
-    h.add_argument("--pack", required=True)
-    h.add_argument("--backend", required=True)
-    h.add_argument("--input", nargs="+", required=True)
-    h.add_argument("--labels-from-folders", action="store_true")
-    h.add_argument("--shots", type=int, default=4096)
-    h.add_argument("--out", required=True)
     return parser
 
 
@@ -242,10 +235,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_hardware(args: argparse.Namespace) -> int:
-    raise UsageError("IBM hardware reruns are not available in this version yet.")
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-")):
@@ -253,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"classify": cmd_classify, "evaluate": cmd_evaluate, "packs": cmd_packs,
-                "train": cmd_train, "hardware": cmd_hardware}
+                "train": cmd_train}
     from .core.imageio import ImageError
     from .core.packs import PackError
 
@@ -271,12 +260,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _start_gui(paths: list[str]) -> int:
-    try:
-        from .gui.app import run
-    except ImportError:
-        print("The desktop window is not part of this version yet; use a subcommand "
-              "(hqnn-desktop --help).", file=sys.stderr)
-        return 2
+    from .gui.app import run
+
     return run(paths)
 
 

@@ -97,3 +97,23 @@ def test_entry_point_runs(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "hqnn_desktop", "--help"], capture_output=True, text=True,
                           env=env, timeout=120)
     assert proc.returncode == 0 and "classify" in proc.stdout
+
+
+def test_train_command_makes_a_usable_pack(tiny_dataset, tmp_path, capsys):
+    train, val = tiny_dataset
+    out = tmp_path / "cli_pack"
+    rc = main(["train", str(train), "--val-dir", str(val), "--name", "clitiny", "--out", str(out),
+               "--qubits", "3", "--layers", "1", "--head-epochs", "3", "--input-size", "64",
+               "--models", "hqnn,baseline", "--batch-size", "16"])
+    assert rc == 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["name"] == "clitiny" and set(card["models"]) == {"hqnn", "baseline"}
+    result = tmp_path / "r.csv"
+    assert main(["classify", str(val), "--pack", str(out), "--models", "hqnn", "--out", str(result)]) == 0
+    assert len(read_csv(result)) == len(list(val.rglob("*.png")))
+
+
+def test_train_reports_bad_dataset(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["train", str(tmp_path / "empty"), "--name", "x"]) == 2
+    assert "no class subfolders" in capsys.readouterr().err

@@ -20,9 +20,10 @@ import torch
 from torch import nn
 
 from .circuits import QuantumLayer, circuit_parameter_count
+from .kinds import MODEL_KINDS, MODEL_TITLES
 
-MODEL_KINDS = ("hqnn", "classical", "baseline")
-MODEL_TITLES = {"hqnn": "HQNN", "classical": "Classical Matched", "baseline": "Baseline"}
+__all__ = ["MODEL_KINDS", "MODEL_TITLES", "Head", "ClassicalMatched", "MatchedLayer", "parameter_counts"]
+
 
 
 class MatchedLayer(nn.Module):

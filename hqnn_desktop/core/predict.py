@@ -15,57 +15,14 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from .heads import MODEL_KINDS
-from .imageio import ImageError, is_image_name, load_model_input
+from .imageio import ImageError, load_model_input
+from .inputs import ImageResult, iter_image_paths
+from .kinds import MODEL_KINDS
 from .packs import Pack
-
-
-@dataclass
-class ImageResult:
-    """Per-image outcome: probabilities per model, or the reason the file was not usable."""
-
-    path: str
-    error: str | None = None
-    proba: dict[str, np.ndarray] = field(default_factory=dict)
-    features: np.ndarray | None = None
-    codes: dict[str, np.ndarray] = field(default_factory=dict)
-    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-def iter_image_paths(inputs: Iterable[str | os.PathLike]) -> Iterator[str]:
-    """Expand files and folders (recursively, sorted) into the image paths to classify.
-
-    Files named explicitly are always returned (a non-image then gets an error
-    row); inside folders only image-like names are taken, hidden and system
-    files are skipped, and symbolic-link loops are not followed twice.
-    """
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            yield from _walk_folder(p)
-        else:
-            yield str(item)
-
-
-def _walk_folder(root: Path) -> Iterator[str]:
-    seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            if is_image_name(path):
-                yield str(path)
 
 
 def _decode(path: str, size: int) -> tuple[str, np.ndarray | None, str | None]:
@@ -75,6 +32,9 @@ def _decode(path: str, size: int) -> tuple[str, np.ndarray | None, str | None]:
         return path, None, str(exc)
     except Exception as exc:  # a decoder bug must not stop a batch of thousands
         return path, None, f"The image could not be read ({type(exc).__name__}: {exc})."
+
+
+__all__ = ["Engine", "ImageResult", "iter_image_paths"]
 
 
 class Engine:

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from .predict import ImageResult
+from .inputs import ImageResult
 from .storage import atomic_path
 
 #: HQNN confidence under which an image is flagged for a closer look.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
@@ -25,14 +26,17 @@ from PySide6.QtWidgets import (
 )
 from superqt.utils import create_worker
 
-from ..core.heads import MODEL_TITLES
-from ..core.predict import Engine, ImageResult, iter_image_paths
+from ..core.inputs import ImageResult, iter_image_paths
+from ..core.kinds import MODEL_TITLES
 from .results_model import THUMB, ResultsFilter, ResultsModel
+
+if TYPE_CHECKING:
+    from ..core.predict import Engine
 
 MODEL_COLORS = {"hqnn": (90, 60, 200), "classical": (30, 150, 110), "baseline": (150, 150, 150)}
 
 
-def classify_stream(engine: Engine, inputs: list[str], stop: threading.Event):
+def classify_stream(engine: "Engine", inputs: list[str], stop: threading.Event):
     """Generator run in a worker thread: yields (results chunk, done, total)."""
     paths = list(iter_image_paths(inputs))
     total, done, chunk, last = len(paths), 0, [], time.monotonic()
@@ -83,7 +87,7 @@ class ClassifyTab(QWidget):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.engine: Engine | None = None
+        self.engine: "Engine | None" = None
         self.worker = None
         self._stop = threading.Event()
         self._queued: list[str] = []
@@ -159,7 +163,7 @@ class ClassifyTab(QWidget):
         layout.addLayout(bottom)
 
     # ------------------------------------------------------------------ engine and inputs
-    def set_engine(self, engine: Engine | None) -> None:
+    def set_engine(self, engine: "Engine | None") -> None:
         """Use a newly loaded pack; previous results are cleared (they belong to another pack)."""
         self.cancel()
         self.engine = engine

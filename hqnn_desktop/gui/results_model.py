@@ -7,8 +7,8 @@ from collections import OrderedDict
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSize, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QBrush, QColor, QImageReader, QPixmap
 
-from ..core.heads import MODEL_TITLES
-from ..core.predict import ImageResult
+from ..core.inputs import ImageResult
+from ..core.kinds import MODEL_TITLES
 from ..core.results import disagreement, low_confidence, predicted
 
 SORT_ROLE = Qt.UserRole + 1

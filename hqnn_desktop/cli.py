@@ -134,39 +134,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluate_folder(pack, folder: str, models: tuple[str, ...], batch_size: int = 32,
-                    progress=None, cancelled=lambda: False) -> dict:
-    """Score ``pack`` on a labelled folder; the report the CLI writes and the Evaluate tab shows."""
-    import numpy as np
-
-    from .core.datasets import scan_class_folders
-    from .core.metrics import classification_report
-    from .core.predict import Engine
-
-    files = scan_class_folders(folder, pack.labels)
-    engine = Engine(pack, models, batch_size=batch_size)
-    truth = {str(p): t for p, t in zip(files.paths, files.targets)}
-    kept, probas, errors = [], {m: [] for m in models}, []
-    for i, result in enumerate(engine.classify([str(p) for p in files.paths], cancelled), start=1):
-        if result.error:
-            errors.append({"path": result.path, "error": result.error})
-        else:
-            kept.append(result.path)
-            for m in models:
-                probas[m].append(result.proba[m])
-        if progress:
-            progress(i, len(files))
-    y = np.array([truth[p] for p in kept], dtype=int)
-    report = {"pack": pack.name, "folder": str(folder), "labels": pack.labels,
-              "n_images": len(files), "n_unusable": len(errors), "errors": errors, "models": {}}
-    for m in models:
-        proba = np.stack(probas[m]) if probas[m] else np.zeros((0, len(pack.labels)))
-        report["models"][m] = classification_report(y, proba, pack.labels)
-    return report
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .core.datasets import DatasetError
+    from .core.evaluate import evaluate_folder
     from .core.storage import atomic_write_json
 
     pack = _load_pack(args.pack, args.models)

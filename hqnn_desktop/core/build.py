@@ -75,9 +75,12 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
     x_val, y_val = _load(val_files, cfg.input_size, callbacks, "load_val")
     if len(x_train) == 0 or len(x_val) == 0:
         raise ValueError("No readable images are left for training or validation.")
+    checkpoint = Path(out_dir).with_name(f".{Path(out_dir).name}.adapt.ckpt")
     if recipe.fine_tune:
+        # resumable: a cancelled or crashed run continues from its last finished epoch
         adapted, adapt_history = adapt_backbone(x_train, y_train, len(labels), cfg, recipe.device,
-                                                callbacks=callbacks, val=(x_val, y_val))
+                                                checkpoint=checkpoint, callbacks=callbacks,
+                                                val=(x_val, y_val))
         extractor = adapted.extractor
     else:
         extractor, adapt_history = FeatureExtractor(cfg.backbone, cfg.pretrained), []
@@ -103,7 +106,9 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
         data={"description": recipe.description or f"User dataset {Path(recipe.train_dir).name}",
               "class_counts": train_files.class_counts()},
     )
-    return save_pack(out_dir, card, extractor, heads)
+    path = save_pack(out_dir, card, extractor, heads)
+    checkpoint.unlink(missing_ok=True)
+    return path
 
 
 def make_card(*, name: str, labels: list[str], backbone: str, input_size: int, n_qubits: int,

@@ -77,6 +77,7 @@ def classification_report(y_true: np.ndarray, proba: np.ndarray, labels: list[st
                       for lab, p, r, f, s in zip(labels, precision, recall, f1, cm.sum(1))},
         "confusion_matrix": cm.tolist(),
         "ece": expected_calibration_error(proba, y_true) if len(y_true) else 0.0,
+        "reliability": reliability_curve(proba, y_true) if len(y_true) else None,
     }
 
 

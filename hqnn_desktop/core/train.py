@@ -142,8 +142,12 @@ def adapt_backbone(images: np.ndarray | torch.Tensor, targets: np.ndarray, n_cla
         ema = torch.optim.swa_utils.AveragedModel(
             model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     start_epoch, history = 0, []
+    state = None
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, map_location=dev, weights_only=True)
+        if state.get("config") != str(asdict(cfg)):
+            state = None  # a checkpoint of other settings: start afresh rather than mix runs
+    if state is not None:
         model.load_state_dict(state["model"])
         if ema is not None and "ema" in state:
             ema.load_state_dict(state["ema"])

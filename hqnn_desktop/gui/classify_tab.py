@@ -197,7 +197,7 @@ class ClassifyTab(QWidget):
         self.cancel_button.setEnabled(True)
         self.progress.setRange(0, 0)
         self.progress_label.setText("Looking for images…")
-        self.worker = create_worker(classify_stream, self.engine, paths, self._stop, _start_thread=False)
+        self.worker = create_worker(classify_stream, self.engine, paths, self._stop, _start_thread=False, _ignore_errors=True)
         self.worker.yielded.connect(self._on_chunk)
         self.worker.errored.connect(self._on_error)
         self.worker.finished.connect(self._on_finished)

@@ -25,6 +25,8 @@ from superqt.utils import create_worker
 
 from ..core.settings import Settings
 from .classify_tab import ClassifyTab
+from .evaluate_tab import EvaluateTab
+from .training_tab import TrainingTab
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,17 @@ class MainWindow(QMainWindow):
         self.classify.status.connect(self.statusBar().showMessage)
         self.classify.error.connect(self.show_error)
         self.tabs.addTab(self.classify, "Classify")
+        self.evaluate = EvaluateTab()
+        self.evaluate.error.connect(self.show_error)
+        self.tabs.addTab(self.evaluate, "Evaluate")
+        self.training = TrainingTab()
+        self.training.error.connect(self.show_error)
+        self.training.pack_ready.connect(self._new_pack)
+        self.tabs.addTab(self.training, "Training")
+        for i, key in enumerate(("Ctrl+1", "Ctrl+2", "Ctrl+3")):
+            action = QAction(self, shortcut=QKeySequence(key))
+            action.triggered.connect(lambda _=False, i=i: self.tabs.setCurrentIndex(i))
+            self.addAction(action)
         self.setCentralWidget(self.tabs)
         self._build_menus()
         self.statusBar().showMessage("Starting…")
@@ -104,7 +117,7 @@ class MainWindow(QMainWindow):
     def start_loading(self) -> None:
         """Find packs and load the remembered (or first) one in the background."""
         self.statusBar().showMessage("Looking for model packs…")
-        worker = create_worker(list_pack_infos, _start_thread=False)
+        worker = create_worker(list_pack_infos, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(self._packs_found)
         worker.errored.connect(lambda e: self.show_error("The model packs could not be listed.", repr(e)))
         self._lister = worker
@@ -136,15 +149,21 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Loading models of {Path(folder).name}…")
         self.pack_combo.setEnabled(False)
         self.classify.set_engine(None)
-        worker = create_worker(load_engine, folder, _start_thread=False)
+        worker = create_worker(load_engine, folder, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(self._engine_ready)
         worker.errored.connect(self._engine_failed)
         self._loader = worker
         worker.start()
 
+    def _new_pack(self, path: str) -> None:
+        """A pack was trained: list it and select it."""
+        self.settings.set("pack", path)
+        self.start_loading()
+
     def _engine_ready(self, engine) -> None:
         self.pack_combo.setEnabled(True)
         self.classify.set_engine(engine)
+        self.evaluate.set_pack(engine.pack)
         self.statusBar().showMessage(f"Ready: {engine.pack.name} · {', '.join(engine.pack.labels)}")
 
     def _engine_failed(self, exc: Exception) -> None:
@@ -235,6 +254,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.classify.cancel()
+        self.training.cancel()
         self.classify.wait(10)
         self.settings.set("window_geometry", bytes(self.saveGeometry().toBase64()).decode())
         try:

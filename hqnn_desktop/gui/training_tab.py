@@ -1,0 +1,253 @@
+"""Training tab: a form over ``core.build.train_pack``, live curves, progress, ETA and Cancel."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt.utils import create_worker
+
+from ..core.kinds import MODEL_KINDS, MODEL_TITLES
+
+CURVE_COLORS = {"hqnn": (90, 60, 200), "classical": (30, 150, 110), "baseline": (150, 150, 150),
+                "warm-up": (200, 120, 0)}
+
+
+class _Relay(QObject):
+    """Carries progress from the training thread to the GUI thread (queued signal)."""
+
+    progress = Signal(str, int, int, dict)
+
+
+def run_training(recipe, out_dir: str, relay: _Relay, stop: threading.Event) -> str:
+    """Worker function: the same training code as ``hqnn-desktop train``."""
+    from ..core.build import train_pack
+    from ..core.train import Callbacks
+
+    callbacks = Callbacks(progress=lambda *a: relay.progress.emit(*a), cancelled=stop.is_set)
+    return str(train_pack(recipe, out_dir, callbacks))
+
+
+def _folder_row(edit: QLineEdit, parent: QWidget, title: str) -> QHBoxLayout:
+    row = QHBoxLayout()
+    row.addWidget(edit, 1)
+    button = QPushButton("Browse…")
+    button.clicked.connect(lambda: edit.setText(
+        QFileDialog.getExistingDirectory(parent, title, edit.text()) or edit.text()))
+    row.addWidget(button)
+    return row
+
+
+class TrainingTab(QWidget):
+    """Train a pack from a labelled folder; the result appears in the pack selector at once."""
+
+    pack_ready = Signal(str)
+    error = Signal(str, str)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.worker = None
+        self._stop = threading.Event()
+        self._relay = _Relay()
+        self._relay.progress.connect(self._on_progress)
+        self._started = 0.0
+        self._curves: dict[str, tuple[list, list, list]] = {}
+
+        self.train_dir = QLineEdit()
+        self.train_dir.setPlaceholderText("Folder with one subfolder per class")
+        self.val_dir = QLineEdit()
+        self.val_dir.setPlaceholderText("Optional: a separate validation folder with the same classes")
+        self.val_fraction = QDoubleSpinBox(decimals=2, minimum=0.05, maximum=0.5, singleStep=0.05, value=0.15)
+        self.group_pattern = QLineEdit()
+        self.group_pattern.setPlaceholderText(r"Optional, e.g. ^g(\d+)_ : images of one group stay together")
+        self.backbone = QComboBox()
+        self.backbone.addItems(["efficientnet_lite0", "resnet18", "resnet50"])
+        self.model_boxes = {k: QCheckBox(MODEL_TITLES[k], checked=True) for k in MODEL_KINDS}
+        self.qubits = QSpinBox(minimum=2, maximum=12, value=8)
+        self.layers = QSpinBox(minimum=1, maximum=6, value=1)
+        self.fine_tune = QCheckBox("Fine-tune the backbone first (slow without a GPU)")
+        self.epochs = QSpinBox(minimum=1, maximum=200, value=15)
+        self.head_epochs = QSpinBox(minimum=1, maximum=500, value=10)
+        self.lr = QDoubleSpinBox(decimals=4, minimum=0.0001, maximum=1.0, singleStep=0.001, value=0.01)
+        self.batch = QSpinBox(minimum=4, maximum=4096, value=256)
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
+        self.contrastive = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=10.0, singleStep=0.1, value=0.0)
+        self.name = QLineEdit("my-pack")
+        self.fine_tune.toggled.connect(self.epochs.setEnabled)
+        self.epochs.setEnabled(False)
+
+        form = QFormLayout()
+        form.addRow("Dataset folder", _folder_row(self.train_dir, self, "Dataset folder"))
+        form.addRow("Validation folder", _folder_row(self.val_dir, self, "Validation folder"))
+        form.addRow("…or validation fraction", self.val_fraction)
+        form.addRow("Group pattern", self.group_pattern)
+        form.addRow("Backbone", self.backbone)
+        models_row = QHBoxLayout()
+        for box in self.model_boxes.values():
+            models_row.addWidget(box)
+        form.addRow("Models", models_row)
+        form.addRow("Qubits", self.qubits)
+        form.addRow("Circuit layers", self.layers)
+        form.addRow("", self.fine_tune)
+        form.addRow("Backbone epochs", self.epochs)
+        form.addRow("Head epochs", self.head_epochs)
+        form.addRow("Learning rate (heads)", self.lr)
+        form.addRow("Batch size (heads)", self.batch)
+        form.addRow("Seed", self.seed)
+        form.addRow("Contrastive weight", self.contrastive)
+        form.addRow("Pack name", self.name)
+
+        self.start_button = QPushButton("Train")
+        self.start_button.setToolTip("Train and save a new pack in your packs folder")
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress = QProgressBar()
+        self.state = QLabel("Choose a dataset folder, then Train.")
+        self.state.setWordWrap(True)
+        self.loss_plot = pg.PlotWidget(title="Training loss per epoch")
+        self.acc_plot = pg.PlotWidget(title="Validation accuracy per epoch")
+        for plot in (self.loss_plot, self.acc_plot):
+            plot.setBackground(None)
+            plot.addLegend()
+            plot.setLabel("bottom", "epoch")
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.progress, 1)
+        left = QVBoxLayout()
+        left.addLayout(form)
+        left.addLayout(buttons)
+        left.addWidget(self.state)
+        left.addStretch(1)
+        right = QVBoxLayout()
+        right.addWidget(self.loss_plot)
+        right.addWidget(self.acc_plot)
+        layout = QHBoxLayout(self)
+        layout.addLayout(left, 2)
+        layout.addLayout(right, 3)
+
+    def recipe(self):
+        """The form as a :class:`PackRecipe` (raises ValueError with a readable message)."""
+        from ..core.build import AdaptConfig, HeadConfig, PackRecipe
+
+        train = self.train_dir.text().strip()
+        if not train or not Path(train).is_dir():
+            raise ValueError("Choose the dataset folder (one subfolder per class).")
+        models = tuple(k for k, box in self.model_boxes.items() if box.isChecked())
+        if not models:
+            raise ValueError("Choose at least one model to train.")
+        name = self.name.text().strip()
+        if not name or any(c in name for c in "/\\:") or name.startswith("."):
+            raise ValueError("Give the pack a name without slashes or colons.")
+        return PackRecipe(
+            train_dir=train, name=name, val_dir=self.val_dir.text().strip() or None,
+            val_fraction=self.val_fraction.value(), group_pattern=self.group_pattern.text().strip() or None,
+            models=models, fine_tune=self.fine_tune.isChecked(),
+            adapt=AdaptConfig(backbone=self.backbone.currentText(), epochs=self.epochs.value(),
+                              seed=self.seed.value(), bottleneck=self.qubits.value()),
+            heads=HeadConfig(n_qubits=self.qubits.value(), layers=self.layers.value(),
+                             epochs=self.head_epochs.value(), lr=self.lr.value(), batch_size=self.batch.value(),
+                             contrastive_weight=self.contrastive.value(), seed=self.seed.value()))
+
+    def start(self) -> None:
+        from ..core.packs import user_packs_dir
+
+        try:
+            recipe = self.recipe()
+        except ValueError as exc:
+            self.state.setText(str(exc))
+            return
+        out = user_packs_dir() / recipe.name
+        self._stop = threading.Event()
+        self._curves.clear()
+        self.loss_plot.clear()
+        self.acc_plot.clear()
+        self._started = time.monotonic()
+        self.start_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setRange(0, 0)
+        self.state.setText("Reading images…")
+        self.worker = create_worker(run_training, recipe, str(out), self._relay, self._stop, _start_thread=False, _ignore_errors=True)
+        self.worker.returned.connect(self._on_done)
+        self.worker.errored.connect(self._on_error)
+        self.worker.finished.connect(self._on_finished)
+        self.worker.start()
+
+    def busy(self) -> bool:
+        return self.worker is not None
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self._stop.set()
+            self.state.setText("Cancelling… (the last finished checkpoint is kept)")
+
+    STAGES = {"load_train": "Reading training images", "load_val": "Reading validation images",
+              "adapt": "Fine-tuning the backbone", "adapt_epoch": "Fine-tuning the backbone",
+              "features": "Computing features", "heads": "Training the models"}
+
+    def _on_progress(self, stage: str, done: int, total: int, metrics: dict) -> None:
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(done)
+        text = f"{self.STAGES.get(stage, stage)}: {done}/{total}"
+        if stage == "heads":
+            elapsed = time.monotonic() - self._started
+            text += f" · {metrics.get('model', '')} epoch {metrics.get('epoch', '')}"
+            text += f" · about {elapsed / max(done, 1) * (total - done):.0f} s left"
+            self._add_point(metrics)
+        self.state.setText(text)
+
+    def _add_point(self, m: dict) -> None:
+        kind = m.get("model", "")
+        xs, losses, accs = self._curves.setdefault(kind, ([], [], []))
+        xs.append(m["epoch"])
+        losses.append(m["loss"])
+        accs.append(m.get("val_accuracy", float("nan")))
+        pen = pg.mkPen(CURVE_COLORS.get(kind, (0, 0, 0)), width=2)
+        title = MODEL_TITLES.get(kind, kind)
+        for plot, ys in ((self.loss_plot, losses), (self.acc_plot, accs)):
+            items = [i for i in plot.listDataItems() if i.name() == title]
+            if items:
+                items[0].setData(xs, ys)
+            elif not all(y != y for y in ys):
+                plot.plot(xs, ys, pen=pen, name=title)
+
+    def _on_done(self, path: str) -> None:
+        self.state.setText(f"Saved the pack {Path(path).name}; it is now in the pack selector.")
+        self.pack_ready.emit(path)
+
+    def _on_error(self, exc: Exception) -> None:
+        from ..core.train import TrainingCancelled
+
+        if isinstance(exc, TrainingCancelled):
+            self.state.setText("Training cancelled; no pack was written. Previous packs are untouched.")
+        elif isinstance(exc, ValueError):
+            self.state.setText(str(exc))
+        else:
+            self.error.emit("Training stopped because of an unexpected problem.", repr(exc))
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self.start_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.progress.setRange(0, 1)

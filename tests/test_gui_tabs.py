@@ -1,0 +1,81 @@
+"""Evaluate and Training tabs driven offscreen with the real packs and a tiny generated dataset."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from hqnn_desktop.core.settings import Settings
+from hqnn_desktop.gui.main_window import MainWindow
+
+from .conftest import BUNDLED, SAMPLES
+
+pytestmark = pytest.mark.skipif(not (BUNDLED / "pbc8" / "card.json").exists(), reason="pbc8 pack not built")
+
+
+@pytest.fixture
+def window(qtbot):
+    settings = Settings()
+    settings.set("pack", str(BUNDLED / "pbc8"))
+    w = MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    w.show()
+    w.start_loading()
+    qtbot.waitUntil(lambda: w.classify.engine is not None, timeout=60_000)
+    yield w
+    w.training.cancel()
+    qtbot.waitUntil(lambda: not w.training.busy(), timeout=60_000)
+
+
+def test_evaluate_tab_shows_bundled_results_then_a_folder(window, qtbot, tmp_path):
+    tab = window.evaluate
+    assert tab.summary.rowCount() == 3
+    card_models = window.classify.engine.pack.card["metrics"]["validation"]["models"]
+    n = card_models["hqnn"]["n"]
+    assert tab.matrices["hqnn"].matrix.sum() == n
+    assert tab.summary.item(0, 3).text() == f"{card_models['hqnn']['macro_f1']:.4f}"
+    tab.evaluate(str(SAMPLES / "pbc8"))
+    qtbot.waitUntil(lambda: tab.worker is None and tab.report and "folder" in tab.report, timeout=120_000)
+    assert tab.report["n_images"] == 24
+    for kind in ("hqnn", "classical", "baseline"):
+        assert tab.matrices[kind].matrix.sum() == 24
+    tab.normalised.setChecked(True)
+    np.testing.assert_allclose(tab.matrices["hqnn"].matrix.sum(1), 1.0)
+    out = tmp_path / "per_class.csv"
+    tab.write_table(str(out))
+    rows = list(csv.reader(open(out, encoding="utf-8")))
+    assert len(rows) == 9 and rows[0][0] == "class"
+    written = tab.write_plots(str(tmp_path / "cm.png"))
+    assert len(written) == 3 and all((tmp_path / f"cm_{k}.png").stat().st_size > 1000
+                                     for k in ("hqnn", "classical", "baseline"))
+    tab.evaluate(str(tmp_path))  # not a labelled folder
+    qtbot.waitUntil(lambda: tab.worker is None, timeout=60_000)
+    assert "class subfolders" in tab.source.text()
+
+
+def test_training_tab_trains_a_pack_that_becomes_selectable(window, qtbot, tiny_dataset):
+    tab = window.training
+    train, val = tiny_dataset
+    tab.train_dir.setText(str(train))
+    tab.val_dir.setText(str(val))
+    tab.qubits.setValue(3)
+    tab.layers.setValue(1)
+    tab.head_epochs.setValue(4)
+    tab.batch.setValue(16)
+    tab.name.setText("tiny-gui")
+    with qtbot.waitSignal(tab.pack_ready, timeout=300_000):
+        tab.start()
+    qtbot.waitUntil(lambda: window.classify.engine is not None
+                    and window.classify.engine.pack.name == "tiny-gui", timeout=60_000)
+    assert any("tiny-gui" in window.pack_combo.itemText(i) for i in range(window.pack_combo.count()))
+    assert tab.loss_plot.listDataItems() and tab.acc_plot.listDataItems()
+    assert window.classify.engine.pack.labels == ["alpha", "beta", "gamma"]
+
+
+def test_training_tab_explains_bad_input(window):
+    tab = window.training
+    tab.train_dir.setText("/no/such/folder")
+    tab.start()
+    assert "dataset folder" in tab.state.text() and not tab.busy()

@@ -43,12 +43,38 @@ def main() -> int:
     window.classify.add_paths([str(ROOT / "resources" / "samples" / "pbc8")])
     wait(lambda: not window.classify.busy() and window.classify.model.results)
     window.classify.table.selectRow(4)
+    shown = []
+    window.classify.status.connect(lambda m: shown.append(m) if m.startswith("Saliency") else None)
+    window.classify.saliency_box.setChecked(True)
+    wait(lambda: shown, timeout=60)
     for _ in range(20):
         app.processEvents()
         time.sleep(0.05)
     OUT.mkdir(parents=True, exist_ok=True)
     window.grab().save(str(OUT / "classify.png"))
-    print("saved", OUT / "classify.png")
+    window.tabs.setCurrentWidget(window.evaluate)
+    window.evaluate.normalised.setChecked(True)
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.05)
+    window.grab().save(str(OUT / "evaluate.png"))
+    tab = window.training
+    window.tabs.setCurrentWidget(tab)
+    shared = ROOT.parent / "shared" / "data" / "pbc" / "val"  # a realistic demo where the data exists
+    tab.train_dir.setText(str(shared if shared.is_dir() else ROOT / "resources" / "samples" / "pbc8"))
+    tab.val_fraction.setValue(0.3)
+    tab.qubits.setValue(6)
+    tab.head_epochs.setValue(15)
+    tab.batch.setValue(64 if shared.is_dir() else 8)
+    tab.name.setText("samples-demo")
+    tab.start()
+    wait(lambda: not tab.busy(), timeout=600)
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.05)
+    window.tabs.setCurrentWidget(tab)
+    window.grab().save(str(OUT / "training.png"))
+    print("saved", sorted(p.name for p in OUT.glob("*.png")))
     window.close()
     return 0
 

@@ -94,3 +94,15 @@ def test_settings_remember_pack(window, qtbot):
     window.close()
     assert Settings().get("pack") == str(BUNDLED / "bci4")
     assert Settings().get("window_geometry")
+
+
+def test_saliency_overlay_replaces_the_preview(window, qtbot):
+    drop(window, [PBC / "monocyte"])
+    qtbot.waitUntil(lambda: not window.classify.busy() and len(window.classify.model.results) == 3,
+                    timeout=60_000)
+    tab = window.classify
+    tab.table.selectRow(0)
+    before = tab.preview.pixmap().toImage()
+    with qtbot.waitSignal(tab.status, timeout=60_000, check_params_cb=lambda m: m.startswith("Saliency")):
+        tab.saliency_box.setChecked(True)
+    assert tab.preview.pixmap().toImage() != before

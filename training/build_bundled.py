@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hqnn_desktop.core import ood
 from hqnn_desktop.core.backbones import load_state_file
 from hqnn_desktop.core.build import make_card
 from hqnn_desktop.core.heads import MODEL_KINDS
@@ -187,7 +188,8 @@ def main() -> None:
                          "BCI: a few hundred smear fields). Expect lower accuracy on other stains, "
                          "scanners, magnifications or abnormal cells absent from training."},
     )
-    path = save_pack(args.out / args.pack, card, extractor, heads, fp16_backbone=True)
+    path = save_pack(args.out / args.pack, card, extractor, heads, fp16_backbone=True,
+                     ood=ood.fit(f_train, y_train, f_val, n_classes))
     print("pack", path, f"{time.time() - t_start:.0f} s", flush=True)
 
 

@@ -65,8 +65,12 @@ class EfficientNetLite0Features(nn.Module):
         self.net._fc = nn.Identity()
         self.net._dropout = nn.Identity()
 
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """Last convolutional activations (B, 1280, h, w), used by Grad-CAM."""
+        return self.net.extract_features(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.extract_features(x).mean(dim=(2, 3))
+        return self.feature_map(x).mean(dim=(2, 3))
 
 
 class TorchvisionResNetFeatures(nn.Module):
@@ -81,8 +85,14 @@ class TorchvisionResNetFeatures(nn.Module):
             self.net.load_state_dict(load_state_file(weights_file))
         self.net.fc = nn.Identity()
 
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """Output of the last residual stage (B, C, h, w), used by Grad-CAM."""
+        n = self.net
+        x = n.maxpool(n.relu(n.bn1(n.conv1(x))))
+        return n.layer4(n.layer3(n.layer2(n.layer1(x))))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.feature_map(x).mean(dim=(2, 3))
 
 
 def _lite0_weights() -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import ood
 from .augment import AugmentConfig
 from .backbones import get_spec
 from .circuits import ANSATZ_ID, circuit_parameter_count
@@ -106,7 +107,7 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
         data={"description": recipe.description or f"User dataset {Path(recipe.train_dir).name}",
               "class_counts": train_files.class_counts()},
     )
-    path = save_pack(out_dir, card, extractor, heads)
+    path = save_pack(out_dir, card, extractor, heads, ood=ood.fit(f_train, y_train, f_val, len(labels)))
     checkpoint.unlink(missing_ok=True)
     return path
 

@@ -25,6 +25,8 @@ class ImageResult:
     features: np.ndarray | None = None
     codes: dict[str, np.ndarray] = field(default_factory=dict)
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+    #: True when the image is unlike the pack's training data (None: the pack cannot tell).
+    unlike_training: bool | None = None
 
 
 def iter_image_paths(inputs: Iterable[str | os.PathLike]) -> Iterator[str]:

@@ -19,6 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .heads import MODEL_KINDS, Head
@@ -102,6 +103,11 @@ class Pack:
     card: dict
     extractor: torch.nn.Module
     heads: dict[str, Head]
+    ood_centroids: np.ndarray | None = None
+
+    @property
+    def ood_threshold(self) -> float | None:
+        return self.card.get("ood", {}).get("threshold")
 
     @property
     def name(self) -> str:
@@ -160,12 +166,18 @@ def load_pack(folder: str | Path, models: tuple[str, ...] = MODEL_KINDS) -> Pack
         except RuntimeError as exc:
             raise PackError(f"The {kind} weights do not fit the model described by the card.") from exc
         heads[kind] = head.eval()
-    return Pack(folder, card, extractor, heads)
+    centroids = head_state.get("ood.centroids")
+    return Pack(folder, card, extractor, heads,
+                centroids.numpy() if centroids is not None and "ood" in card else None)
 
 
 def save_pack(folder: str | Path, card: dict, extractor: torch.nn.Module, heads: dict[str, Head],
-              fp16_backbone: bool = True) -> Path:
-    """Write a pack atomically: build it in a temporary folder, then swap it into place."""
+              fp16_backbone: bool = True, ood: tuple[np.ndarray, float] | None = None) -> Path:
+    """Write a pack atomically: build it in a temporary folder, then swap it into place.
+
+    ``ood`` = (class centroids, threshold) from :mod:`core.ood` enables the
+    "unlike training data" flag.
+    """
     from safetensors.torch import save_file
 
     folder = Path(folder)
@@ -175,10 +187,14 @@ def save_pack(folder: str | Path, card: dict, extractor: torch.nn.Module, heads:
         dtype = torch.float16 if fp16_backbone else torch.float32
         save_file({k: v.detach().to(dtype).contiguous() for k, v in extractor.state_dict().items()},
                   str(tmp / BACKBONE_FILE))
-        save_file({f"{kind}.{k}": v.detach().float().contiguous()
-                   for kind, head in heads.items() for k, v in head.state_dict().items()},
-                  str(tmp / HEADS_FILE))
+        head_tensors = {f"{kind}.{k}": v.detach().float().contiguous()
+                        for kind, head in heads.items() for k, v in head.state_dict().items()}
         card = dict(card)
+        if ood is not None:
+            head_tensors["ood.centroids"] = torch.as_tensor(ood[0], dtype=torch.float32).contiguous()
+            card["ood"] = {"threshold": float(ood[1]), "method": "cosine distance of backbone features to "
+                           "the nearest class centroid; threshold = 99th percentile on validation images"}
+        save_file(head_tensors, str(tmp / HEADS_FILE))
         card["format_version"] = FORMAT_VERSION
         card["files"] = {name: {"sha256": sha256_file(tmp / name), "bytes": (tmp / name).stat().st_size}
                          for name in (BACKBONE_FILE, HEADS_FILE)}

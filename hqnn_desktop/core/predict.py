@@ -22,6 +22,7 @@ import torch
 from .imageio import ImageError, load_model_input
 from .inputs import ImageResult, iter_image_paths
 from .kinds import MODEL_KINDS
+from .ood import distances
 from .packs import Pack
 
 
@@ -56,8 +57,9 @@ class Engine:
 
     @torch.inference_mode()
     def run_batch(self, images: np.ndarray, keep_latents: bool = False
-                  ) -> tuple[dict[str, np.ndarray], np.ndarray | None, dict, dict]:
-        """Probabilities per model for a uint8 NHWC batch (and latents on request)."""
+                  ) -> tuple[dict[str, np.ndarray], np.ndarray, dict, dict]:
+        """Probabilities per model and backbone features for a uint8 NHWC batch (codes and
+        embeddings on request)."""
         x = torch.from_numpy(images).to(self.device)
         feats = self.pack.extractor(x).float()
         proba, codes, embs = {}, {}, {}
@@ -67,7 +69,7 @@ class Engine:
             proba[kind] = torch.softmax(logits.float(), dim=1).cpu().numpy()
             if keep_latents:
                 codes[kind], embs[kind] = code.cpu().numpy(), emb.float().cpu().numpy()
-        return proba, (feats.cpu().numpy() if keep_latents else None), codes, embs
+        return proba, feats.cpu().numpy(), codes, embs
 
     def classify(self, paths: Iterable[str], cancelled: Callable[[], bool] = lambda: False,
                  keep_latents: bool = False) -> Iterator[ImageResult]:
@@ -129,8 +131,13 @@ class Engine:
         if good:
             images = np.stack([batch[i][1] for i in good])
             proba, feats, codes, embs = self.run_batch(images, keep_latents)
+            unlike = None
+            if self.pack.ood_centroids is not None and self.pack.ood_threshold is not None:
+                unlike = distances(feats, self.pack.ood_centroids) > self.pack.ood_threshold
             for j, i in enumerate(good):
                 results[i].proba = {k: v[j] for k, v in proba.items()}
+                if unlike is not None:
+                    results[i].unlike_training = bool(unlike[j])
                 if keep_latents:
                     results[i].features = feats[j]
                     results[i].codes = {k: v[j] for k, v in codes.items()}

@@ -66,3 +66,8 @@ def disagreement(result: ImageResult, labels: list[str]) -> bool:
 def low_confidence(result: ImageResult, labels: list[str], threshold: float = LOW_CONFIDENCE) -> bool:
     """True when any model's top probability is under ``threshold``."""
     return any(float(p.max()) < threshold for p in result.proba.values())
+
+
+def unlike_training(result: ImageResult) -> bool:
+    """True when the pack flags the image as unlike its training data."""
+    return bool(result.unlike_training)

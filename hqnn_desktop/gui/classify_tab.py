@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QItemSelectionModel, Qt, Signal
-from PySide6.QtGui import QImageReader, QPixmap
+from PySide6.QtGui import QImage, QImageReader, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
     QHBoxLayout,
     QHeaderView,
@@ -34,6 +35,19 @@ if TYPE_CHECKING:
     from ..core.predict import Engine
 
 MODEL_COLORS = {"hqnn": (90, 60, 200), "classical": (30, 150, 110), "baseline": (150, 150, 150)}
+
+
+def saliency_overlay(pack, path: str, kind: str) -> tuple[np.ndarray, str]:
+    """Worker function: the model input with its Grad-CAM heat map blended in (RGB uint8)."""
+    from ..core.imageio import load_model_input
+    from ..core.saliency import grad_cam
+
+    image = load_model_input(path, pack.input_size)
+    cam, k = grad_cam(pack, image, kind)
+    heat = pg.colormap.get("inferno").map(cam, mode="byte")[..., :3].astype(np.float32)
+    alpha = 0.6 * cam[..., None]
+    blended = (image.astype(np.float32) * (1 - alpha) + heat * alpha).clip(0, 255).astype(np.uint8)
+    return np.ascontiguousarray(blended), pack.labels[k]
 
 
 def classify_stream(engine: "Engine", inputs: list[str], stop: threading.Event):
@@ -110,7 +124,8 @@ class ClassifyTab(QWidget):
         self.class_filter = QComboBox()
         self.class_filter.setToolTip("Show only images predicted as this class by any model")
         self.flag_filter = QComboBox()
-        self.flag_filter.addItems(["All images", "models disagree", "low confidence", "unusable"])
+        self.flag_filter.addItems(["All images", "models disagree", "low confidence", "unlike training data",
+                                   "unusable"])
         self.flag_filter.setToolTip("Show only flagged images")
         for combo in (self.class_filter, self.flag_filter):
             combo.currentIndexChanged.connect(self._apply_filter)
@@ -131,6 +146,13 @@ class ClassifyTab(QWidget):
         self.detail.setWordWrap(True)
         self.detail.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.plot = ProbabilityPlot()
+        self.saliency_box = QCheckBox("Saliency (Grad-CAM) of")
+        self.saliency_box.setToolTip("Overlay where in the image the chosen model's prediction comes from")
+        self.saliency_model = QComboBox()
+        self.saliency_box.toggled.connect(self._show_current)
+        self.saliency_model.currentIndexChanged.connect(self._show_current)
+        self._saliency_worker = None
+        self._saliency_for: tuple | None = None
 
         filters = QHBoxLayout()
         filters.addWidget(QLabel("Class:"))
@@ -147,6 +169,11 @@ class ClassifyTab(QWidget):
         rv = QVBoxLayout(right)
         rv.setContentsMargins(0, 0, 0, 0)
         rv.addWidget(self.preview, 3)
+        sal = QHBoxLayout()
+        sal.addWidget(self.saliency_box)
+        sal.addWidget(self.saliency_model)
+        sal.addStretch(1)
+        rv.addLayout(sal)
         rv.addWidget(self.detail)
         rv.addWidget(self.plot, 2)
         split = QSplitter()
@@ -169,6 +196,11 @@ class ClassifyTab(QWidget):
         self.engine = engine
         labels = engine.pack.labels if engine else []
         self.model.reset(labels, engine.models if engine else ())
+        self.saliency_model.blockSignals(True)
+        self.saliency_model.clear()
+        for kind in (engine.models if engine else ()):
+            self.saliency_model.addItem(MODEL_TITLES[kind], kind)
+        self.saliency_model.blockSignals(False)
         self.class_filter.blockSignals(True)
         self.class_filter.clear()
         self.class_filter.addItems(["All classes"] + labels)
@@ -253,6 +285,40 @@ class ClassifyTab(QWidget):
             queued, self._queued = self._queued, []
             self.add_paths(queued)
 
+    # ------------------------------------------------------------------ saliency
+    def _set_preview(self, pixmap: QPixmap) -> None:
+        self.preview.setPixmap(pixmap.scaled(self.preview.size(), Qt.KeepAspectRatio, Qt.SmoothTransformation))
+
+    def _start_saliency(self, path: str, kind: str) -> None:
+        if self._saliency_worker is not None:
+            self._saliency_pending = (path, kind)
+            return
+        self._saliency_pending = None
+        self._saliency_for = (path, kind)
+        self._saliency_worker = create_worker(saliency_overlay, self.engine.pack, path, kind,
+                                              _start_thread=False, _ignore_errors=True)
+        self._saliency_worker.returned.connect(self._saliency_done)
+        self._saliency_worker.errored.connect(lambda e: self.status.emit(f"No saliency map: {e}"))
+        self._saliency_worker.finished.connect(self._saliency_finished)
+        self._saliency_worker.start()
+
+    def _saliency_done(self, result) -> None:
+        rgb, label = result
+        current = self.current_result()
+        if current is None or not self.saliency_box.isChecked() or self._saliency_for != (
+                current.path, self.saliency_model.currentData()):
+            return
+        h, w, _ = rgb.shape
+        image = QImage(rgb.data, w, h, 3 * w, QImage.Format_RGB888).copy()
+        self._set_preview(QPixmap.fromImage(image))
+        self.status.emit(f"Saliency of {MODEL_TITLES[self._saliency_for[1]]} for the class {label}")
+
+    def _saliency_finished(self) -> None:
+        self._saliency_worker = None
+        pending = getattr(self, "_saliency_pending", None)
+        if pending is not None:
+            self._start_saliency(*pending)
+
     # ------------------------------------------------------------------ presentation
     def _apply_filter(self) -> None:
         cls = self.class_filter.currentText() if self.class_filter.currentIndex() > 0 else None
@@ -278,8 +344,9 @@ class ClassifyTab(QWidget):
         if image.isNull():
             self.preview.setText("(no preview)")
         else:
-            self.preview.setPixmap(QPixmap.fromImage(image).scaled(
-                self.preview.size(), Qt.KeepAspectRatio, Qt.SmoothTransformation))
+            self._set_preview(QPixmap.fromImage(image))
+        if self.saliency_box.isChecked() and not r.error and self.engine is not None:
+            self._start_saliency(r.path, self.saliency_model.currentData())
         if r.error:
             self.detail.setText(f"<b>{Path(r.path).name}</b><br>{r.error}")
         else:

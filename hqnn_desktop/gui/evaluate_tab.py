@@ -63,9 +63,8 @@ class ConfusionPlot(pg.PlotWidget):
                 item.setPos(j + 0.5, i + 0.5)
                 self.addItem(item)
                 self.texts.append(item)
-        ticks = [(k + 0.5, lab) for k, lab in enumerate(labels)]
-        self.getAxis("bottom").setTicks([ticks])
-        self.getAxis("left").setTicks([ticks])
+        self.getAxis("bottom").setTicks([[(k + 0.5, lab[:4]) for k, lab in enumerate(labels)]])
+        self.getAxis("left").setTicks([[(k + 0.5, lab) for k, lab in enumerate(labels)]])
         self.setTitle(title)
         self.setLabel("bottom", "predicted")
         self.setLabel("left", "true")

@@ -9,7 +9,7 @@ from PySide6.QtGui import QBrush, QColor, QImageReader, QPixmap
 
 from ..core.inputs import ImageResult
 from ..core.kinds import MODEL_TITLES
-from ..core.results import disagreement, low_confidence, predicted
+from ..core.results import disagreement, low_confidence, predicted, unlike_training
 
 SORT_ROLE = Qt.UserRole + 1
 FLAGS_ROLE = Qt.UserRole + 2
@@ -62,6 +62,8 @@ class ResultsModel(QAbstractTableModel):
             flags.append("models disagree")
         if low_confidence(r, self.labels):
             flags.append("low confidence")
+        if unlike_training(r):
+            flags.append("unlike training data")
         return flags
 
     def data(self, index: QModelIndex, role=Qt.DisplayRole):

@@ -29,7 +29,7 @@ def window(qtbot):
     qtbot.waitUntil(lambda: not w.training.busy(), timeout=60_000)
 
 
-def test_evaluate_tab_shows_bundled_results_then_a_folder(window, qtbot, tmp_path):
+def test_evaluate_tab_shows_bundled_results_then_a_folder(window, qtbot, tmp_path, monkeypatch):
     tab = window.evaluate
     assert tab.summary.rowCount() == 3
     card_models = window.classify.engine.pack.card["metrics"]["validation"]["models"]
@@ -41,6 +41,19 @@ def test_evaluate_tab_shows_bundled_results_then_a_folder(window, qtbot, tmp_pat
     assert tab.report["n_images"] == 24
     for kind in ("hqnn", "classical", "baseline"):
         assert tab.matrices[kind].matrix.sum() == 24
+    emb = tab.embeddings
+    qtbot.waitUntil(lambda: set(emb.points) == {"code", "hqnn", "classical"} and emb.worker is None,
+                    timeout=60_000)
+    assert all(len(emb.scatters[k].data) == 24 for k in emb.points)
+    assert "truth:" in emb._tip(0, 0, 0)
+    opened = []
+    monkeypatch.setattr("hqnn_desktop.gui.embedding_view.QDesktopServices.openUrl", lambda url: opened.append(url))
+    point = emb.scatters["hqnn"].points()[0]
+    with qtbot.waitSignal(emb.opened):
+        emb._clicked(emb.scatters["hqnn"], [point])
+    assert opened and opened[0].toLocalFile().endswith(".jpg")
+    emb.method.setCurrentIndex(1)  # t-SNE
+    qtbot.waitUntil(lambda: emb.worker is None and "coloured" in emb.info.text(), timeout=120_000)
     tab.normalised.setChecked(True)
     np.testing.assert_allclose(tab.matrices["hqnn"].matrix.sum(1), 1.0)
     out = tmp_path / "per_class.csv"

@@ -17,19 +17,21 @@ from PySide6.QtWidgets import (
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 from superqt.utils import create_worker
 
 from ..core.kinds import MODEL_TITLES
+from .embedding_view import EmbeddingView
 
 
 def run_evaluation(pack, folder: str, models: tuple[str, ...], stop: threading.Event):
     """Worker function: the report of ``hqnn-desktop evaluate`` for ``folder``."""
     from ..core.evaluate import evaluate_folder
 
-    return evaluate_folder(pack, folder, models, cancelled=stop.is_set)
+    return evaluate_folder(pack, folder, models, cancelled=stop.is_set, keep_latents=True)
 
 
 class ConfusionPlot(pg.PlotWidget):
@@ -102,6 +104,7 @@ class EvaluateTab(QWidget):
         self.reliability = pg.PlotWidget(title="Reliability (confidence vs accuracy)")
         self.reliability.setBackground(None)
         self.reliability.addLegend()
+        self.embeddings = EmbeddingView()
 
         top = QHBoxLayout()
         for w in (self.evaluate_button, self.cancel_button, self.progress, self.normalised,
@@ -117,8 +120,14 @@ class EvaluateTab(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.source)
-        layout.addLayout(mats, 3)
-        layout.addLayout(tables, 2)
+        self.views = QTabWidget()
+        matrices_page = QWidget()
+        mp = QVBoxLayout(matrices_page)
+        mp.addLayout(mats, 3)
+        mp.addLayout(tables, 2)
+        self.views.addTab(matrices_page, "Confusion and per-class")
+        self.views.addTab(self.embeddings, "Latent embeddings")
+        layout.addWidget(self.views, 1)
 
     def set_pack(self, pack) -> None:
         """A pack was loaded: show its bundled validation results at once."""
@@ -168,6 +177,7 @@ class EvaluateTab(QWidget):
         self.report = report
         self.source.setText(source)
         self.refresh()
+        self.embeddings.set_latents(report.get("latents"), report["labels"])
 
     def refresh(self) -> None:
         r = self.report

@@ -42,7 +42,8 @@ def main() -> int:
     wait(lambda: window.classify.engine is not None)
     window.classify.add_paths([str(ROOT / "resources" / "samples" / "pbc8")])
     wait(lambda: not window.classify.busy() and window.classify.model.results)
-    window.classify.table.selectRow(4)
+    names = [r.path.rsplit("/", 1)[-1] for r in window.classify.model.results]
+    window.classify.table.selectRow(next(i for i, n in enumerate(names) if n.startswith("LY_")))
     shown = []
     window.classify.status.connect(lambda m: shown.append(m) if m.startswith("Saliency") else None)
     window.classify.saliency_box.setChecked(True)
@@ -58,6 +59,14 @@ def main() -> int:
         app.processEvents()
         time.sleep(0.05)
     window.grab().save(str(OUT / "evaluate.png"))
+    window.evaluate.evaluate(str(ROOT / "resources" / "samples" / "pbc8"))
+    wait(lambda: window.evaluate.worker is None and window.evaluate.embeddings.points
+         and window.evaluate.embeddings.worker is None, timeout=300)
+    window.evaluate.views.setCurrentWidget(window.evaluate.embeddings)
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.05)
+    window.grab().save(str(OUT / "embeddings.png"))
     tab = window.training
     window.tabs.setCurrentWidget(tab)
     shared = ROOT.parent / "shared" / "data" / "pbc" / "val"  # a realistic demo where the data exists

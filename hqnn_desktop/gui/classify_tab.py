@@ -44,6 +44,9 @@ def saliency_overlay(pack, path: str, kind: str) -> tuple[np.ndarray, str]:
 
     image = load_model_input(path, pack.input_size)
     cam, k = grad_cam(pack, image, kind)
+    if not cam.max() > 0:
+        raise ValueError("this model's score does not change locally for this image (its encoding is "
+                         "saturated), so there is nothing to show")
     heat = pg.colormap.get("inferno").map(cam, mode="byte")[..., :3].astype(np.float32)
     alpha = 0.6 * cam[..., None]
     blended = (image.astype(np.float32) * (1 - alpha) + heat * alpha).clip(0, 255).astype(np.uint8)

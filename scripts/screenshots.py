@@ -42,8 +42,10 @@ def main() -> int:
     wait(lambda: window.classify.engine is not None)
     window.classify.add_paths([str(ROOT / "resources" / "samples" / "pbc8")])
     wait(lambda: not window.classify.busy() and window.classify.model.results)
-    names = [r.path.rsplit("/", 1)[-1] for r in window.classify.model.results]
-    window.classify.table.selectRow(next(i for i, n in enumerate(names) if n.startswith("LY_")))
+    tab = window.classify
+    names = [r.path.rsplit("/", 1)[-1] for r in tab.model.results]
+    source_row = next(i for i, n in enumerate(names) if n.startswith("LY_"))
+    tab.table.selectRow(tab.proxy.mapFromSource(tab.model.index(source_row, 0)).row())
     shown = []
     window.classify.status.connect(lambda m: shown.append(m) if m.startswith("Saliency") else None)
     window.classify.saliency_box.setChecked(True)

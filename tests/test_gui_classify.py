@@ -91,8 +91,10 @@ def test_settings_remember_pack(window, qtbot):
     window._pack_chosen(other)
     qtbot.waitUntil(lambda: window.classify.engine is not None and window.classify.engine.pack.name == "bci4",
                     timeout=60_000)
+    window.tabs.setCurrentIndex(2)
     window.close()
     assert Settings().get("pack") == str(BUNDLED / "bci4")
+    assert Settings().get("tab") == 2 and Settings().get("classify_splitter")
     assert Settings().get("window_geometry")
 
 

@@ -179,7 +179,7 @@ class ClassifyTab(QWidget):
         rv.addLayout(sal)
         rv.addWidget(self.detail)
         rv.addWidget(self.plot, 2)
-        split = QSplitter()
+        split = self.splitter = QSplitter()
         split.addWidget(left)
         split.addWidget(right)
         split.setStretchFactor(0, 3)

@@ -95,6 +95,10 @@ class MainWindow(QMainWindow):
         geometry = self.settings.get("window_geometry")
         if geometry:
             self.restoreGeometry(QByteArray.fromBase64(geometry.encode()))
+        state = self.settings.get("classify_splitter")
+        if state:
+            self.classify.splitter.restoreState(QByteArray.fromBase64(state.encode()))
+        self.tabs.setCurrentIndex(int(self.settings.get("tab", 0) or 0))
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -257,6 +261,8 @@ class MainWindow(QMainWindow):
         self.training.cancel()
         self.classify.wait(10)
         self.settings.set("window_geometry", bytes(self.saveGeometry().toBase64()).decode())
+        self.settings.set("classify_splitter", bytes(self.classify.splitter.saveState().toBase64()).decode())
+        self.settings.set("tab", self.tabs.currentIndex())
         try:
             self.settings.save()
         except OSError:

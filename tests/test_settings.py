@@ -1,0 +1,13 @@
+from hqnn_desktop.core.paths import config_dir
+from hqnn_desktop.core.settings import Settings
+
+
+def test_settings_round_trip_and_damaged_file_is_kept_aside():
+    s = Settings()
+    s.set("last_folder", "/data/smears")
+    s.save()
+    assert Settings().get("last_folder") == "/data/smears"
+    path = config_dir() / "settings.json"
+    path.write_text("{broken")
+    assert Settings().get("last_folder") is None
+    assert (config_dir() / "settings.damaged.json").read_text() == "{broken"

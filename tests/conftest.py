@@ -55,3 +55,24 @@ def tiny_dataset(tmp_path_factory) -> tuple[Path, Path]:
     """(train, val) folders of synthetic cells, three classes."""
     base = tmp_path_factory.mktemp("tiny")
     return make_dataset(base / "train", 24, 0), make_dataset(base / "val", 8, 1)
+
+
+@pytest.fixture
+def window(qtbot):
+    """The main window on the bundled pbc8 pack, models loaded; background work stopped afterwards."""
+    from hqnn_desktop.core.settings import Settings
+    from hqnn_desktop.gui.main_window import MainWindow
+
+    settings = Settings()
+    settings.set("pack", str(BUNDLED / "pbc8"))
+    w = MainWindow(settings=settings)
+    qtbot.addWidget(w)
+    w.show()
+    w.start_loading()
+    qtbot.waitUntil(lambda: w.classify.engine is not None, timeout=60_000)
+    assert w.classify.engine.pack.name == "pbc8"
+    yield w
+    w.classify.cancel()
+    w.training.cancel()
+    w.classify.wait(10)
+    qtbot.waitUntil(lambda: not w.training.busy(), timeout=60_000)

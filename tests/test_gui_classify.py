@@ -25,20 +25,6 @@ def drop(window: MainWindow, paths) -> None:
     window.dropEvent(event)
 
 
-@pytest.fixture
-def window(qtbot):
-    settings = Settings()
-    settings.set("pack", str(BUNDLED / "pbc8"))
-    w = MainWindow(settings=settings)
-    qtbot.addWidget(w)
-    w.show()
-    w.start_loading()
-    qtbot.waitUntil(lambda: w.classify.engine is not None, timeout=60_000)
-    assert w.classify.engine.pack.name == "pbc8"
-    yield w
-    w.classify.cancel()
-    w.classify.wait(10)
-
 
 def test_drop_files_and_folder_then_export(window, qtbot, tmp_path):
     bad = tmp_path / "broken.png"

@@ -7,26 +7,10 @@ import csv
 import numpy as np
 import pytest
 
-from hqnn_desktop.core.settings import Settings
-from hqnn_desktop.gui.main_window import MainWindow
-
 from .conftest import BUNDLED, SAMPLES
 
 pytestmark = pytest.mark.skipif(not (BUNDLED / "pbc8" / "card.json").exists(), reason="pbc8 pack not built")
 
-
-@pytest.fixture
-def window(qtbot):
-    settings = Settings()
-    settings.set("pack", str(BUNDLED / "pbc8"))
-    w = MainWindow(settings=settings)
-    qtbot.addWidget(w)
-    w.show()
-    w.start_loading()
-    qtbot.waitUntil(lambda: w.classify.engine is not None, timeout=60_000)
-    yield w
-    w.training.cancel()
-    qtbot.waitUntil(lambda: not w.training.busy(), timeout=60_000)
 
 
 def test_evaluate_tab_shows_bundled_results_then_a_folder(window, qtbot, tmp_path, monkeypatch):

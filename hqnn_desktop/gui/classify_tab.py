@@ -25,11 +25,11 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from superqt.utils import create_worker
 
 from ..core.inputs import ImageResult, iter_image_paths
 from ..core.kinds import MODEL_TITLES
 from .results_model import THUMB, ResultsFilter, ResultsModel
+from .workers import start_worker
 
 if TYPE_CHECKING:
     from ..core.predict import Engine
@@ -232,11 +232,8 @@ class ClassifyTab(QWidget):
         self.cancel_button.setEnabled(True)
         self.progress.setRange(0, 0)
         self.progress_label.setText("Looking for images…")
-        self.worker = create_worker(classify_stream, self.engine, paths, self._stop, _start_thread=False, _ignore_errors=True)
-        self.worker.yielded.connect(self._on_chunk)
-        self.worker.errored.connect(self._on_error)
-        self.worker.finished.connect(self._on_finished)
-        self.worker.start()
+        self.worker = start_worker(classify_stream, self.engine, paths, self._stop, yielded=self._on_chunk,
+                                   errored=self._on_error, finished=self._on_finished)
 
     def busy(self) -> bool:
         return self.worker is not None
@@ -298,12 +295,9 @@ class ClassifyTab(QWidget):
             return
         self._saliency_pending = None
         self._saliency_for = (path, kind)
-        self._saliency_worker = create_worker(saliency_overlay, self.engine.pack, path, kind,
-                                              _start_thread=False, _ignore_errors=True)
-        self._saliency_worker.returned.connect(self._saliency_done)
-        self._saliency_worker.errored.connect(lambda e: self.status.emit(f"No saliency map: {e}"))
-        self._saliency_worker.finished.connect(self._saliency_finished)
-        self._saliency_worker.start()
+        self._saliency_worker = start_worker(
+            saliency_overlay, self.engine.pack, path, kind, returned=self._saliency_done,
+            errored=lambda e: self.status.emit(f"No saliency map: {e}"), finished=self._saliency_finished)
 
     def _saliency_done(self, result) -> None:
         rgb, label = result

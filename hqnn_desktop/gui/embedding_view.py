@@ -9,9 +9,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
-from superqt.utils import create_worker
 
 from ..core.kinds import MODEL_TITLES
+from .workers import start_worker
 
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
            (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
@@ -78,12 +78,9 @@ class EmbeddingView(QWidget):
         if self.latents is None or self.worker is not None:
             return
         self.info.setText("Projecting…")
-        self.worker = create_worker(project_all, self.latents, self.method.currentData(),
-                                    _start_thread=False, _ignore_errors=True)
-        self.worker.returned.connect(self._show)
-        self.worker.errored.connect(lambda e: self.info.setText(f"No projection: {e}"))
-        self.worker.finished.connect(self._finished)
-        self.worker.start()
+        self.worker = start_worker(project_all, self.latents, self.method.currentData(), returned=self._show,
+                                   errored=lambda e: self.info.setText(f"No projection: {e}"),
+                                   finished=self._finished)
 
     def _finished(self) -> None:
         self.worker = None

@@ -21,10 +21,10 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from superqt.utils import create_worker
 
 from ..core.kinds import MODEL_TITLES
 from .embedding_view import EmbeddingView
+from .workers import start_worker
 
 
 def run_evaluation(pack, folder: str, models: tuple[str, ...], stop: threading.Event):
@@ -152,12 +152,11 @@ class EvaluateTab(QWidget):
         self.cancel_button.setEnabled(True)
         self.source.setText(f"Evaluating {folder}…")
         models = tuple(self.pack.heads)
-        self.worker = create_worker(run_evaluation, self.pack, folder, models, self._stop, _start_thread=False, _ignore_errors=True)
-        self.worker.returned.connect(lambda r: self.show_report(r, f"Folder {r['folder']}: {r['n_images']} images, "
-                                                                  f"{r['n_unusable']} not usable"))
-        self.worker.errored.connect(self._on_error)
-        self.worker.finished.connect(self._on_finished)
-        self.worker.start()
+        self.worker = start_worker(
+            run_evaluation, self.pack, folder, models, self._stop, errored=self._on_error,
+            finished=self._on_finished,
+            returned=lambda r: self.show_report(
+                r, f"Folder {r['folder']}: {r['n_images']} images, {r['n_unusable']} not usable"))
 
     def _on_error(self, exc: Exception) -> None:
         from ..core.datasets import DatasetError

@@ -21,12 +21,12 @@ from PySide6.QtWidgets import (
     QToolBar,
     QVBoxLayout,
 )
-from superqt.utils import create_worker
 
 from ..core.settings import Settings
 from .classify_tab import ClassifyTab
 from .evaluate_tab import EvaluateTab
 from .training_tab import TrainingTab
+from .workers import start_worker
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +121,9 @@ class MainWindow(QMainWindow):
     def start_loading(self) -> None:
         """Find packs and load the remembered (or first) one in the background."""
         self.statusBar().showMessage("Looking for model packs…")
-        worker = create_worker(list_pack_infos, _start_thread=False, _ignore_errors=True)
-        worker.returned.connect(self._packs_found)
-        worker.errored.connect(lambda e: self.show_error("The model packs could not be listed.", repr(e)))
-        self._lister = worker
-        worker.start()
+        self._lister = start_worker(list_pack_infos, returned=self._packs_found,
+                                    errored=lambda e: self.show_error("The model packs could not be listed.",
+                                                                      repr(e)))
 
     def _packs_found(self, infos) -> None:
         self.pack_infos = list(infos)
@@ -153,11 +151,8 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Loading models of {Path(folder).name}…")
         self.pack_combo.setEnabled(False)
         self.classify.set_engine(None)
-        worker = create_worker(load_engine, folder, _start_thread=False, _ignore_errors=True)
-        worker.returned.connect(self._engine_ready)
-        worker.errored.connect(self._engine_failed)
-        self._loader = worker
-        worker.start()
+        self._loader = start_worker(load_engine, folder, returned=self._engine_ready,
+                                    errored=self._engine_failed)
 
     def _new_pack(self, path: str) -> None:
         """A pack was trained: list it and select it."""

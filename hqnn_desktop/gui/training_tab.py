@@ -23,9 +23,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from superqt.utils import create_worker
 
 from ..core.kinds import MODEL_KINDS, MODEL_TITLES
+from .workers import start_worker
 
 CURVE_COLORS = {"hqnn": (90, 60, 200), "classical": (30, 150, 110), "baseline": (150, 150, 150),
                 "warm-up": (200, 120, 0)}
@@ -188,11 +188,8 @@ class TrainingTab(QWidget):
         self.cancel_button.setEnabled(True)
         self.progress.setRange(0, 0)
         self.state.setText("Reading images…")
-        self.worker = create_worker(run_training, recipe, str(out), self._relay, self._stop, _start_thread=False, _ignore_errors=True)
-        self.worker.returned.connect(self._on_done)
-        self.worker.errored.connect(self._on_error)
-        self.worker.finished.connect(self._on_finished)
-        self.worker.start()
+        self.worker = start_worker(run_training, recipe, str(out), self._relay, self._stop,
+                                   returned=self._on_done, errored=self._on_error, finished=self._on_finished)
 
     def busy(self) -> bool:
         return self.worker is not None

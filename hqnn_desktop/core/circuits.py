@@ -108,3 +108,33 @@ class QuantumLayer(nn.Module):
         state = self.__dict__.copy()
         state["_qnode"] = None
         return state
+
+
+def qiskit_circuit(n_qubits: int, layers: int):
+    """The same gate sequence as :func:`make_qnode` in Qiskit, for IBM backends and fake backends.
+
+    Returns ``(circuit, x, w, observables)``: ``x`` are the n encoding-angle
+    parameters, ``w`` the ``layers * n * 3`` weights in the order of
+    ``weights.reshape(-1)``, and ``observables`` the n single-qubit Z operators
+    (Qiskit counts qubits from the right in Pauli strings; ``from_sparse_list``
+    handles that).
+    """
+    from qiskit.circuit import ParameterVector, QuantumCircuit
+    from qiskit.quantum_info import SparsePauliOp
+
+    x = ParameterVector("x", n_qubits)
+    w = ParameterVector("w", layers * n_qubits * 3)
+    qc = QuantumCircuit(n_qubits)
+    for q in range(n_qubits):
+        qc.ry(x[q], q)
+    for layer in range(layers):
+        base = layer * n_qubits * 3
+        for q in range(n_qubits):
+            qc.ry(w[base + 3 * q], q)
+            qc.rz(w[base + 3 * q + 1], q)
+        if n_qubits > 1:
+            for q in range(n_qubits):
+                qc.crx(w[base + 3 * q + 2], q, (q + 1) % n_qubits)
+    observables = [SparsePauliOp.from_sparse_list([("Z", [q], 1.0)], num_qubits=n_qubits)
+                   for q in range(n_qubits)]
+    return qc, x, w, observables

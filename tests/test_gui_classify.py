@@ -94,3 +94,18 @@ def test_saliency_overlay_replaces_the_preview(window, qtbot):
     with qtbot.waitSignal(tab.status, timeout=60_000, check_params_cb=lambda m: m.startswith("Saliency")):
         tab.saliency_box.setChecked(True)
     assert tab.preview.pixmap().toImage() != before
+
+
+def test_paths_from_the_command_line_are_classified_once_models_load(qtbot):
+    from hqnn_desktop.core.settings import Settings
+    from hqnn_desktop.gui.main_window import MainWindow
+
+    settings = Settings()
+    settings.set("pack", str(BUNDLED / "pbc8"))
+    w = MainWindow(initial_paths=[str(PBC / "platelet")], settings=settings)
+    qtbot.addWidget(w)
+    w.show()
+    w.start_loading()
+    qtbot.waitUntil(lambda: len(w.classify.model.results) == 3 and not w.classify.busy(), timeout=60_000)
+    assert all(r.proba["hqnn"].argmax() == w.classify.model.labels.index("platelet")
+               for r in w.classify.model.results)

@@ -1,4 +1,4 @@
-"""Command line: ``hqnn-desktop [classify|evaluate|train|packs] ...``; no subcommand opens the window.
+"""Command line: ``hqnn-desktop [classify|evaluate|train|packs|hardware] ...``; no subcommand opens the window.
 
 Exit codes: 0 when the inputs were processed (unusable images become error
 rows), 2 on usage errors (bad options, unknown pack or model), 1 when the work
@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-SUBCOMMANDS = ("classify", "evaluate", "train", "packs")
+SUBCOMMANDS = ("classify", "evaluate", "train", "packs", "hardware")
 
 
 class UsageError(Exception):
@@ -82,6 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: a GPU when present)")
 
+    h = sub.add_parser("hardware", help="rerun a pack's quantum layer on a fake IBM backend or simulator")
+    h.add_argument("--pack", required=True)
+    h.add_argument("--backend", required=True, help="fake_* (calibrated noise) or aer_simulator")
+    h.add_argument("--input", nargs="+", required=True, help="image files or folders")
+    h.add_argument("--labels-from-folders", action="store_true",
+                   help="each --input is a folder of class subfolders; report accuracy and macro-F1")
+    h.add_argument("--shots", type=int, default=4096)
+    h.add_argument("--batch-size", type=int, default=64, help="images per Estimator job")
+    h.add_argument("--optimization-level", type=int, default=1, choices=[0, 1, 2, 3])
+    h.add_argument("--out", required=True, help="JSON report to write")
     return parser
 
 
@@ -205,6 +215,39 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hardware(args: argparse.Namespace) -> int:
+    from .core.datasets import DatasetError, scan_class_folders
+    from .core.predict import iter_image_paths
+    from .core.storage import atomic_write_json
+    from .hardware.rerun import BackendError, rerun
+
+    pack = _load_pack(args.pack, ("hqnn",))
+    truth = None
+    if args.labels_from_folders:
+        paths, truth = [], []
+        try:
+            for folder in args.input:
+                files = scan_class_folders(folder, pack.labels)
+                paths += [str(p) for p in files.paths]
+                truth += list(files.targets)
+        except DatasetError as exc:
+            raise UsageError(str(exc)) from exc
+    else:
+        paths = list(iter_image_paths(args.input))
+    try:
+        report = rerun(pack, paths, args.backend, truth, args.shots, args.batch_size, args.optimization_level,
+                       on_job=lambda jid, k, n: print(f"job {k}/{n} {jid} done", file=sys.stderr))
+    except BackendError as exc:
+        raise UsageError(str(exc)) from exc
+    atomic_write_json(args.out, report)
+    print(f"{report['n_images']} images, {report['n_jobs']} jobs, agreement {report['agreement']:.3f}",
+          file=sys.stderr)
+    if "macro_f1_drop" in report:
+        print(f"macro-F1 simulated {report['simulated']['macro_f1']:.4f}, {args.backend} "
+              f"{report['hardware']['macro_f1']:.4f}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-")):
@@ -212,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"classify": cmd_classify, "evaluate": cmd_evaluate, "packs": cmd_packs,
-                "train": cmd_train}
+                "train": cmd_train, "hardware": cmd_hardware}
     from .core.imageio import ImageError
     from .core.packs import PackError
 

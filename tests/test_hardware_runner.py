@@ -24,3 +24,28 @@ def test_fake_backend_agrees_with_simulation_in_batched_jobs():
     assert len(jobs) == math.ceil(10 / 4) == len(seen) and seen[-1] == (3, 3)
     assert np.abs(measured - simulated).mean() < 0.1  # shot noise + the device's calibrated noise
     assert np.corrcoef(measured.ravel(), simulated.ravel())[0, 1] > 0.9
+
+
+def test_hardware_command_on_a_fake_backend(tiny_dataset, tmp_path):
+    import json
+
+    from hqnn_desktop.cli import main
+
+    train, val = tiny_dataset
+    pack = tmp_path / "pack"
+    assert main(["train", str(train), "--val-dir", str(val), "--name", "hw", "--out", str(pack), "--qubits", "3",
+                 "--layers", "1", "--head-epochs", "3", "--input-size", "64", "--models", "hqnn"]) == 0
+    out = tmp_path / "hw.json"
+    assert main(["hardware", "--pack", str(pack), "--backend", "fake_manila", "--input", str(val),
+                 "--labels-from-folders", "--shots", "2000", "--batch-size", "10", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["n_images"] == 24 and report["n_jobs"] == len(report["jobs"]) == 3
+    assert report["agreement"] >= 0.8
+    for key in ("simulated", "hardware"):
+        assert 0 <= report[key]["macro_f1"] <= 1 and "accuracy" in report[key]
+    row = report["images"][0]
+    assert len(row["z_simulated"]) == len(row["z_hardware"]) == 3 and row["truth"] in ("alpha", "beta", "gamma")
+    assert main(["hardware", "--pack", str(pack), "--backend", "ibm_torino", "--input", str(val),
+                 "--out", str(out)]) == 2
+    assert main(["hardware", "--pack", str(pack), "--backend", "fake_nowhere", "--input", str(val),
+                 "--out", str(out)]) == 2

@@ -8,11 +8,11 @@ itself failed (for example a damaged pack), 130 when interrupted.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 SUBCOMMANDS = ("classify", "evaluate", "train", "packs", "hardware")
@@ -115,8 +115,13 @@ def _load_pack(name: str | None, models: tuple[str, ...]):
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
+    """Classify into ``<out>.partial`` row by row, then rename it to ``<out>`` once complete.
+
+    So an existing ``--out`` file is never touched by an unfinished run, and a
+    ``.partial`` file next to it tells the user the last run did not finish;
+    it holds only complete rows, usable as they are.
+    """
     from .core.predict import Engine, iter_image_paths
-    from .core.results import csv_header, result_rows
 
     out = Path(args.out)
     if out.is_dir():
@@ -128,20 +133,52 @@ def cmd_classify(args: argparse.Namespace) -> int:
     paths = list(iter_image_paths(args.paths))
     engine = Engine(pack, args.models, batch_size=args.batch_size)
     partial = out.with_name(out.name + ".partial")
-    start, n_err = time.time(), 0
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(partial, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(csv_header(pack.labels))
-        for i, result in enumerate(engine.classify(paths), start=1):
-            writer.writerows(result_rows(result, args.models, pack.labels))
-            fh.flush()
-            n_err += result.error is not None
-            _progress(i, len(paths), start)
-        os.fsync(fh.fileno())
+    tally = _Tally()
+    try:
+        _classify_into(partial, engine, paths, args.models, pack.labels, tally)
+    except KeyboardInterrupt:
+        print(f"\nInterrupted after {tally.done} of {len(paths)} images. {out} was not changed; "
+              f"the rows finished so far are in {partial}.", file=sys.stderr)
+        return 130
     os.replace(partial, out)
-    print(f"\n{len(paths)} images, {n_err} not usable -> {out}", file=sys.stderr)
+    print(f"\n{len(paths)} images, {tally.unusable} not usable -> {out}", file=sys.stderr)
     return 0
+
+
+@dataclass
+class _Tally:
+    """Images finished and images not usable, kept up to date so an interruption can report them."""
+
+    done: int = 0
+    unusable: int = 0
+
+
+def _classify_into(partial: Path, engine, paths: list[str], models: tuple[str, ...], labels: list[str],
+                   tally: _Tally) -> None:
+    """Write the CSV header, then each image's rows with one unbuffered write, then fsync.
+
+    One write per image (not a buffered text file, which flushes at arbitrary
+    byte counts) is what keeps every line of a killed run's file a complete row.
+    """
+    from .core.results import CSV_ENCODING, csv_header, csv_text, result_rows
+
+    start = time.time()
+    with open(partial, "wb", buffering=0) as fh:
+        _write_all(fh, csv_text([csv_header(labels)]).encode(**CSV_ENCODING))
+        for result in engine.classify(paths):
+            _write_all(fh, csv_text(result_rows(result, models, labels)).encode(**CSV_ENCODING))
+            tally.done += 1
+            tally.unusable += result.error is not None
+            _progress(tally.done, len(paths), start)
+        os.fsync(fh.fileno())
+
+
+def _write_all(fh, data: bytes) -> None:
+    """Write every byte (a raw write may write fewer than asked)."""
+    view = memoryview(data)
+    while view:
+        view = view[fh.write(view):]
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -157,7 +194,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     except DatasetError as exc:
         raise UsageError(str(exc)) from exc
     atomic_write_json(args.out, report)
-    print("", file=sys.stderr)
+    print(file=sys.stderr)
     for m, r in report["models"].items():
         print(f"{m:10s} n={r['n']} accuracy={r['accuracy']:.4f} macro-F1={r['macro_f1']:.4f} "
               f"ECE={r['ece']:.4f}", file=sys.stderr)

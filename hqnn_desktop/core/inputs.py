@@ -34,8 +34,21 @@ def iter_image_paths(inputs: Iterable[str | os.PathLike]) -> Iterator[str]:
 
     Files named explicitly are always returned (a non-image then gets an error
     row); inside folders only image-like names are taken, hidden and system
-    files are skipped, and symbolic-link loops are not followed twice.
+    files are skipped, and symbolic-link loops are not followed twice. A file
+    reached twice (named twice, or inside a folder also given) is returned once,
+    under the first path given, so it gets one row per model and not two. A
+    subfolder that cannot be opened is returned itself, so that it gets an
+    error row instead of silently contributing nothing.
     """
+    seen: set[str] = set()
+    for path in _expand(inputs):
+        key = _identity(path)
+        if key not in seen:
+            seen.add(key)
+            yield path
+
+
+def _expand(inputs: Iterable[str | os.PathLike]) -> Iterator[str]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
@@ -44,9 +57,18 @@ def iter_image_paths(inputs: Iterable[str | os.PathLike]) -> Iterator[str]:
             yield str(item)
 
 
+def _identity(path: str) -> str:
+    """The file a path leads to: its real path (links and ``..`` resolved)."""
+    return os.path.realpath(path)
+
+
 def _walk_folder(root: Path) -> Iterator[str]:
     seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+    unreadable: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True,
+                                                onerror=lambda exc: unreadable.append(exc.filename)):
+        yield from unreadable
+        unreadable.clear()
         real = os.path.realpath(dirpath)
         if real in seen:
             dirnames[:] = []
@@ -57,3 +79,4 @@ def _walk_folder(root: Path) -> Iterator[str]:
             path = Path(dirpath) / name
             if is_image_name(path):
                 yield str(path)
+    yield from unreadable

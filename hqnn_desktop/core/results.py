@@ -7,6 +7,7 @@ one row per image and model.
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,6 +17,10 @@ from .storage import atomic_path
 
 #: HQNN confidence under which an image is flagged for a closer look.
 LOW_CONFIDENCE = 0.6
+
+#: How CSV text is encoded: UTF-8, with file names that are not valid UTF-8 (possible on
+#: Linux) written as visible escapes instead of stopping the whole export.
+CSV_ENCODING = {"encoding": "utf-8", "errors": "backslashreplace"}
 
 
 def csv_header(labels: list[str]) -> list[str]:
@@ -35,16 +40,26 @@ def result_rows(result: ImageResult, models: Iterable[str], labels: list[str]) -
     return rows
 
 
+def csv_text(rows: Iterable[list]) -> str:
+    """Rows as CSV text ending in a newline, to be written in one call.
+
+    Writing all rows of an image at once (instead of letting a file buffer
+    flush at arbitrary byte counts) means a killed run leaves only complete rows.
+    """
+    buf = io.StringIO()
+    csv.writer(buf).writerows(rows)
+    return buf.getvalue()
+
+
 def write_csv(path: str | os.PathLike, results: Iterable[ImageResult], models: Iterable[str],
               labels: list[str]) -> Path:
     """Write a complete CSV atomically (the GUI's export)."""
     models = list(models)
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(csv_header(labels))
-            for r in results:
-                writer.writerows(result_rows(r, models, labels))
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", **CSV_ENCODING) as fh:
+        writer = csv.writer(fh)
+        writer.writerow(csv_header(labels))
+        for r in results:
+            writer.writerows(result_rows(r, models, labels))
     return Path(path)
 
 

@@ -1,0 +1,371 @@
+"""A folder of awkward files through the whole pipeline (folder walk, engine, CSV) with the pbc8 pack.
+
+Every usable image must come back classified by every model, every unusable
+one with exactly one clear reason, the run must finish (a watchdog fails the
+test instead of hanging it), and memory must stay bounded however many images
+go through.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import struct
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import psutil
+import pytest
+from PIL import Image
+
+from hqnn_desktop.cli import main
+from hqnn_desktop.core.imageio import ImageError, load_rgb
+from hqnn_desktop.core.inputs import ImageResult, iter_image_paths
+
+from .conftest import BUNDLED, draw_cell
+
+pytestmark = pytest.mark.skipif(not (BUNDLED / "pbc8" / "card.json").exists(), reason="pbc8 pack not built")
+
+MODELS = ("hqnn", "classical", "baseline")
+WATCHDOG_S = 120
+T = TypeVar("T")
+
+#: What each corpus file must give: None = classified, else a pattern its error must match.
+EXPECTED: dict[str, str | None] = {
+    "plain.jpg": None,
+    "one pixel.png": None,
+    "gray.png": None,
+    "gray16.png": None,
+    "rgb16.png": None,
+    "palette.png": None,
+    "palette transparent.png": None,
+    "cmyk.jpg": None,
+    "rgba.png": None,
+    "la.png": None,
+    "multipage.tif": None,
+    "rotated.jpg": None,
+    "a png named.jpg": None,
+    "cellule é 血 球.png": None,
+    "cell.jpg/inside.png": None,
+    "empty.jpg": r"^The file is empty \(0 bytes\)\.$",
+    "web page.jpg": r"text \(it looks like a web page",
+    "notes.jpg": r"plain text, not an image",
+    "truncated.jpg": r"truncated",
+    "truncated.png": r"truncated",
+    "bad header crc.png": r"not an image that can be read",
+    "broken stream.png": r"damaged",
+    "bomb.png": r"too large",
+    "huge header.gif": r"too large",
+    "dangling.jpg": r"does not exist",
+    "loop.jpg": r"symbolic-link loop",
+    "pipe.jpg": r"not an ordinary file",
+}
+
+
+def _with_watchdog(fn: Callable[[], T], timeout: float = WATCHDOG_S) -> T:
+    """Run ``fn`` in a thread and fail (instead of hanging the suite) if it does not finish."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        return pool.submit(fn).result(timeout=timeout)
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png16_rgb(width: int, height: int) -> bytes:
+    """A 16-bit-per-channel RGB PNG, written by hand (Pillow cannot write one)."""
+    arr = (np.arange(width * height * 3).reshape(height, width, 3) * 300 % 65536).astype(">u2")
+    raw = b"".join(b"\x00" + arr[y].tobytes() for y in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0))
+            + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b""))
+
+
+def _huge_gif_header() -> bytes:
+    """A tiny GIF whose header claims 65535 x 65535 pixels."""
+    return (b"GIF89a" + struct.pack("<HH", 65535, 65535) + b"\x00\x00\x00" + b",\x00\x00\x00\x00"
+            + struct.pack("<HH", 65535, 65535) + b"\x00\x02\x02D\x01\x00;")
+
+
+def _encoded(im: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def _halves(width: int = 60, height: int = 20) -> Image.Image:
+    """Red left, blue right: its orientation changes what a model sees."""
+    arr = np.zeros((height, width, 3), np.uint8)
+    arr[:, : width // 2] = (220, 30, 30)
+    arr[:, width // 2:] = (30, 30, 220)
+    return Image.fromarray(arr)
+
+
+def _write_images(root: Path, cell: Image.Image) -> None:
+    """The usable files: every mode, size and container a user's folder may hold."""
+    cell.save(root / "plain.jpg")
+    cell.resize((1, 1)).save(root / "one pixel.png")
+    cell.convert("L").save(root / "gray.png")
+    Image.fromarray(np.asarray(cell.convert("L"), np.uint16) * 257).save(root / "gray16.png")
+    (root / "rgb16.png").write_bytes(_png16_rgb(48, 40))
+    cell.convert("P").save(root / "palette.png")
+    cell.convert("P").save(root / "palette transparent.png", transparency=0)
+    cell.convert("CMYK").save(root / "cmyk.jpg")
+    cell.convert("RGBA").save(root / "rgba.png")
+    cell.convert("LA").save(root / "la.png")
+    cell.save(root / "multipage.tif", save_all=True, append_images=[cell.convert("L")])
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    _halves().save(root / "rotated.jpg", exif=exif, quality=95)
+    cell.save(root / "a png named.jpg", format="PNG")
+    cell.save(root / "cellule é 血 球.png")
+    (root / "cell.jpg").mkdir()
+    cell.save(root / "cell.jpg" / "inside.png")
+    (root / "empty folder.png").mkdir()
+
+
+def _write_unusable(root: Path, cell: Image.Image) -> None:
+    """The files that must each give one clear error."""
+    (root / "empty.jpg").write_bytes(b"")
+    (root / "web page.jpg").write_bytes(b"<!DOCTYPE html>\n<html><body>404 Not Found</body></html>\n")
+    (root / "notes.jpg").write_text("slide 12, patient 4: check again\n")
+    jpeg = _encoded(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)),
+                    "JPEG")
+    (root / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 3])
+    png = _encoded(cell, "PNG")
+    (root / "truncated.png").write_bytes(png[: len(png) // 2])
+    bad_crc = bytearray(png)
+    bad_crc[png.find(b"IHDR") + 17] ^= 0xFF
+    (root / "bad header crc.png").write_bytes(bytes(bad_crc))
+    broken = bytearray(png)
+    broken[png.find(b"IDAT") + 10] ^= 0xFF
+    (root / "broken stream.png").write_bytes(bytes(broken))
+    Image.new("L", (9000, 8000)).save(root / "bomb.png")
+    (root / "huge header.gif").write_bytes(_huge_gif_header())
+    os.symlink(root / "moved away.jpg", root / "dangling.jpg")
+    os.symlink("loop.jpg", root / "loop.jpg")
+    os.symlink(".", root / "back here")
+    os.mkfifo(root / "pipe.jpg")
+    (root / ".DS_Store").write_bytes(b"\x00\x01junk")
+    (root / "readme.txt").write_text("not an image name: skipped in folders")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("awkward") / "my slides"
+    root.mkdir()
+    cell = draw_cell(0, np.random.default_rng(3), size=48)
+    _write_images(root, cell)
+    _write_unusable(root, cell)
+    return root
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from hqnn_desktop.core.packs import load_pack
+    from hqnn_desktop.core.predict import Engine
+
+    return Engine(load_pack(BUNDLED / "pbc8"), MODELS, batch_size=8, decode_workers=2)
+
+
+def _classify(engine, inputs: list, keep_latents: bool = False) -> list[ImageResult]:
+    return _with_watchdog(lambda: list(engine.classify(iter_image_paths(inputs), keep_latents=keep_latents)))
+
+
+def _relative(results: list[ImageResult], root: Path) -> dict[str, ImageResult]:
+    return {os.path.relpath(r.path, root): r for r in results}
+
+
+def test_every_file_classified_or_one_clear_error(engine, corpus):
+    results = _classify(engine, [corpus, corpus / "plain.jpg", str(corpus / "cell.jpg" / ".." / "rgba.png")])
+    names = [os.path.relpath(r.path, corpus) for r in results]
+    assert sorted(names) == sorted(EXPECTED), "one result per file, none twice, nothing extra"
+    for name, r in _relative(results, corpus).items():
+        pattern = EXPECTED[name]
+        if pattern is None:
+            assert r.error is None, f"{name}: {r.error}"
+            assert set(r.proba) == set(MODELS)
+            for p in r.proba.values():
+                assert p.shape == (8,) and abs(float(p.sum()) - 1) < 1e-4
+        else:
+            assert r.error and re.search(pattern, r.error), f"{name}: {r.error!r}"
+            assert not r.proba and "Traceback" not in r.error and len(r.error) < 160
+
+
+def test_exif_orientation_reaches_the_model(engine, tmp_path):
+    upright = tmp_path / "upright.png"
+    _halves().transpose(Image.Transpose.ROTATE_270).save(upright)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    tagged, untagged = tmp_path / "tagged.png", tmp_path / "untagged.png"
+    _halves().save(tagged, exif=exif)
+    _halves().save(untagged)
+    by_name = {Path(r.path).name: r for r in _classify(engine, [upright, tagged, untagged], keep_latents=True)}
+    np.testing.assert_allclose(by_name["tagged.png"].features, by_name["upright.png"].features, atol=1e-5)
+    assert not np.allclose(by_name["untagged.png"].features, by_name["upright.png"].features, atol=1e-3)
+
+
+def test_unreadable_file(engine, tmp_path):
+    locked = tmp_path / "locked.png"
+    draw_cell(1, np.random.default_rng(0)).save(locked)
+    locked.chmod(0)
+    [result] = _classify(engine, [tmp_path])
+    if os.geteuid() == 0:
+        assert result.error is None and set(result.proba) == set(MODELS)
+        pytest.skip("running as root: chmod 000 does not stop root from reading, so the file is classified "
+                    "and the permission-denied message cannot be checked")
+    assert result.error == "The file cannot be read: permission denied."
+
+
+def test_unreadable_subfolder_gets_an_error_row(engine, tmp_path):
+    (tmp_path / "closed").mkdir()
+    draw_cell(1, np.random.default_rng(0)).save(tmp_path / "closed" / "c.png")
+    (tmp_path / "closed").chmod(0)
+    try:
+        results = _classify(engine, [tmp_path])
+    finally:
+        (tmp_path / "closed").chmod(0o755)
+    if os.geteuid() == 0:
+        assert [Path(r.path).name for r in results] == ["c.png"] and results[0].error is None
+        pytest.skip("running as root: chmod 000 does not stop root from listing the folder")
+    assert [(Path(r.path).name, r.error) for r in results] == [
+        ("closed", "This folder cannot be opened: permission denied.")]
+
+
+def test_damaged_exif_keeps_the_image(tmp_path, monkeypatch):
+    from PIL import ImageOps
+
+    def broken(im):
+        raise struct.error("unpack requires a buffer of 12 bytes")
+
+    path = tmp_path / "x.jpg"
+    _halves().save(path)
+    monkeypatch.setattr(ImageOps, "exif_transpose", broken)
+    assert load_rgb(path).size == (60, 20)
+
+
+def test_non_file_paths_refused_quickly(tmp_path):
+    os.mkfifo(tmp_path / "fifo.png")
+    for path in (tmp_path / "fifo.png", Path("/dev/zero")):
+        with pytest.raises(ImageError, match="not an ordinary file"):
+            _with_watchdog(lambda p=path: load_rgb(p), timeout=10)
+
+
+def _read_csv(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_cli_csv_one_error_row_per_model(corpus, tmp_path, capsys):
+    odd = os.path.join(os.fsencode(tmp_path), b"caf\xe9 not utf-8.png")
+    draw_cell(2, np.random.default_rng(1)).save(odd.decode("utf-8", "surrogateescape"), format="PNG")
+    out = tmp_path / "out.csv"
+    args = ["classify", str(corpus), str(corpus / "plain.jpg"), os.fsdecode(tmp_path), "--pack", "pbc8",
+            "--out", str(out), "--batch-size", "8"]
+    assert _with_watchdog(lambda: main(args)) == 0
+    rows = _read_csv(out)
+    by_path: dict[str, list[dict]] = {}
+    for row in rows:
+        by_path.setdefault(row["path"], []).append(row)
+    assert all(sorted(r["model"] for r in rs) == sorted(MODELS) for rs in by_path.values())
+    assert len(by_path) == len(EXPECTED) + 1
+    errors = {os.path.relpath(p, corpus) for p, rs in by_path.items() if rs[0]["error"]}
+    assert errors == {name for name, pattern in EXPECTED.items() if pattern}
+    assert any("caf\\udce9 not utf-8.png" in p for p in by_path)
+    assert not (tmp_path / "out.csv.partial").exists()
+    assert f"{len(EXPECTED) + 1} images, {len(errors)} not usable" in capsys.readouterr().err
+
+
+def _rss() -> int:
+    return psutil.Process().memory_info().rss
+
+
+def _cheap_model(engine) -> None:
+    """Replace the network by uniform probabilities: the decode-ahead queue is what is under test."""
+    n_labels, n_features = len(engine.pack.labels), int(engine.pack.card["feature_dim"])
+
+    def run_batch(images: np.ndarray, keep_latents: bool = False):
+        proba = {k: np.full((len(images), n_labels), 1 / n_labels, np.float32) for k in engine.models}
+        return proba, np.ones((len(images), n_features), np.float32), {}, {}
+
+    engine.run_batch = run_batch
+
+
+def test_many_images_bounded_queue_and_memory(engine, tmp_path):
+    """Pulls from the path source never run more than the engine's bounded queue ahead of the results,
+    and memory stays flat over a few hundred photo-sized images.
+
+    The network is replaced by a stub (it runs on the same real images in the tests above, and its
+    memory does not depend on the number of images); decoding, the queue and the results are real.
+    """
+    from hqnn_desktop.core.predict import Engine
+
+    engine = Engine(engine.pack, ("baseline",), batch_size=8, decode_workers=2)
+    _cheap_model(engine)
+    rng = np.random.default_rng(7)
+    for i in range(16):
+        draw_cell(i % 3, rng, size=64).resize((640, 480)).save(tmp_path / f"c{i:03d}.jpg")
+    files = sorted(str(p) for p in tmp_path.glob("*.jpg"))
+    n_images = 400
+    pulled = 0
+    lock = threading.Lock()
+
+    def source() -> Iterator[str]:
+        nonlocal pulled
+        for i in range(n_images):
+            with lock:
+                pulled += 1
+            yield files[i % len(files)]
+
+    # The engine holds at most 3 batches of decoded images queued, one batch in hand, one path in the feeder.
+    ahead_limit = engine.batch_size * 3 + engine.batch_size + 1
+
+    def run() -> tuple[int, int, int]:
+        done, worst_ahead, rss_warm, rss_peak = 0, 0, 0, 0
+        for result in engine.classify(source()):
+            assert result.error is None
+            done += 1
+            with lock:
+                worst_ahead = max(worst_ahead, pulled - done)
+            if done == 4 * engine.batch_size:
+                rss_warm = _rss()
+            rss_peak = max(rss_peak, _rss()) if rss_warm else 0
+        return done, worst_ahead, rss_peak - rss_warm
+
+    done, worst_ahead, growth = _with_watchdog(run)
+    assert done == n_images
+    assert worst_ahead <= ahead_limit
+    assert growth < 100 * 2**20, f"memory grew by {growth / 2**20:.0f} MiB after warm-up"
+
+
+def test_cancel_and_early_close_stop_every_thread(engine, corpus):
+    paths = list(iter_image_paths([corpus])) * 4
+    seen = []
+
+    def cancelled() -> bool:
+        return len(seen) >= engine.batch_size
+
+    def run_cancel() -> None:
+        seen.extend(engine.classify(paths, cancelled=cancelled))
+
+    _with_watchdog(run_cancel, timeout=60)
+    assert engine.batch_size <= len(seen) < len(paths)
+
+    def run_close() -> int:
+        gen = engine.classify(paths)
+        first = next(gen)
+        gen.close()  # what closing the window mid-batch does to the worker's generator
+        return 1 if first else 0
+
+    assert _with_watchdog(run_close, timeout=60) == 1
+    lingering = [t.name for t in threading.enumerate() if t.name.startswith(("feeder", "decode"))]
+    assert not lingering

@@ -260,6 +260,56 @@ def test_non_file_paths_refused_quickly(tmp_path):
             _with_watchdog(lambda p=path: load_rgb(p), timeout=10)
 
 
+@pytest.mark.parametrize("name,content,needle", [
+    ("drawing.png", b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"/>', "vector drawing"),
+    ("iphone.jpg", b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64), "HEIC"),
+    ("answer.jpg", b'{"error": "not found"}', "holds text"),
+    ("random.jpg", bytes(range(256)) * 4, "unknown or damaged format"),
+])
+def test_common_non_images_are_named(tmp_path, name, content, needle):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ImageError, match=needle):
+        load_rgb(tmp_path / name)
+
+
+def test_impossible_names_get_short_messages(tmp_path):
+    with pytest.raises(ImageError, match=r"^The file name is not valid \(it contains a null character\)\.$"):
+        load_rgb("cell\0.png")
+    with pytest.raises(ImageError) as info:
+        load_rgb(tmp_path / ("x" * 300 + ".png"))
+    assert str(info.value) == "The file could not be read (File name too long)."
+
+
+def test_deep_images_are_stretched_to_8_bit(tmp_path):
+    twelve_bit = np.linspace(0, 4095, 64, dtype=np.uint16).reshape(8, 8)
+    Image.fromarray(twelve_bit).save(tmp_path / "camera.png")
+    gray = np.asarray(load_rgb(tmp_path / "camera.png"))[..., 0]
+    assert gray.min() == 0 and gray.max() == 255
+    values = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    values[0, :3] = (np.nan, np.inf, -np.inf)
+    Image.fromarray(values, mode="F").save(tmp_path / "float.tif")
+    gray = np.asarray(load_rgb(tmp_path / "float.tif"))[..., 0]
+    assert gray[0, 0] == 0 and gray[0, 1] == 255 and gray[-1, -1] == 255
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "core/predict.py Engine.classify: feed() has only try/finally, so an exception raised by the paths "
+    "iterable is lost in the feeder thread and the run ends as if complete. Needed: catch it in feed(), "
+    "put it on the queue in place of the final None, and re-raise it in the consumer"))
+def test_failing_path_source_is_not_a_silent_early_end(engine):
+    from hqnn_desktop.core.predict import Engine
+
+    quick = Engine(engine.pack, ("baseline",), batch_size=4, decode_workers=1)
+    _cheap_model(quick)
+
+    def source() -> Iterator[str]:
+        yield from ("a.png", "b.png")
+        raise RuntimeError("the folder listing failed")
+
+    with pytest.raises(RuntimeError, match="folder listing"):
+        _with_watchdog(lambda: list(quick.classify(source())), timeout=30)
+
+
 def _read_csv(path: Path) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))

@@ -35,7 +35,7 @@ import sys, time
 from hqnn_desktop.core import predict
 real = predict.Engine.run_batch
 def slow(self, *args, **kwargs):
-    time.sleep(0.15)
+    time.sleep(0.4)
     return real(self, *args, **kwargs)
 predict.Engine.run_batch = slow
 from hqnn_desktop.cli import main
@@ -48,7 +48,7 @@ def folder(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("interrupt") / "slides"
     root.mkdir()
     rng = np.random.default_rng(5)
-    for i in range(40):
+    for i in range(60):
         draw_cell(i % 3, rng, size=48).save(root / f"cell {i:02d}.png")
     (root / "zz empty.jpg").write_bytes(b"")
     return root
@@ -90,23 +90,28 @@ def _check_partial(partial: Path, folder: Path) -> int:
 
 
 @needs_pbc8
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
-def test_killed_classify_leaves_previous_csv_and_complete_rows(folder, tmp_path, sig):
-    out = tmp_path / "results.csv"
-    out.write_bytes(PREVIOUS_CSV)
-    partial = tmp_path / "results.csv.partial"
-    proc = _start_cli(folder, out)
-    _wait_for_rows(proc, partial, 2 * len(MODELS))
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
-    assert out.read_bytes() == PREVIOUS_CSV, "the previous results were changed"
-    done = _check_partial(partial, folder)
-    assert 2 <= done < 41
-    if sig == signal.SIGINT:
-        assert proc.returncode == 130
-        assert f"{out} was not changed" in err.decode() and str(partial) in err.decode()
-    else:
-        assert proc.returncode == -signal.SIGKILL
+def test_killed_classify_leaves_previous_csv_and_complete_rows(folder, tmp_path):
+    """SIGKILL (no chance to clean up) and SIGINT (Ctrl+C), each mid-run; both runs start together to
+    share their start-up time."""
+    runs = {}
+    for sig in (signal.SIGKILL, signal.SIGINT):
+        out = tmp_path / sig.name / "results.csv"
+        out.parent.mkdir()
+        out.write_bytes(PREVIOUS_CSV)
+        runs[sig] = (out, _start_cli(folder, out))
+    for sig, (out, proc) in runs.items():
+        _wait_for_rows(proc, out.with_name("results.csv.partial"), 2 * len(MODELS))
+        proc.send_signal(sig)
+    for sig, (out, proc) in runs.items():
+        _, err = proc.communicate(timeout=60)
+        partial = out.with_name("results.csv.partial")
+        assert out.read_bytes() == PREVIOUS_CSV, f"{sig.name}: the previous results were changed"
+        assert 2 <= _check_partial(partial, folder) < 61
+        if sig == signal.SIGINT:
+            assert proc.returncode == 130
+            assert f"{out} was not changed" in err.decode() and str(partial) in err.decode()
+        else:
+            assert proc.returncode == -signal.SIGKILL
 
 
 SAVE_LOOP = """

@@ -74,7 +74,10 @@ def _check_regular_file(p: Path) -> None:
     Opening a named pipe (or a device such as /dev/zero given by mistake) would
     block or read forever, so a batch would hang instead of reporting it.
     """
-    info = p.stat()
+    try:
+        info = p.stat()
+    except ValueError as exc:  # a NUL character: no file can have this name
+        raise ImageError("The file name is not valid (it contains a null character).") from exc
     if stat.S_ISDIR(info.st_mode):
         if not os.access(p, os.R_OK | os.X_OK):
             raise ImageError("This folder cannot be opened: permission denied.")
@@ -100,20 +103,35 @@ def _upright(im: Image.Image) -> Image.Image:
 #: Starts of text files saved under an image name (web pages, notes, JSON answers).
 _TEXT_STARTS = (b"<!doctype", b"<html", b"<?xml", b"<head", b"<body", b"{", b"[")
 
+#: ISO media "brands" of HEIC/HEIF photos (iPhones save these by default).
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1")
+
 
 def _unidentified_message(p: Path) -> str:
-    """Say "text" when the file is text: a web page saved as .jpg is a common mistake."""
-    try:
-        with open(p, "rb") as fh:
-            head = fh.read(512)
-    except OSError:
-        head = b""
+    """Name what the file is when it is a common non-image: a saved web page, a note, an SVG, a HEIC photo.
+
+    "Not an image" alone leaves a user guessing; saying what it is tells them what to do.
+    """
+    head = _first_bytes(p)
     start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if b"<svg" in start[:512]:
+        return "This is a vector drawing (SVG), not a photo; export it as PNG or JPEG first."
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return "This is a HEIC/HEIF photo, a format that cannot be read here; export it as JPEG or PNG first."
     if start.startswith(_TEXT_STARTS):
-        return "This file holds text (it looks like a web page or data file saved with an image name), not an image."
+        return ("This file holds text (it looks like a web page or data file saved with an image name), "
+                "not an image.")
     if head and _looks_like_text(head):
         return "This file holds plain text, not an image."
     return "This file is not an image that can be read (unknown or damaged format)."
+
+
+def _first_bytes(p: Path, n: int = 512) -> bytes:
+    try:
+        with open(p, "rb") as fh:
+            return fh.read(n)
+    except OSError:
+        return b""
 
 
 def _looks_like_text(head: bytes) -> bool:
@@ -133,6 +151,8 @@ def _os_error_message(exc: OSError) -> str:
         return "The file does not exist (or is a link to a file that was moved or deleted)."
     if exc.errno == errno.ELOOP:
         return "The path is a symbolic-link loop (a link that points back to itself)."
+    if exc.errno is not None:  # from the operating system; str(exc) would repeat the whole path
+        return f"The file could not be read ({exc.strerror})."
     text = str(exc)
     if "truncated" in text.lower():
         return "The image file is truncated (incomplete download or copy)."
@@ -144,16 +164,36 @@ def _os_error_message(exc: OSError) -> str:
 def _to_rgb(im: Image.Image) -> Image.Image:
     """Convert any Pillow mode to 8-bit RGB."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(im, dtype=np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        scale = 255.0 / (hi - lo) if hi > lo else 0.0
-        arr = ((arr - lo) * scale).clip(0, 255).astype(np.uint8)
-        return Image.fromarray(arr, mode="L").convert("RGB")
+        return _stretch_to_8bit(np.asarray(im)).convert("RGB")
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         rgba = im.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return im.convert("RGB")
+
+
+def _stretch_to_8bit(arr: np.ndarray, rows: int = 512) -> Image.Image:
+    """Map the used range of a 16-bit, 32-bit or float image onto 0..255 (gray).
+
+    Cameras often fill only part of 16 bits (12-bit sensors), so the used range
+    is stretched rather than the full range divided. Done a band of rows at a
+    time in float32, so a 64-megapixel image needs no gigabyte-sized copies.
+    """
+    lo, hi = _value_range(arr)
+    scale = 255.0 / (hi - lo) if hi > lo else 0.0
+    out = np.empty(arr.shape, np.uint8)
+    for top in range(0, arr.shape[0], rows):
+        band = np.nan_to_num(arr[top:top + rows].astype(np.float32), nan=lo, posinf=hi, neginf=lo)
+        out[top:top + rows] = ((band - lo) * scale).clip(0, 255)
+    return Image.fromarray(out)
+
+
+def _value_range(arr: np.ndarray) -> tuple[float, float]:
+    """Smallest and largest value, ignoring the NaN and infinite pixels float images may hold."""
+    if arr.dtype.kind == "f":
+        finite = arr[np.isfinite(arr)]
+        return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    return float(arr.min()), float(arr.max())
 
 
 def to_model_input(im: Image.Image, size: int) -> np.ndarray:

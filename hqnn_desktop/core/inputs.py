@@ -58,8 +58,15 @@ def _expand(inputs: Iterable[str | os.PathLike]) -> Iterator[str]:
 
 
 def _identity(path: str) -> str:
-    """The file a path leads to: its real path (links and ``..`` resolved)."""
-    return os.path.realpath(path)
+    """The file a path leads to: its real path (links and ``..`` resolved).
+
+    A name no file can have (a NUL character) is its own identity, so it still
+    reaches the decoder and gets its error row instead of stopping the walk.
+    """
+    try:
+        return os.path.realpath(path)
+    except ValueError:
+        return path
 
 
 def _walk_folder(root: Path) -> Iterator[str]:

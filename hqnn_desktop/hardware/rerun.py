@@ -3,12 +3,17 @@
 Bottleneck codes come from the local backbone; the circuit runs on the backend
 (batched jobs); the classifier finishes locally on the returned <Z> values. The
 report puts simulation and backend side by side: per-image agreement, accuracy
-and macro-F1 of each (when labels are known), and the <Z> values of both.
+and macro-F1 of each (when labels are known), and the <Z> values of both. The
+local half (:class:`LocalPass`) is kept with every job record, so a report can
+be rebuilt from a job fetched days later.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -16,68 +21,259 @@ import torch
 from ..core.metrics import classification_report
 from ..core.packs import Pack
 from ..core.predict import Engine
-from .runner import run_quantum_layer
+from .jobs import FINAL, JobEntry, JobStore, RunRecord
+from .options import RunOptions
+from .runner import (
+    Cancelled,
+    TranspiledLayer,
+    estimate_qpu_seconds,
+    expectation_values,
+    submit_batches,
+    transpile_layer,
+)
+from .service import ServiceError, connect, explain, get_job, job_status
+
+SIMULATOR_NAMES = ("aer_simulator", "simulator")
 
 
 class BackendError(ValueError):
     """A backend name that cannot be used here, explained."""
 
 
-def resolve_backend(name: str, min_qubits: int):
-    """A fake backend (``fake_*``, calibrated noise) or the noiseless ``aer_simulator``."""
-    if name in ("aer_simulator", "simulator"):
+def backend_kind(name: str) -> str:
+    """'simulator', 'fake' (calibrated local emulation) or 'real' (an IBM Quantum device)."""
+    if name in SIMULATOR_NAMES:
+        return "simulator"
+    return "fake" if name.startswith("fake_") else "real"
+
+
+def fake_backend_names() -> list[str]:
+    """Names of the fake devices shipped with qiskit-ibm-runtime."""
+    from qiskit_ibm_runtime.fake_provider import FakeProviderForBackendV2
+
+    return sorted(b.name for b in FakeProviderForBackendV2().backends())
+
+
+def resolve_backend(name: str, min_qubits: int, service=None):
+    """The backend object for ``name``: the noiseless ``aer_simulator``, a ``fake_*`` device, or a real
+    device of the account behind ``service`` (a ``QiskitRuntimeService``)."""
+    kind = backend_kind(name)
+    if kind == "simulator":
         from qiskit_aer import AerSimulator
 
         return AerSimulator()
-    if name.startswith("fake_"):
+    if kind == "fake":
         from qiskit_ibm_runtime.fake_provider import FakeProviderForBackendV2
 
         try:
             backend = FakeProviderForBackendV2().backend(name)
-        except Exception:  # the provider raises a bare QiskitBackendNotFoundError
-            names = sorted(b.name for b in FakeProviderForBackendV2().backends())
-            raise BackendError(f"No fake backend named {name}. Available: {', '.join(names)}.") from None
-        if backend.num_qubits < min_qubits:
-            raise BackendError(f"{name} has {backend.num_qubits} qubits; this pack's circuit needs {min_qubits}.")
-        return backend
-    raise BackendError(
-        f"'{name}' would be a real IBM Quantum backend; this version runs only fake backends (fake_*) and "
-        "the noiseless aer_simulator. Saved IBM credentials are needed for real hardware.")
+        except Exception:  # noqa: BLE001 - the provider raises a bare QiskitBackendNotFoundError
+            raise BackendError(f"No fake backend named {name}. Available: {', '.join(fake_backend_names())}.") \
+                from None
+    else:
+        if service is None:
+            raise BackendError(f"'{name}' is a real IBM Quantum backend: save your IBM Quantum API key and "
+                               "instance first (Hardware tab, or run the fake_* backends offline).")
+        from .service import backend_by_name
+
+        backend = backend_by_name(service, name)
+    if backend.num_qubits < min_qubits:
+        raise BackendError(f"{name} has {backend.num_qubits} qubits; this pack's circuit needs {min_qubits}.")
+    return backend
 
 
-def rerun(pack: Pack, paths: list[str], backend_name: str, truth: list[int] | None = None,
-          shots: int = 4096, batch_size: int = 64, optimization_level: int = 1,
-          on_job: Callable[[str, int, int], None] | None = None) -> dict:
-    """The report of ``hqnn-desktop hardware``: simulation vs backend for the pack's HQNN."""
-    head = pack.heads["hqnn"]
-    backend = resolve_backend(backend_name, pack.card["n_qubits"])
-    results = list(Engine(pack, ("hqnn",)).classify(paths, keep_latents=True))
+@dataclass
+class LocalPass:
+    """The local half of a rerun: usable images, their bottleneck codes and simulated <Z> values."""
+
+    paths: list[str]
+    codes: np.ndarray
+    sim_z: np.ndarray
+    truth: list[int] | None
+    unusable: list[dict]
+
+    def to_dict(self) -> dict:
+        return {"paths": self.paths, "codes": self.codes.tolist(), "sim_z": self.sim_z.tolist(),
+                "truth": self.truth, "unusable": self.unusable}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LocalPass:
+        return cls(list(data["paths"]), np.asarray(data["codes"], np.float64),
+                   np.asarray(data["sim_z"], np.float64), data.get("truth"), list(data.get("unusable", [])))
+
+
+def local_pass(pack: Pack, paths: list[str], truth: list[int] | None = None,
+               cancelled: Callable[[], bool] = lambda: False) -> LocalPass:
+    """Backbone, bottleneck and simulated circuit for every image (one engine pass)."""
+    n = pack.card["n_qubits"]
+    results = list(Engine(pack, ("hqnn",)).classify(paths, cancelled=cancelled, keep_latents=True))
     usable = [i for i, r in enumerate(results) if not r.error]
-    codes = np.stack([results[i].codes["hqnn"] for i in usable]) if usable else np.zeros((0, pack.card["n_qubits"]))
-    sim_z = np.stack([results[i].embeddings["hqnn"] for i in usable]) if usable else codes
-    hw_z, jobs = run_quantum_layer(codes, head.transform.weights.detach().numpy(), backend, shots=shots,
-                                   batch_size=batch_size, optimization_level=optimization_level, on_job=on_job)
+    codes = np.stack([results[i].codes["hqnn"] for i in usable]) if usable else np.zeros((0, n))
+    sim_z = np.stack([results[i].embeddings["hqnn"] for i in usable]) if usable else np.zeros((0, n))
+    return LocalPass(paths=[results[i].path for i in usable], codes=codes.astype(np.float64),
+                     sim_z=sim_z.astype(np.float64),
+                     truth=[int(truth[i]) for i in usable] if truth is not None else None,
+                     unusable=[{"path": r.path, "error": r.error} for r in results if r.error])
+
+
+def _probabilities(pack: Pack, z: np.ndarray) -> np.ndarray:
     with torch.no_grad():
-        sim_p = torch.softmax(head.classifier(torch.as_tensor(sim_z, dtype=torch.float32)), 1).numpy()
-        hw_p = torch.softmax(head.classifier(torch.as_tensor(hw_z, dtype=torch.float32)), 1).numpy()
+        logits = pack.heads["hqnn"].classifier(torch.as_tensor(z, dtype=torch.float32))
+        return torch.softmax(logits, 1).numpy()
+
+
+def build_report(pack: Pack, backend_name: str, options: RunOptions, local: LocalPass, hw_z: np.ndarray,
+                 jobs: list[str]) -> dict:
+    """Simulation vs backend for the same images: agreement, metrics of each, per-image rows with <Z>."""
     labels = pack.labels
-    rows = []
-    for j, i in enumerate(usable):
-        rows.append({"path": results[i].path, "simulated": labels[int(sim_p[j].argmax())],
-                     "hardware": labels[int(hw_p[j].argmax())],
-                     "truth": labels[truth[i]] if truth is not None else None,
-                     "z_simulated": [round(float(v), 6) for v in sim_z[j]],
-                     "z_hardware": [round(float(v), 6) for v in hw_z[j]]})
-    report = {"pack": pack.name, "backend": backend_name,
-              "options": {"shots": shots, "batch_size": batch_size, "optimization_level": optimization_level},
-              "n_images": len(usable), "jobs": jobs, "n_jobs": len(jobs),
-              "unusable": [{"path": r.path, "error": r.error} for r in results if r.error],
-              "agreement": float((sim_p.argmax(1) == hw_p.argmax(1)).mean()) if usable else 0.0,
+    sim_p, hw_p = _probabilities(pack, local.sim_z), _probabilities(pack, hw_z)
+    rows = [{"path": path, "simulated": labels[int(sim_p[j].argmax())], "hardware": labels[int(hw_p[j].argmax())],
+             "truth": labels[local.truth[j]] if local.truth is not None else None,
+             "z_simulated": [round(float(v), 6) for v in local.sim_z[j]],
+             "z_hardware": [round(float(v), 6) for v in hw_z[j]]}
+            for j, path in enumerate(local.paths)]
+    report = {"pack": pack.name, "backend": backend_name, "labels": labels, "options": options.to_dict(),
+              "n_images": len(local.paths), "jobs": list(jobs), "n_jobs": len(jobs), "unusable": local.unusable,
+              "agreement": float((sim_p.argmax(1) == hw_p.argmax(1)).mean()) if len(local.paths) else 0.0,
               "simulated": {}, "hardware": {}, "images": rows}
-    if truth is not None and usable:
-        y = np.array([truth[i] for i in usable])
+    if local.truth is not None and local.paths:
+        y = np.asarray(local.truth)
         for key, p in (("simulated", sim_p), ("hardware", hw_p)):
             rep = classification_report(y, p, labels)
             report[key] = {k: rep[k] for k in ("accuracy", "macro_f1", "confusion_matrix")}
         report["macro_f1_drop"] = report["simulated"]["macro_f1"] - report["hardware"]["macro_f1"]
+        report["accuracy_drop"] = report["simulated"]["accuracy"] - report["hardware"]["accuracy"]
     return report
+
+
+@dataclass
+class Plan:
+    """Everything decided before a submission: what the confirmation shows, what execution needs."""
+
+    pack: Pack
+    backend_name: str
+    kind: str
+    backend: object
+    options: RunOptions
+    local: LocalPass
+    layer: TranspiledLayer
+    n_jobs: int
+    qpu_seconds: float
+
+    def summary(self) -> str:
+        """Circuits, shots and QPU time in words, for the confirmation before real hardware."""
+        return (f"{self.local.codes.shape[0]} circuits (one per image) on {self.backend_name}, "
+                f"{self.options.shots} shots each, in {self.n_jobs} job(s); "
+                f"{len(self.layer.physical_qubits)} qubits; estimated QPU time about "
+                f"{self.qpu_seconds:.0f} s (resilience level {self.options.resilience_level}).")
+
+
+def plan_run(pack: Pack, paths: list[str], backend_name: str, truth: list[int] | None = None,
+             options: RunOptions | None = None, service=None,
+             cancelled: Callable[[], bool] = lambda: False) -> Plan:
+    """Resolve the backend, run the local half, transpile once and estimate the QPU time."""
+    options = options or RunOptions()
+    backend = resolve_backend(backend_name, pack.card["n_qubits"], service)
+    local = local_pass(pack, paths, truth, cancelled)
+    layer = transpile_layer(backend, pack.card["n_qubits"], pack.card["layers"], options.optimization_level)
+    n = len(local.paths)
+    return Plan(pack, backend_name, backend_kind(backend_name), backend, options, local, layer,
+                math.ceil(n / options.batch_size), estimate_qpu_seconds(layer, backend, n, options))
+
+
+def _wait(job, cancelled: Callable[[], bool], poll_s: float) -> None:
+    while job_status(job) not in FINAL:
+        if cancelled():
+            raise Cancelled("Stopped waiting; the jobs stay queued and can be fetched later from the jobs list.")
+        time.sleep(poll_s)
+
+
+def execute(plan: Plan, store: JobStore | None = None, on_job: Callable[[object, int, int], None] | None = None,
+            cancelled: Callable[[], bool] = lambda: False, poll_s: float = 5.0) -> dict:
+    """Submit the planned batches (recording each job as it is queued), wait, and build the report."""
+    store = store or JobStore()
+    record = store.new(plan.pack.name, plan.backend_name, plan.kind, plan.options.to_dict(), plan.local.to_dict(),
+                       plan.n_jobs)
+    weights = plan.pack.heads["hqnn"].transform.weights.detach().numpy()
+
+    def recorded(job, k: int, n: int) -> None:
+        record.jobs.append(JobEntry(job.job_id(), (k - 1) * plan.options.batch_size,
+                                    min(k * plan.options.batch_size, len(plan.local.paths)), job_status(job)))
+        store.save(record)
+        if on_job is not None:
+            on_job(job, k, n)
+
+    jobs = [job for job, _ in submit_batches(plan.local.codes, weights, plan.backend, plan.layer, plan.options,
+                                             recorded, cancelled=cancelled)]
+    for job, entry in zip(jobs, record.jobs):
+        _wait(job, cancelled, poll_s)
+        _settle(entry, job)
+        store.save(record)
+    if not record.complete:
+        raise ServiceError(f"Run {record.run_id} did not finish: "
+                           + "; ".join(f"{j.job_id}: {j.status}" for j in record.jobs if j.z is None))
+    return report_for(record, plan.pack)
+
+
+def _settle(entry: JobEntry, job) -> None:
+    """Record a finished job's status and, when done, its <Z> values."""
+    entry.status = job_status(job)
+    if entry.status == "DONE" and entry.z is None:
+        entry.z = expectation_values(job.result()).round(8).tolist()
+    elif entry.status == "ERROR":
+        try:
+            job.result()
+        except Exception as exc:  # noqa: BLE001 - the failure reason, scrubbed
+            entry.error = explain(exc)
+
+
+def report_for(record: RunRecord, pack: Pack | None = None) -> dict:
+    """The report of a complete run, rebuilt from its record (and the pack, loaded by name if not given)."""
+    if not record.complete:
+        raise ServiceError(f"Run {record.run_id} is not complete yet ({record.status}); fetch it first.")
+    if pack is None:
+        from ..core.packs import load_pack, resolve_pack
+
+        pack = load_pack(resolve_pack(record.pack), ("hqnn",))
+    hw_z = np.concatenate([np.asarray(j.z, np.float64) for j in record.jobs])
+    report = build_report(pack, record.backend, RunOptions.from_dict(record.options),
+                          LocalPass.from_dict(record.inputs), hw_z, [j.job_id for j in record.jobs])
+    report["run_id"] = record.run_id
+    return report
+
+
+def refresh_run(store: JobStore, run_id: str, service=None) -> RunRecord:
+    """Ask IBM Quantum for the status of a run's unfinished jobs; store the results of finished ones."""
+    record = store.get(run_id)
+    pending = [j for j in record.jobs if j.status not in FINAL or (j.status == "DONE" and j.z is None)]
+    if pending and record.backend_kind == "real":
+        service = service or connect()
+        for entry in pending:
+            _settle(entry, get_job(service, entry.job_id))
+        store.save(record)
+    return record
+
+
+def cancel_run(store: JobStore, run_id: str, service=None) -> RunRecord:
+    """Cancel a run's jobs that are still queued or running on IBM Quantum."""
+    record = store.get(run_id)
+    live = [j for j in record.jobs if j.status not in FINAL]
+    if live and record.backend_kind == "real":
+        service = service or connect()
+        for entry in live:
+            job = get_job(service, entry.job_id)
+            try:
+                job.cancel()
+            except Exception as exc:  # noqa: BLE001 - any runtime failure becomes a plain message
+                raise ServiceError(explain(exc)) from None
+            entry.status = job_status(job)
+        store.save(record)
+    return record
+
+
+def rerun(pack: Pack, paths: list[str], backend_name: str, truth: list[int] | None = None,
+          options: RunOptions | None = None, on_job: Callable[[object, int, int], None] | None = None,
+          service=None, cancelled: Callable[[], bool] = lambda: False, store: JobStore | None = None) -> dict:
+    """The report of ``hqnn-desktop hardware``: simulation vs backend for the pack's HQNN."""
+    plan = plan_run(pack, paths, backend_name, truth, options, service, cancelled)
+    return execute(plan, store, on_job, cancelled)

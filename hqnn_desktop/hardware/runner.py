@@ -1,9 +1,12 @@
 """Run a pack's quantum layer on an IBM backend (real, fake, or simulator), batch by batch.
 
-The circuit is transpiled once per backend; each batch of images is one
-Estimator job whose parameter array broadcasts over the batch (never one job
-per image). The client-side ``executor_estimator.Estimator`` is used (the
-runtime's ``EstimatorV2`` is deprecated since qiskit-ibm-runtime 0.50).
+The circuit is transpiled once per backend (inside the device's best chain of
+qubits, :mod:`.layout`); each batch of images is one Estimator job whose
+parameter array broadcasts over the batch (never one job per image). The
+client-side ``executor_estimator.Estimator`` is used (the runtime's
+``EstimatorV2`` is deprecated since qiskit-ibm-runtime 0.50). Fake backends run
+in local testing mode on a density-matrix emulator of the qubits the circuit
+uses (:mod:`.emulation`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.circuits import encoding_angles, qiskit_circuit
+from .emulation import compact_circuit, density_matrix_emulator, is_fake_backend
+from .layout import best_chain
+from .options import RunOptions
+
+
+class Cancelled(Exception):
+    """The user stopped the run between two jobs."""
 
 
 @dataclass
@@ -26,22 +36,63 @@ class TranspiledLayer:
     x_index: list[int]
     w_index: list[int]
     parameter_kind: list[str]
+    physical_qubits: list[int]
 
 
-def transpile_layer(backend, n_qubits: int, layers: int, optimization_level: int = 1) -> TranspiledLayer:
+def _describe(circuit, observables, physical: list[int]) -> TranspiledLayer:
+    params = list(circuit.parameters)
+    return TranspiledLayer(
+        circuit=circuit, observables=[[o] for o in observables],
+        x_index=[p.index if p.vector.name == "x" else -1 for p in params],
+        w_index=[p.index if p.vector.name == "w" else -1 for p in params],
+        parameter_kind=[p.vector.name for p in params], physical_qubits=physical)
+
+
+def _widen(circuit, chain: list[int], width: int):
+    """Place a circuit transpiled on the chain's sub-target back onto the full device."""
+    from qiskit.circuit import QuantumCircuit
+
+    out = QuantumCircuit(width, name=circuit.name)
+    for ins in circuit.data:
+        out.append(ins.operation, [chain[circuit.find_bit(q).index] for q in ins.qubits])
+    return out
+
+
+def transpile_layer(backend, n_qubits: int, layers: int, optimization_level: int = 2) -> TranspiledLayer:
     """Transpile the circuit for ``backend`` once; remember where each parameter goes."""
     from qiskit.transpiler import generate_preset_pass_manager
 
-    qc, x, w, observables = qiskit_circuit(n_qubits, layers)
-    isa = generate_preset_pass_manager(optimization_level=optimization_level, backend=backend).run(qc)
-    params = list(isa.parameters)
-    return TranspiledLayer(
-        circuit=isa,
-        observables=[[o.apply_layout(isa.layout)] for o in observables],
-        x_index=[p.index if p.vector.name == "x" else -1 for p in params],
-        w_index=[p.index if p.vector.name == "w" else -1 for p in params],
-        parameter_kind=[p.vector.name for p in params],
-    )
+    from .emulation import sub_target
+
+    qc, _, _, observables = qiskit_circuit(n_qubits, layers)
+    target = backend.target
+    chain = best_chain(target, n_qubits) if backend.coupling_map is not None else None
+    if chain is None:
+        isa = generate_preset_pass_manager(optimization_level=optimization_level, backend=backend).run(qc)
+        laid = [o.apply_layout(isa.layout) for o in observables]
+        return _describe(isa, laid, sorted({isa.find_bit(q).index for ins in isa.data for q in ins.qubits}))
+    small = generate_preset_pass_manager(optimization_level=optimization_level,
+                                         target=sub_target(target, chain)).run(qc)
+    final = small.layout.final_index_layout()
+    laid = [o.apply_layout([chain[final[v]] for v in range(n_qubits)], num_qubits=backend.num_qubits)
+            for o in observables]
+    return _describe(_widen(small, chain, backend.num_qubits), laid, sorted(chain))
+
+
+def execution_mode(backend, layer: TranspiledLayer):
+    """Where the Estimator runs and on which circuit: fake backends run on their compact emulator."""
+    if not is_fake_backend(backend):
+        return backend, layer
+    small = compact_circuit(layer.circuit, [o[0] for o in layer.observables])
+    return (density_matrix_emulator(backend, small.physical_qubits),
+            _describe(small.circuit, small.observables, small.physical_qubits))
+
+
+def is_ibm_backend(backend) -> bool:
+    """True for a device of the IBM cloud (its jobs queue remotely)."""
+    from qiskit_ibm_runtime.ibm_backend import IBMBackend
+
+    return isinstance(backend, IBMBackend)
 
 
 def parameter_values(layer: TranspiledLayer, codes: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -55,25 +106,64 @@ def parameter_values(layer: TranspiledLayer, codes: np.ndarray, weights: np.ndar
     return np.stack(cols, axis=1)
 
 
-def run_quantum_layer(codes: np.ndarray, weights: np.ndarray, backend, shots: int = 4096,
-                      batch_size: int = 64, optimization_level: int = 1,
-                      on_job: Callable[[str, int, int], None] | None = None) -> tuple[np.ndarray, list[str]]:
-    """<Z> of every qubit for each code, measured on ``backend``; returns (expectations (N, n), job ids)."""
+def expectation_values(result) -> np.ndarray:
+    """(B, n) <Z> values from an Estimator result of one batch job."""
+    return np.asarray(result[0].data.evs, np.float64).T
+
+
+def estimate_qpu_seconds(layer: TranspiledLayer, backend, n_images: int, options: RunOptions) -> float:
+    """Rough QPU time: shots x (circuit duration + repetition delay) per image, plus a per-job overhead.
+
+    Readout mitigation (resilience level >= 1) adds calibration shots, about
+    the same number again per job. It is an estimate for the confirmation
+    dialog, not IBM's billing.
+    """
+    try:
+        duration = float(layer.circuit.estimate_duration(backend.target, unit="s"))
+    except Exception:  # noqa: BLE001 - a target without durations (simulators)
+        duration = 0.0
+    rep_delay = 250e-6
+    n_jobs = math.ceil(n_images / options.batch_size) if n_images else 0
+    shots = n_images * options.shots + (n_jobs * options.shots if options.resilience_level >= 1 else 0)
+    return shots * (duration + rep_delay) + 2.0 * n_jobs
+
+
+def submit_batches(codes: np.ndarray, weights: np.ndarray, backend, layer: TranspiledLayer, options: RunOptions,
+                   on_job: Callable[[object, int, int], None] | None = None, wait_each: bool | None = None,
+                   cancelled: Callable[[], bool] | None = None):
+    """One Estimator job per batch of ``codes`` on the transpiled ``layer``; yields ``(job, batch_slice)``.
+
+    With ``wait_each`` (default: for local runs) a job's result is awaited
+    before the next is submitted, so progress and cancel work between batches;
+    real devices get every batch queued at once.
+    """
     from qiskit_ibm_runtime.executor_estimator import Estimator
 
     codes = np.asarray(codes, np.float64)
-    n = codes.shape[1]
-    layers = int(np.asarray(weights).shape[0])
-    layer = transpile_layer(backend, n, layers, optimization_level)
-    estimator = Estimator(mode=backend)
-    estimator.options.default_shots = shots
-    out, job_ids = [], []
-    n_jobs = math.ceil(len(codes) / batch_size)
+    mode, layer = execution_mode(backend, layer)
+    estimator = Estimator(mode=mode)
+    options.apply(estimator)
+    wait_each = not is_ibm_backend(mode) if wait_each is None else wait_each
+    n_jobs = math.ceil(len(codes) / options.batch_size)
     for j in range(n_jobs):
-        chunk = codes[j * batch_size:(j + 1) * batch_size]
-        job = estimator.run([(layer.circuit, layer.observables, parameter_values(layer, chunk, weights))])
-        job_ids.append(job.job_id())
+        if cancelled is not None and cancelled():
+            raise Cancelled("Stopped before all batches were submitted.")
+        part = slice(j * options.batch_size, (j + 1) * options.batch_size)
+        job = estimator.run([(layer.circuit, layer.observables, parameter_values(layer, codes[part], weights))])
+        if wait_each:
+            job.result()
         if on_job is not None:
-            on_job(job.job_id(), j + 1, n_jobs)
-        out.append(np.asarray(job.result()[0].data.evs).T)
-    return (np.concatenate(out) if out else np.zeros((0, n))), job_ids
+            on_job(job, j + 1, n_jobs)
+        yield job, part
+
+
+def run_quantum_layer(codes: np.ndarray, weights: np.ndarray, backend, options: RunOptions | None = None,
+                      on_job: Callable[[object, int, int], None] | None = None,
+                      cancelled: Callable[[], bool] | None = None) -> tuple[np.ndarray, list[str]]:
+    """<Z> of every qubit for each code, measured on ``backend``; returns (expectations (N, n), job ids)."""
+    options = options or RunOptions()
+    codes = np.asarray(codes, np.float64)
+    layer = transpile_layer(backend, codes.shape[1], int(np.asarray(weights).shape[0]), options.optimization_level)
+    jobs = list(submit_batches(codes, weights, backend, layer, options, on_job, cancelled=cancelled))
+    out = [expectation_values(job.result()) for job, _ in jobs]
+    return (np.concatenate(out) if out else np.zeros((0, codes.shape[1]))), [job.job_id() for job, _ in jobs]

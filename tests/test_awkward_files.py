@@ -58,6 +58,8 @@ EXPECTED: dict[str, str | None] = {
     "web page.jpg": r"text \(it looks like a web page",
     "notes.jpg": r"plain text, not an image",
     "truncated.jpg": r"truncated",
+    "corrupt header.jpg": r"not an image that can be read",
+    "no scan.jpg": r"damaged",
     "truncated.png": r"truncated",
     "bad header crc.png": r"not an image that can be read",
     "broken stream.png": r"damaged",
@@ -102,6 +104,12 @@ def _encoded(im: Image.Image, fmt: str, **kw) -> bytes:
     return buf.getvalue()
 
 
+def _zeroed(data: bytes, marker: bytes, n: int) -> bytes:
+    """``data`` with ``n`` bytes zeroed from the first ``marker`` (a JPEG segment made unreadable)."""
+    at = data.find(marker)
+    return data[:at] + bytes(n) + data[at + n:]
+
+
 def _halves(width: int = 60, height: int = 20) -> Image.Image:
     """Red left, blue right: its orientation changes what a model sees."""
     arr = np.zeros((height, width, 3), np.uint8)
@@ -141,6 +149,8 @@ def _write_unusable(root: Path, cell: Image.Image) -> None:
     jpeg = _encoded(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)),
                     "JPEG")
     (root / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 3])
+    (root / "corrupt header.jpg").write_bytes(_zeroed(jpeg, b"\xff\xc0", 12))
+    (root / "no scan.jpg").write_bytes(_zeroed(jpeg, b"\xff\xda", 4))
     png = _encoded(cell, "PNG")
     (root / "truncated.png").write_bytes(png[: len(png) // 2])
     bad_crc = bytearray(png)
@@ -292,6 +302,7 @@ def test_deep_images_are_stretched_to_8_bit(tmp_path):
     assert gray[0, 0] == 0 and gray[0, 1] == 255 and gray[-1, -1] == 255
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 @pytest.mark.xfail(strict=True, reason=(
     "core/predict.py Engine.classify: feed() has only try/finally, so an exception raised by the paths "
     "iterable is lost in the feeder thread and the run ends as if complete. Needed: catch it in feed(), "

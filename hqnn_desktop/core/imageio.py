@@ -158,7 +158,9 @@ def _os_error_message(exc: OSError) -> str:
         return "The image file is truncated (incomplete download or copy)."
     if "broken data stream" in text or "decoder error" in text:
         return "The image data is damaged (the file is corrupt or incomplete)."
-    return f"The image could not be decoded ({text})."
+    if "not available" in text or "unsupported" in text.lower():
+        return f"The image uses a compression or variant that cannot be read here ({text})."
+    return f"The image data is damaged or cannot be decoded ({text})."
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:

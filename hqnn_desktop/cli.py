@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-SUBCOMMANDS = ("classify", "evaluate", "train", "packs", "hardware")
+SUBCOMMANDS = ("classify", "evaluate", "train", "packs", "hardware", "hardware-jobs")
 
 
 class UsageError(Exception):
@@ -82,16 +82,33 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: a GPU when present)")
 
-    h = sub.add_parser("hardware", help="rerun a pack's quantum layer on a fake IBM backend or simulator")
+    h = sub.add_parser("hardware", help="rerun a pack's quantum layer on IBM hardware, a fake backend or simulator")
     h.add_argument("--pack", required=True)
-    h.add_argument("--backend", required=True, help="fake_* (calibrated noise) or aer_simulator")
+    h.add_argument("--backend", required=True,
+                   help="an IBM device of your account (e.g. ibm_torino; credentials saved in the Hardware "
+                        "tab), fake_* (calibrated noise, offline) or aer_simulator (noiseless)")
     h.add_argument("--input", nargs="+", required=True, help="image files or folders")
     h.add_argument("--labels-from-folders", action="store_true",
                    help="each --input is a folder of class subfolders; report accuracy and macro-F1")
     h.add_argument("--shots", type=int, default=4096)
     h.add_argument("--batch-size", type=int, default=64, help="images per Estimator job")
-    h.add_argument("--optimization-level", type=int, default=1, choices=[0, 1, 2, 3])
+    h.add_argument("--optimization-level", type=int, default=2, choices=[0, 1, 2, 3])
+    h.add_argument("--resilience-level", type=int, default=1, choices=[0, 1, 2],
+                   help="0 none, 1 readout mitigation (TREX), 2 also zero-noise extrapolation")
+    h.add_argument("--dd", action=argparse.BooleanOptionalAction, default=True,
+                   help="dynamical decoupling on idle qubits")
+    h.add_argument("--dd-sequence", default="XpXm", choices=["XX", "XpXm", "XY4"])
+    h.add_argument("--twirl-gates", action=argparse.BooleanOptionalAction, default=None,
+                   help="two-qubit gate twirling (default: as the resilience level decides)")
+    h.add_argument("--twirl-measure", action=argparse.BooleanOptionalAction, default=None,
+                   help="measurement twirling (default: as the resilience level decides)")
+    h.add_argument("--yes", action="store_true", help="submit to real hardware without asking")
     h.add_argument("--out", required=True, help="JSON report to write")
+
+    j = sub.add_parser("hardware-jobs", help="list, fetch or cancel earlier hardware runs")
+    j.add_argument("action", choices=["list", "fetch", "cancel"])
+    j.add_argument("run_id", nargs="?", help="run id (or the id of one of its jobs) for fetch and cancel")
+    j.add_argument("--out", help="with fetch: write the report of a finished run to this JSON file")
     return parser
 
 
@@ -252,11 +269,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _confirm(prompt: str) -> bool:
+    """Ask on the terminal; no answer (end of input) means no."""
+    try:
+        return input(prompt).strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
 def cmd_hardware(args: argparse.Namespace) -> int:
     from .core.datasets import DatasetError, scan_class_folders
     from .core.predict import iter_image_paths
     from .core.storage import atomic_write_json
-    from .hardware.rerun import BackendError, rerun
+    from .hardware.options import RunOptions
+    from .hardware.rerun import BackendError, backend_kind, execute, plan_run
+    from .hardware.service import ServiceError, connect
 
     pack = _load_pack(args.pack, ("hqnn",))
     truth = None
@@ -271,11 +298,25 @@ def cmd_hardware(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from exc
     else:
         paths = list(iter_image_paths(args.input))
+    options = RunOptions(shots=args.shots, batch_size=args.batch_size, optimization_level=args.optimization_level,
+                         resilience_level=args.resilience_level, dynamical_decoupling=args.dd,
+                         dd_sequence=args.dd_sequence, twirl_gates=args.twirl_gates, twirl_measure=args.twirl_measure)
+    real = backend_kind(args.backend) == "real"
     try:
-        report = rerun(pack, paths, args.backend, truth, args.shots, args.batch_size, args.optimization_level,
-                       on_job=lambda jid, k, n: print(f"job {k}/{n} {jid} done", file=sys.stderr))
-    except BackendError as exc:
+        plan = plan_run(pack, paths, args.backend, truth, options, service=connect() if real else None)
+    except (BackendError, ServiceError) as exc:
         raise UsageError(str(exc)) from exc
+    if real:
+        print(plan.summary(), file=sys.stderr)
+        if not args.yes and not _confirm("Submit to IBM Quantum? [y/N] "):
+            print("Nothing submitted.", file=sys.stderr)
+            return 1
+    try:
+        report = execute(plan, on_job=lambda job, k, n: print(f"job {k}/{n} {job.job_id()} submitted",
+                                                              file=sys.stderr))
+    except ServiceError as exc:
+        print(f"hqnn-desktop hardware: {exc}", file=sys.stderr)
+        return 1
     atomic_write_json(args.out, report)
     print(f"{report['n_images']} images, {report['n_jobs']} jobs, agreement {report['agreement']:.3f}",
           file=sys.stderr)
@@ -285,6 +326,41 @@ def cmd_hardware(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hardware_jobs(args: argparse.Namespace) -> int:
+    import datetime
+
+    from .core.storage import atomic_write_json
+    from .hardware.jobs import JobStore
+    from .hardware.rerun import cancel_run, refresh_run, report_for
+    from .hardware.service import ServiceError
+
+    store = JobStore()
+    if args.action == "list":
+        for r in store.all():
+            when = datetime.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M")
+            print(f"{r.run_id}  {when}  {r.backend:16s} {r.pack:10s} {r.n_images:5d} images  "
+                  f"{len(r.jobs)} jobs  {r.status}")
+        return 0
+    if not args.run_id:
+        raise UsageError(f"hardware-jobs {args.action} needs a run id (see hardware-jobs list).")
+    try:
+        if args.action == "cancel":
+            record = cancel_run(store, args.run_id)
+            print(f"{record.run_id}: {record.status}", file=sys.stderr)
+            return 0
+        record = refresh_run(store, args.run_id)
+        print(f"{record.run_id}: {record.status}", file=sys.stderr)
+        if record.complete and args.out:
+            atomic_write_json(args.out, report_for(record))
+            print(f"report written to {args.out}", file=sys.stderr)
+        return 0
+    except KeyError:
+        raise UsageError(f"No hardware run {args.run_id} is recorded (see hardware-jobs list).") from None
+    except ServiceError as exc:
+        print(f"hqnn-desktop hardware-jobs: {exc}", file=sys.stderr)
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-")):
@@ -292,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"classify": cmd_classify, "evaluate": cmd_evaluate, "packs": cmd_packs,
-                "train": cmd_train, "hardware": cmd_hardware}
+                "train": cmd_train, "hardware": cmd_hardware, "hardware-jobs": cmd_hardware_jobs}
     from .core.imageio import ImageError
     from .core.packs import PackError
 

@@ -7,6 +7,7 @@ import torch
 from qiskit_ibm_runtime.fake_provider import FakeManilaV2
 
 from hqnn_desktop.core.circuits import QuantumLayer
+from hqnn_desktop.hardware.options import RunOptions
 from hqnn_desktop.hardware.runner import run_quantum_layer
 
 
@@ -18,8 +19,9 @@ def test_fake_backend_agrees_with_simulation_in_batched_jobs():
     codes = rng.uniform(-0.9, 0.9, (10, 3))
     simulated = layer(torch.tensor(codes)).detach().numpy()
     seen = []
-    measured, jobs = run_quantum_layer(codes, layer.weights.detach().numpy(), FakeManilaV2(), shots=4000,
-                                       batch_size=4, on_job=lambda jid, k, n: seen.append((k, n)))
+    measured, jobs = run_quantum_layer(codes, layer.weights.detach().numpy(), FakeManilaV2(),
+                                       RunOptions(shots=4000, batch_size=4, seed=1),
+                                       on_job=lambda job, k, n: seen.append((k, n)))
     assert measured.shape == (10, 3)
     assert len(jobs) == math.ceil(10 / 4) == len(seen) and seen[-1] == (3, 3)
     assert np.abs(measured - simulated).mean() < 0.1  # shot noise + the device's calibrated noise

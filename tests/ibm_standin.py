@@ -11,6 +11,8 @@ boundary) through keyring's own ``KeyringBackend``.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import keyring
 import pytest
 import requests
@@ -34,7 +36,7 @@ class StandInJob:
         return self.state
 
     def result(self):
-        from qiskit_ibm_runtime.exceptions import RuntimeJobFailureError, RuntimeInvalidStateError
+        from qiskit_ibm_runtime.exceptions import RuntimeInvalidStateError, RuntimeJobFailureError
 
         if self.state == "ERROR":
             raise RuntimeJobFailureError(f"Unable to retrieve job result. {self._error}")
@@ -54,8 +56,8 @@ class StandInService:
     """Same constructor, methods and exceptions as ``QiskitRuntimeService`` for what the app uses."""
 
     network_up = True
-    jobs: dict[str, StandInJob] = {}
-    logins: list[dict] = []
+    jobs: ClassVar[dict[str, StandInJob]] = {}
+    logins: ClassVar[list[dict]] = []
 
     def __init__(self, channel: str, token: str, instance: str | None) -> None:
         from qiskit_ibm_runtime.api.exceptions import RequestsApiError

@@ -8,8 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from hqnn_desktop.hardware.credentials import (Credentials, CredentialsError, CredentialStore, credentials_file,
-                                               mask, scrub)
+from hqnn_desktop.hardware.credentials import (
+    Credentials,
+    CredentialsError,
+    CredentialStore,
+    credentials_file,
+    mask,
+    scrub,
+)
 from tests.ibm_standin import GOOD_KEY, INSTANCE, ibm_cloud, memory_keyring, no_keyring  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]

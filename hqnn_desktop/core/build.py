@@ -20,10 +20,10 @@ from . import ood
 from .augment import AugmentConfig
 from .backbones import get_spec
 from .circuits import ANSATZ_ID, circuit_parameter_count
-from .datasets import LabelledFiles, load_images, scan_class_folders, split_validation
+from .datasets import LabelledFiles, load_images, read_manifest, scan_dataset, split_validation
 from .heads import MODEL_KINDS
 from .metrics import classification_report
-from .packs import save_pack
+from .packs import save_pack, sha256_file
 from .train import (
     AdaptConfig,
     Callbacks,
@@ -51,6 +51,8 @@ class PackRecipe:
     heads: HeadConfig = field(default_factory=HeadConfig)
     device: str | None = None
     description: str = ""
+    #: a manifest of verified cells (a review's corrections) added to the training images
+    corrections: str | None = None
 
 
 def _load(files: LabelledFiles, size: int, callbacks: Callbacks, stage: str) -> tuple[np.ndarray, np.ndarray]:
@@ -65,9 +67,16 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
     callbacks = callbacks or Callbacks()
     cfg = recipe.adapt
     spec = get_spec(cfg.backbone)
-    train_files = scan_class_folders(recipe.train_dir)
+    train_files = scan_dataset(recipe.train_dir)
+    corrections = []
+    if Path(recipe.train_dir).is_file():
+        corrections.append(manifest_record(recipe.train_dir, len(train_files)))
+    if recipe.corrections:
+        extra = read_manifest(recipe.corrections, train_files.labels)
+        corrections.append(manifest_record(recipe.corrections, len(extra)))
+        train_files = train_files.plus(extra)
     if recipe.val_dir:
-        val_files = scan_class_folders(recipe.val_dir, train_files.labels)
+        val_files = scan_dataset(recipe.val_dir, train_files.labels)
     else:
         train_files, val_files = split_validation(train_files, recipe.val_fraction, cfg.seed,
                                                   recipe.group_pattern)
@@ -97,7 +106,8 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
         models=tuple(heads), training={
             "train_dir": str(recipe.train_dir), "val_dir": recipe.val_dir,
             "val_fraction": None if recipe.val_dir else recipe.val_fraction,
-            "group_pattern": recipe.group_pattern, "fine_tune_backbone": recipe.fine_tune,
+            "group_pattern": recipe.group_pattern, "corrections": corrections,
+            "fine_tune_backbone": recipe.fine_tune,
             "adapt": {**asdict(cfg), "augment": asdict(cfg.augment)} if recipe.fine_tune else None,
             "heads": asdict(recipe.heads), "seed": cfg.seed,
             "n_train": int(len(y_train)), "n_val": int(len(y_val)),
@@ -110,6 +120,12 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
     path = save_pack(out_dir, card, extractor, heads, ood=ood.fit(f_train, y_train, f_val, len(labels)))
     checkpoint.unlink(missing_ok=True)
     return path
+
+
+def manifest_record(manifest: str | Path, count: int) -> dict:
+    """What a card records about corrections it was trained on: the file, how many images, its sha256."""
+    return {"manifest": str(Path(manifest).resolve()), "count": int(count),
+            "sha256": sha256_file(Path(manifest))}
 
 
 def make_card(*, name: str, labels: list[str], backbone: str, input_size: int, n_qubits: int,

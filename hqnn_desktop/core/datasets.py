@@ -1,12 +1,15 @@
 """Labelled image folders: one subfolder per class, any format Pillow reads.
 
-Also the validation split of a single folder, optionally grouped by a
+Also manifests: a CSV file of ``path,label`` rows pointing at images where they
+are (the corrections of a review), usable alone or added to a folder. Also the
+validation split of a single folder, optionally grouped by a
 file-name pattern so that images derived from the same source (the same smear
 field in Blood Cell Images) never fall on both sides.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +45,14 @@ class LabelledFiles:
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(np.asarray(self.targets, dtype=int), minlength=len(self.labels))
         return {label: int(c) for label, c in zip(self.labels, counts)}
+
+    def plus(self, other: LabelledFiles) -> LabelledFiles:
+        """Both sets of images together; ``other`` must use the same classes in the same order."""
+        if other.labels != self.labels:
+            raise DatasetError("The two datasets do not have the same classes: "
+                               f"{', '.join(self.labels)} / {', '.join(other.labels)}.")
+        return LabelledFiles(self.paths + other.paths, self.targets + other.targets, list(self.labels),
+                             self.skipped + other.skipped)
 
 
 def scan_class_folders(root: str | Path, labels: Sequence[str] | None = None) -> LabelledFiles:
@@ -85,6 +96,56 @@ def scan_class_folders(root: str | Path, labels: Sequence[str] | None = None) ->
     if not paths:
         raise DatasetError(f"No images were found in the class folders of {root}.")
     return LabelledFiles(paths, targets, list(labels), skipped)
+
+
+MANIFEST_COLUMNS = ("path", "label")
+
+
+def read_manifest(manifest: str | Path, labels: Sequence[str] | None = None) -> LabelledFiles:
+    """The images a manifest lists (CSV with a ``path,label`` header), left where they are.
+
+    Relative paths are read from the manifest's folder. Missing files are listed in
+    ``skipped`` rather than stopping the run. With ``labels`` (a pack's or a
+    folder's classes) a label outside them is an error; without, the classes are
+    the labels found, sorted.
+    """
+    manifest = Path(manifest)
+    try:
+        with open(manifest, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"The list of labelled images {manifest} cannot be read ({exc}).") from exc
+    if not rows or any(c not in rows[0] for c in MANIFEST_COLUMNS):
+        raise DatasetError(f"{manifest} is not a list of labelled images: it needs the columns "
+                           f"{', '.join(MANIFEST_COLUMNS)} and at least one row.")
+    found = sorted({(r["label"] or "").strip().lower() for r in rows} - {""})
+    labels = [label.lower() for label in labels] if labels is not None else found
+    unknown = [label for label in found if label not in labels]
+    if unknown:
+        raise DatasetError(f"{manifest} uses classes the model does not know: {', '.join(unknown)}. "
+                           f"The model knows: {', '.join(labels)}.")
+    index = {label: i for i, label in enumerate(labels)}
+    paths, targets, skipped = [], [], []
+    for r in rows:
+        label = (r["label"] or "").strip().lower()
+        path = manifest.parent / (r["path"] or "")
+        if not label or not r["path"]:
+            skipped.append((path, "no path or no label on this line"))
+        elif not path.is_file():
+            skipped.append((path, "file not found"))
+        else:
+            paths.append(path)
+            targets.append(index[label])
+    if not paths:
+        raise DatasetError(f"None of the images listed in {manifest} could be found.")
+    return LabelledFiles(paths, targets, list(labels), skipped)
+
+
+def scan_dataset(source: str | Path, labels: Sequence[str] | None = None) -> LabelledFiles:
+    """A labelled dataset from a folder of class folders or from a manifest file."""
+    if Path(source).is_file():
+        return read_manifest(source, labels)
+    return scan_class_folders(source, labels)
 
 
 def group_key(path: Path, pattern: str | None) -> str:

@@ -99,3 +99,18 @@ def mean_std(values: list[float]) -> dict:
     arr = np.asarray(values, float)
     std = float(arr.std(ddof=1)) if len(arr) > 1 else math.nan
     return {"mean": float(arr.mean()), "std": std, "values": [float(v) for v in arr]}
+
+
+def cohen_kappa(y_a: np.ndarray, y_b: np.ndarray, n_classes: int) -> float | None:
+    """Cohen's kappa between two labelings of the same items (None when there are none).
+
+    Agreement corrected for chance: (p_o - p_e) / (1 - p_e). When chance agreement
+    is already complete (everything in one class on both sides) kappa is 1.
+    """
+    cm = confusion_matrix(y_a, y_b, n_classes).astype(float)
+    n = cm.sum()
+    if n == 0:
+        return None
+    observed = np.trace(cm) / n
+    expected = float((cm.sum(0) * cm.sum(1)).sum()) / n**2
+    return 1.0 if expected >= 1.0 else float((observed - expected) / (1.0 - expected))

@@ -332,6 +332,19 @@ def _fit_head(head: Head, x: torch.Tensor, y: torch.Tensor, cfg: HeadConfig, epo
     head.eval()
 
 
+def _recorder(head: Head, kind: str, history: list[dict], val: tuple[np.ndarray, np.ndarray] | None,
+              callbacks: Callbacks, done_before: int, total: int) -> Callable[[int, dict], None]:
+    """The per-epoch hook of one head: validation figures, history, progress."""
+    def on_epoch(epoch: int, record: dict) -> None:
+        if val is not None:
+            record.update(_head_val_metrics(head, val))
+            head.train()
+        history.append(record)
+        callbacks.progress("heads", done_before + epoch + 1, total, {"model": kind, **record})
+
+    return on_epoch
+
+
 def train_heads(train_features: np.ndarray, train_targets: np.ndarray, n_classes: int, cfg: HeadConfig,
                 kinds: tuple[str, ...] = MODEL_KINDS, val: tuple[np.ndarray, np.ndarray] | None = None,
                 callbacks: Callbacks | None = None) -> tuple[dict[str, Head], dict[str, list[dict]]]:
@@ -364,18 +377,35 @@ def train_heads(train_features: np.ndarray, train_targets: np.ndarray, n_classes
             head.bottleneck.load_state_dict(shared_bottleneck)
             head.bottleneck.requires_grad_(not cfg.freeze_bottleneck)
         history: list[dict] = []
-
-        def on_epoch(epoch: int, record: dict, head=head, history=history, k_index=k_index, kind=kind) -> None:
-            if val is not None:
-                record.update(_head_val_metrics(head, val))
-                head.train()
-            history.append(record)
-            done = cfg.warmup_epochs + k_index * cfg.epochs + epoch + 1
-            callbacks.progress("heads", done, total_epochs, {"model": kind, **record})
-
+        on_epoch = _recorder(head, kind, history, val, callbacks,
+                             cfg.warmup_epochs + k_index * cfg.epochs, total_epochs)
         _fit_head(head, x, y, cfg, cfg.epochs, callbacks, on_epoch)
         heads[kind], histories[kind] = head, history
     return heads, histories
+
+
+def continue_heads(heads: dict[str, Head], train_features: np.ndarray, train_targets: np.ndarray,
+                   cfg: HeadConfig, val: tuple[np.ndarray, np.ndarray] | None = None,
+                   callbacks: Callbacks | None = None) -> dict[str, list[dict]]:
+    """Train already trained heads further (in place) for ``cfg.epochs``: fine-tuning on new labels.
+
+    The bottleneck stays as it is when ``cfg.freeze_bottleneck``, so every head keeps
+    reading the code it was trained on and only its transformation and classifier
+    move; with a small learning rate this corrects mistakes without forgetting the rest.
+    """
+    callbacks = callbacks or Callbacks()
+    x = torch.as_tensor(train_features, dtype=torch.float32)
+    y = torch.as_tensor(np.asarray(train_targets), dtype=torch.long)
+    total = len(heads) * cfg.epochs
+    histories = {}
+    for k_index, (kind, head) in enumerate(heads.items()):
+        seed_everything(cfg.seed)
+        head.bottleneck.requires_grad_(not cfg.freeze_bottleneck)
+        history: list[dict] = []
+        _fit_head(head, x, y, cfg, cfg.epochs, callbacks,
+                  _recorder(head, kind, history, val, callbacks, k_index * cfg.epochs, total))
+        histories[kind] = history
+    return histories
 
 
 @torch.no_grad()

@@ -1,0 +1,133 @@
+"""Corrections feed training: a review's verified cells as a manifest, and heads fine-tuned on it.
+
+The manifest lists every verified cell (``path,label``, images left where they
+are): the reclassified ones teach the models their mistakes, the accepted ones
+keep them from forgetting what they already did right.
+
+Fine-tuning starts from an existing pack, because the data a bundled pack was
+trained on is not shipped: features come from the pack's own backbone, every
+head starts from the pack's weights and is trained a few epochs on the
+corrections, bottleneck included (a confusion between two classes is often
+in the code itself, which a frozen bottleneck could not fix) (optionally with a labelled folder or another
+manifest added), and the result is saved as a new user pack whose card says
+which corrections it used (manifest path, count, sha256).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import datetime as _dt
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .build import manifest_record
+from .datasets import MANIFEST_COLUMNS, DatasetError, load_images, read_manifest, scan_dataset
+from .heads import MODEL_KINDS
+from .metrics import classification_report
+from .packs import HEADS_FILE, load_pack, read_card, save_pack
+from .paths import data_dir
+from .review import Review
+from .storage import atomic_path
+from .train import Callbacks, HeadConfig, continue_heads, extract_features, predict_proba
+
+
+def corrections_dir() -> Path:
+    return data_dir() / "corrections"
+
+
+def default_manifest_path(review: Review) -> Path:
+    """Where a review's corrections go unless the user chooses: next to the review file."""
+    return corrections_dir() / f"{Path(review.folder).name or 'images'}-{review.file.stem}.csv"
+
+
+def write_manifest(review: Review, path: str | os.PathLike | None = None) -> Path:
+    """Write the verified cells of ``review`` as a ``path,label`` manifest (atomically)."""
+    verified = review.verified_cells()
+    if not verified:
+        raise DatasetError("No cell has been verified yet, so there are no corrections to save.")
+    path = Path(path) if path else default_manifest_path(review)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(MANIFEST_COLUMNS)
+        writer.writerows([cell.path, label] for cell, label in verified)
+    return path
+
+
+@dataclass
+class FineTuneRecipe:
+    """Fine-tune the heads of ``pack_dir`` on corrections and save the result as ``name``."""
+
+    pack_dir: str
+    manifest: str
+    name: str
+    #: more labelled data trained on with the corrections: a folder of class folders or a manifest
+    extra: str | None = None
+    #: labelled images to measure the new pack on (its card's validation figures)
+    val: str | None = None
+    epochs: int = 30
+    lr: float = 0.01
+    batch_size: int = 32
+    seed: int = 0
+    device: str | None = None
+
+
+def _features(pack, files, callbacks: Callbacks, device: str | None) -> tuple[np.ndarray, np.ndarray]:
+    images, errors = load_images(files.paths, pack.input_size)
+    ok = np.array([e is None for e in errors], dtype=bool)
+    if not ok.any():
+        raise DatasetError("None of the listed images could be read.")
+    feats = extract_features(pack.extractor, images[ok], device=device, callbacks=callbacks)
+    return feats, np.asarray(files.targets)[ok]
+
+
+def fine_tune_pack(recipe: FineTuneRecipe, out_dir: str | os.PathLike,
+                   callbacks: Callbacks | None = None) -> Path:
+    """Fine-tune every head of a pack on corrections; write a new pack to ``out_dir``."""
+    callbacks = callbacks or Callbacks()
+    models = tuple(k for k in MODEL_KINDS if k in read_card(Path(recipe.pack_dir))["models"])
+    pack = load_pack(recipe.pack_dir, models)
+    files = read_manifest(recipe.manifest, pack.labels)
+    records = [manifest_record(recipe.manifest, len(files))]
+    if recipe.extra:
+        extra = scan_dataset(recipe.extra, pack.labels)
+        if Path(recipe.extra).is_file():
+            records.append(manifest_record(recipe.extra, len(extra)))
+        files = files.plus(extra)
+    x, y = _features(pack, files, callbacks, recipe.device)
+    val = _features(pack, scan_dataset(recipe.val, pack.labels), callbacks, recipe.device) if recipe.val else None
+    card = pack.card
+    cfg = HeadConfig(n_qubits=int(card["n_qubits"]), layers=int(card["layers"]), epochs=recipe.epochs,
+                     lr=recipe.lr, batch_size=recipe.batch_size, warmup_epochs=0, seed=recipe.seed,
+                     freeze_bottleneck=False)
+    heads = pack.heads
+    histories = continue_heads(heads, x, y, cfg, val=val, callbacks=callbacks)
+    new_card = copy.deepcopy(card)
+    for key in ("files", "weights_dtype", "ood"):
+        new_card.pop(key, None)
+    new_card["name"] = recipe.name
+    new_card.pop("title", None)
+    new_card["training"] = {
+        "fine_tuned_from": {"pack": card["name"], "heads_sha256": card["files"][HEADS_FILE]["sha256"]},
+        "corrections": records, "extra": recipe.extra, "val": recipe.val,
+        "heads": asdict(cfg), "seed": recipe.seed, "n_train": len(y),
+        "history": {"heads": histories}, "base_training": card.get("training"),
+    }
+    new_card["metrics"] = {
+        "validation": ({"split": "val", "models": {k: classification_report(val[1], predict_proba(h, val[0]),
+                                                                            pack.labels)
+                                                   for k, h in heads.items()}}
+                       if val else {"split": "none given", "models": {}}),
+        "base_pack_validation": card.get("metrics", {}).get("validation"),
+    }
+    new_card["data"] = {"description": f"{card['name']} fine-tuned on {len(y)} verified cells",
+                        "class_counts": files.class_counts(), "base": card.get("data")}
+    new_card["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    ood = None
+    if pack.ood_centroids is not None and pack.ood_threshold is not None:
+        ood = (pack.ood_centroids, pack.ood_threshold)
+    fp16 = card.get("weights_dtype", {}).get("backbone", "float16") == "float16"
+    return save_pack(out_dir, new_card, pack.extractor, heads, fp16_backbone=fp16, ood=ood)

@@ -1,0 +1,280 @@
+"""Verification of pre-classified cells: the state of one review, its undo history and its file.
+
+The laboratory workflow of CellaVision-type analysers: the models pre-classify
+every cell, a technologist accepts or reclassifies each one, and the verified
+differential count is the result. A :class:`Review` holds the pre-classification
+of one folder (one smear), the verified label of every cell decided so far, and
+an undo/redo history whose steps can touch many cells at once (accepting a whole
+class group is one step).
+
+Every decision is written at once, atomically, to one JSON file per folder in
+``data_dir()/reviews/`` (named by a hash of the folder's absolute path), so
+closing the app or a crash loses nothing and reopening the folder restores every
+decision. The file also keeps the predictions, so a saved review can be reopened
+and counted without classifying the images again. Free of Qt.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .inputs import ImageResult
+from .paths import data_dir
+from .results import disagreement, low_confidence, unlike_training
+from .storage import atomic_write_json
+from .suggest import review_priority
+
+FORMAT = "hqnn-review/1"
+
+
+class ReviewError(ValueError):
+    """A review that cannot be started or read, explained for the user."""
+
+
+@dataclass
+class Cell:
+    """One usable image as the models pre-classified it."""
+
+    path: str
+    pred: dict[str, int]
+    conf: dict[str, float]
+    #: how much verifying this cell would help: higher first (see :mod:`core.suggest`)
+    priority: float = 0.0
+    flags: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One cell's verified label before and after a step (None: not verified)."""
+
+    path: str
+    before: str | None
+    after: str | None
+
+
+def reviews_dir() -> Path:
+    return data_dir() / "reviews"
+
+
+def review_file(folder: str | os.PathLike) -> Path:
+    """The review file of a folder: one per absolute folder path."""
+    key = hashlib.sha256(os.path.abspath(folder).encode("utf-8")).hexdigest()[:16]
+    return reviews_dir() / f"{key}.json"
+
+
+def common_folder(paths: Iterable[str]) -> str:
+    """The folder that holds all ``paths`` (the smear a review belongs to)."""
+    folders = [os.path.dirname(os.path.abspath(p)) for p in paths]
+    if not folders:
+        raise ReviewError("There are no images to review.")
+    return os.path.commonpath(folders)
+
+
+def cell_from_result(result: ImageResult, labels: list[str]) -> Cell:
+    """A :class:`Cell` from an engine result (which must be usable)."""
+    flags = []
+    if disagreement(result, labels):
+        flags.append("models disagree")
+    if low_confidence(result, labels):
+        flags.append("low confidence")
+    if unlike_training(result):
+        flags.append("unlike training data")
+    return Cell(path=result.path,
+                pred={k: int(p.argmax()) for k, p in result.proba.items()},
+                conf={k: round(float(p.max()), 4) for k, p in result.proba.items()},
+                priority=round(review_priority(result.proba, result.unlike_training), 4),
+                flags=flags)
+
+
+class Review:
+    """The cells of one folder, their verified labels, and undo/redo; saved on every change."""
+
+    def __init__(self, folder: str, labels: list[str], models: tuple[str, ...], pack: str,
+                 cells: list[Cell], unusable: list[str] | None = None,
+                 decisions: dict[str, str] | None = None, file: Path | None = None) -> None:
+        self.folder = os.path.abspath(folder)
+        self.labels = list(labels)
+        self.models = tuple(models)
+        self.pack = pack
+        self.cells = sorted(cells, key=lambda c: (-c.priority, c.path))
+        self.by_path = {c.path: c for c in self.cells}
+        self.unusable = list(unusable or [])
+        self.decisions: dict[str, str] = {p: lab for p, lab in (decisions or {}).items() if lab in self.labels}
+        self.file = file or review_file(self.folder)
+        self._undo: list[list[Change]] = []
+        self._redo: list[list[Change]] = []
+
+    # ------------------------------------------------------------------ creating and reading
+    @classmethod
+    def from_results(cls, results: Iterable[ImageResult], labels: list[str], models: tuple[str, ...],
+                     pack: str, folder: str | None = None) -> Review:
+        """Start (or resume) the review of classified images: decisions already saved for
+        this folder are restored."""
+        results = list(results)
+        folder = folder or common_folder(r.path for r in results)
+        cells = [cell_from_result(r, labels) for r in results if not r.error and r.proba]
+        if not cells:
+            raise ReviewError("None of these images could be classified, so there is nothing to review.")
+        missing = [m for m in models if m not in cells[0].pred]
+        if missing:
+            raise ReviewError(f"These results have no predictions of {', '.join(missing)}.")
+        file = review_file(folder)
+        decisions = read_review_file(file).get("decisions", {}) if file.exists() else {}
+        review = cls(folder, labels, models, pack, cells, [r.path for r in results if r.error],
+                     decisions, file)
+        review.save()
+        return review
+
+    @classmethod
+    def load(cls, file: str | os.PathLike) -> Review:
+        """Reopen a saved review from its file alone (no classification needed)."""
+        data = read_review_file(Path(file))
+        try:
+            cells = [Cell(c["path"], dict(c["pred"]), dict(c["conf"]), float(c.get("priority", 0.0)),
+                          list(c.get("flags", []))) for c in data["cells"]]
+            return cls(data["folder"], data["labels"], tuple(data["models"]), data.get("pack", ""), cells,
+                       data.get("unusable", []), data.get("decisions", {}), Path(file))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ReviewError(f"The review file {file} is damaged ({exc}).") from exc
+
+    def save(self) -> None:
+        """Write the whole review atomically (called after every change)."""
+        atomic_write_json(self.file, {
+            "format": FORMAT, "folder": self.folder, "pack": self.pack, "labels": self.labels,
+            "models": list(self.models),
+            "updated": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "cells": [{"path": c.path, "pred": c.pred, "conf": c.conf, "priority": c.priority,
+                       "flags": c.flags} for c in self.cells],
+            "unusable": self.unusable,
+            "decisions": self.decisions,
+        }, indent=None)
+
+    # ------------------------------------------------------------------ reading the state
+    def predicted_label(self, path: str, model: str) -> str:
+        return self.labels[self.by_path[path].pred[model]]
+
+    def verified(self, path: str) -> str | None:
+        """The reviewer's label for a cell, or None while it is not verified."""
+        return self.decisions.get(path)
+
+    def current_label(self, path: str, model: str) -> str:
+        """Verified label if any, else ``model``'s prediction: the group the cell is shown in."""
+        return self.decisions.get(path) or self.predicted_label(path, model)
+
+    def groups(self, model: str) -> dict[str, list[Cell]]:
+        """Cells per class (every class present, maybe empty), cells to check first."""
+        out: dict[str, list[Cell]] = {label: [] for label in self.labels}
+        for cell in self.cells:
+            out[self.current_label(cell.path, model)].append(cell)
+        return out
+
+    def verified_cells(self) -> list[tuple[Cell, str]]:
+        """(cell, verified label) for every verified cell of this review."""
+        return [(c, self.decisions[c.path]) for c in self.cells if c.path in self.decisions]
+
+    @property
+    def n_verified(self) -> int:
+        return sum(1 for c in self.cells if c.path in self.decisions)
+
+    # ------------------------------------------------------------------ deciding
+    def decide(self, paths: Iterable[str], label: str) -> list[Change]:
+        """Verify ``paths`` as ``label`` (one undoable step); returns what changed."""
+        if label not in self.labels:
+            raise ReviewError(f"'{label}' is not a class of this model. Classes: {', '.join(self.labels)}.")
+        return self._step([Change(p, self.decisions.get(p), label) for p in paths
+                           if self.decisions.get(p) != label])
+
+    def accept(self, paths: Iterable[str], model: str) -> list[Change]:
+        """Verify ``paths`` as the class they are shown in (one undoable step)."""
+        return self._step([Change(p, self.decisions.get(p), self.current_label(p, model)) for p in paths
+                           if p not in self.decisions])
+
+    def clear(self, paths: Iterable[str]) -> list[Change]:
+        """Mark ``paths`` as not verified again (one undoable step)."""
+        return self._step([Change(p, self.decisions[p], None) for p in paths if p in self.decisions])
+
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def undo(self) -> list[Change]:
+        """Take back the last step; returns its changes (empty when there is nothing to undo)."""
+        if not self._undo:
+            return []
+        step = self._undo.pop()
+        self._set((c.path, c.before) for c in step)
+        self._redo.append(step)
+        return step
+
+    def redo(self) -> list[Change]:
+        if not self._redo:
+            return []
+        step = self._redo.pop()
+        self._set((c.path, c.after) for c in step)
+        self._undo.append(step)
+        return step
+
+    def _step(self, changes: list[Change]) -> list[Change]:
+        unknown = [c.path for c in changes if c.path not in self.by_path]
+        if unknown:
+            raise ReviewError(f"{unknown[0]} is not part of this review.")
+        if changes:
+            self._set((c.path, c.after) for c in changes)
+            self._undo.append(changes)
+            self._redo.clear()
+        return changes
+
+    def _set(self, items: Iterable[tuple[str, str | None]]) -> None:
+        for path, label in items:
+            if label is None:
+                self.decisions.pop(path, None)
+            else:
+                self.decisions[path] = label
+        self.save()
+
+
+def read_review_file(file: Path) -> dict:
+    """The JSON of a review file, checked enough to be used."""
+    try:
+        data = json.loads(Path(file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReviewError(f"The review file {file} cannot be read ({exc}).") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ReviewError(f"{file} is not a review file of this version of hqnn-desktop.")
+    return data
+
+
+@dataclass(frozen=True)
+class SavedReview:
+    """A review on disk, described for a list: folder, pack, progress, last change."""
+
+    file: Path
+    folder: str
+    pack: str
+    n_cells: int
+    n_verified: int
+    updated: str
+
+
+def list_reviews() -> list[SavedReview]:
+    """Saved reviews, most recently changed first; unreadable files are skipped."""
+    found = []
+    folder = reviews_dir()
+    for file in folder.glob("*.json") if folder.is_dir() else []:
+        try:
+            data = read_review_file(file)
+            paths = {c["path"] for c in data["cells"]}
+            found.append(SavedReview(file, data["folder"], data.get("pack", ""), len(paths),
+                                     sum(1 for p in data.get("decisions", {}) if p in paths),
+                                     data.get("updated", "")))
+        except (ReviewError, KeyError, TypeError):
+            continue
+    return sorted(found, key=lambda r: r.updated, reverse=True)

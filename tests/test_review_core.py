@@ -1,0 +1,189 @@
+"""Review state, undo/redo, persistence, differential counts and kappa against numbers worked out by hand."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.metrics import cohen_kappa_score
+
+from hqnn_desktop.core.corrections import write_manifest
+from hqnn_desktop.core.datasets import DatasetError, read_manifest, scan_dataset
+from hqnn_desktop.core.differential import differential, write_differential_csv
+from hqnn_desktop.core.inputs import ImageResult
+from hqnn_desktop.core.metrics import cohen_kappa
+from hqnn_desktop.core.review import Review, ReviewError, list_reviews, review_file
+from hqnn_desktop.core.review_report import NOTICE, card_summary_lines, report_thumbnails
+from hqnn_desktop.core.suggest import suggest_next
+
+from .conftest import BUNDLED
+
+LABELS = ["a", "b", "c"]
+MODELS = ("hqnn", "baseline")
+
+
+def onehot(k: int, p: float = 0.9) -> np.ndarray:
+    v = np.full(3, (1 - p) / 2, np.float32)
+    v[k] = p
+    return v
+
+
+@pytest.fixture
+def smear(tmp_path):
+    """Six cells (predictions per model below) and one unreadable file, in one folder."""
+    folder = tmp_path / "smear"
+    folder.mkdir()
+    preds = [(0, 0), (0, 1), (1, 1), (1, 1), (2, 2), (2, 0)]
+    results = []
+    for i, (h, b) in enumerate(preds):
+        path = folder / f"cell{i}.png"
+        Image.new("RGB", (8, 8), (i * 30, 0, 0)).save(path)
+        results.append(ImageResult(str(path), proba={"hqnn": onehot(h, 0.4 if i == 5 else 0.9),
+                                                     "baseline": onehot(b)}))
+    results.append(ImageResult(str(folder / "broken.png"), error="not an image"))
+    return folder, results
+
+
+def paths_of(folder):
+    return [str(folder / f"cell{i}.png") for i in range(6)]
+
+
+def test_counts_agreement_and_kappa_match_a_count_by_hand(smear, tmp_path):
+    folder, results = smear
+    review = Review.from_results(results, LABELS, MODELS, "toy")
+    p = paths_of(folder)
+    for path, label in zip(p, ["a", "b", "b", "c", "c"]):
+        review.decide([path], label)
+    diff = differential(review)
+    assert (diff.n_cells, diff.n_verified, diff.n_unusable) == (6, 5, 1)
+    rows = {r.label: r for r in diff.rows}
+    assert [rows[k].verified for k in LABELS] == [1, 2, 2]
+    assert [diff.verified_pct(rows[k]) for k in LABELS] == [20.0, 40.0, 40.0]
+    assert [rows[k].pre["hqnn"] for k in LABELS] == [2, 2, 2]
+    assert [rows[k].pre["baseline"] for k in LABELS] == [2, 3, 1]
+    # HQNN on the verified cells says a a b b c against a b b c c: 3 of 5 agree;
+    # chance (1*2 + 2*2 + 2*1) / 25 = 0.32, so kappa = (0.6 - 0.32) / 0.68
+    assert diff.agreement["hqnn"] == pytest.approx(0.6)
+    assert diff.kappa["hqnn"] == pytest.approx(0.28 / 0.68)
+    # the baseline says a b b b c: 4 of 5; chance (1*1 + 2*3 + 2*1) / 25 = 0.36
+    assert diff.agreement["baseline"] == pytest.approx(0.8)
+    assert diff.kappa["baseline"] == pytest.approx(0.44 / 0.64)
+    assert diff.kappa["hqnn"] == pytest.approx(cohen_kappa_score([0, 1, 1, 2, 2], [0, 0, 1, 1, 2]))
+    # HQNN put p0, p1 in a and the reviewer kept one; the one verified a was found
+    assert (rows["a"].kept["hqnn"], rows["a"].found["hqnn"]) == (0.5, 1.0)
+    assert (rows["c"].kept["hqnn"], rows["c"].found["hqnn"]) == (1.0, 0.5)
+
+    out = write_differential_csv(tmp_path / "d.csv", diff)
+    with open(out, encoding="utf-8") as fh:
+        lines = list(csv.DictReader(fh))
+    assert [r["class"] for r in lines] == ["a", "b", "c", "all"]
+    assert lines[1]["verified_n"] == "2" and lines[1]["verified_pct"] == "40.00"
+    assert lines[1]["baseline_n"] == "3" and lines[1]["baseline_pct"] == "50.00"
+    assert float(lines[3]["hqnn_kappa"]) == pytest.approx(0.28 / 0.68, abs=1e-4)
+    assert lines[3]["hqnn_kept"] == "0.6000" and lines[0]["hqnn_kappa"] == ""
+
+
+def test_kappa_edge_cases():
+    assert cohen_kappa(np.array([], int), np.array([], int), 3) is None
+    assert cohen_kappa(np.array([1, 1]), np.array([1, 1]), 3) == 1.0
+    assert cohen_kappa(np.array([0, 1]), np.array([1, 0]), 2) == pytest.approx(-1.0)
+
+
+def test_undo_redo_and_group_accept_are_single_steps(smear):
+    folder, results = smear
+    review = Review.from_results(results, LABELS, MODELS, "toy")
+    p = paths_of(folder)
+    group_a = [c.path for c in review.groups("hqnn")["a"]]
+    assert sorted(group_a) == p[:2]
+    assert review.accept(group_a, "hqnn") and review.decisions == {p[0]: "a", p[1]: "a"}
+    review.decide([p[1]], "b")
+    assert review.decide([p[1]], "b") == []  # no change, no step
+    assert [c.path for c in review.groups("hqnn")["b"]].count(p[1]) == 1  # shown in its new group
+    review.undo()
+    assert review.decisions == {p[0]: "a", p[1]: "a"}
+    review.undo()
+    assert review.decisions == {} and not review.can_undo()
+    review.redo()
+    review.redo()
+    assert review.decisions == {p[0]: "a", p[1]: "b"} and not review.can_redo()
+    review.clear([p[0]])
+    review.decide([p[2]], "c")
+    assert review.decisions == {p[1]: "b", p[2]: "c"}
+    review.undo()
+    review.decide([p[3]], "a")  # a new step forgets what could be redone
+    assert not review.can_redo()
+    with pytest.raises(ReviewError, match="not a class"):
+        review.decide([p[0]], "z")
+
+
+def test_every_decision_is_saved_and_restored(smear):
+    folder, results = smear
+    review = Review.from_results(results, LABELS, MODELS, "toy")
+    p = paths_of(folder)
+    review.decide(p[:2], "c")
+    saved = json.loads(review_file(folder).read_text())
+    assert saved["decisions"] == {p[0]: "c", p[1]: "c"}
+    again = Review.from_results(results, LABELS, MODELS, "toy")
+    assert again.decisions == review.decisions and again.file == review.file
+    alone = Review.load(review.file)
+    assert alone.decisions == review.decisions and len(alone.cells) == 6 and alone.unusable
+    assert differential(alone).kappa == differential(review).kappa
+    [info] = list_reviews()
+    assert (info.folder, info.n_cells, info.n_verified, info.pack) == (str(folder), 6, 2, "toy")
+    review.file.write_text("{damaged")
+    with pytest.raises(ReviewError, match="cannot be read"):
+        Review.load(review.file)
+    assert list_reviews() == []
+    with pytest.raises(ReviewError, match="nothing to review"):
+        Review.from_results(results[-1:], LABELS, MODELS, "toy")
+
+
+def test_cells_to_check_come_first(smear):
+    folder, results = smear
+    review = Review.from_results(results, LABELS, MODELS, "toy")
+    p = paths_of(folder)
+    # p5: models disagree and HQNN is unsure; p1: models disagree; the rest are sure and unanimous
+    assert [c.path for c in review.cells[:2]] == [p[5], p[1]]
+    assert review.by_path[p[5]].flags == ["models disagree", "low confidence"]
+    review.decide([p[5]], "a")
+    assert [c.path for c in suggest_next(review, 2)] == [p[1], p[0]]
+
+
+def test_manifest_of_verified_cells_round_trip(smear, tmp_path):
+    folder, results = smear
+    review = Review.from_results(results, LABELS, MODELS, "toy")
+    with pytest.raises(DatasetError, match="No cell has been verified"):
+        write_manifest(review)
+    p = paths_of(folder)
+    review.decide(p[:3], "b")
+    manifest = write_manifest(review)
+    files = scan_dataset(manifest, LABELS)
+    assert sorted(map(str, files.paths)) == p[:3] and files.class_counts() == {"a": 0, "b": 3, "c": 0}
+    # a hand-written manifest: relative paths, a missing file, an unknown class
+    own = folder / "mine.csv"
+    own.write_text("path,label\ncell0.png,A\ngone.png,b\n", encoding="utf-8")
+    files = read_manifest(own)
+    assert files.labels == ["a", "b"] and [p.name for p in files.paths] == ["cell0.png"]
+    assert files.skipped[0][1] == "file not found"
+    own.write_text("path,label\ncell0.png,neutrophil\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match="does not know: neutrophil"):
+        read_manifest(own, LABELS)
+    own.write_text("file,class\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match="needs the columns"):
+        read_manifest(own)
+
+
+def test_report_content(smear):
+    folder, results = smear
+    review = Review.from_results(results, LABELS, MODELS, "toy")
+    review.decide([paths_of(folder)[4]], "a")
+    thumbs = report_thumbnails(review, "hqnn", per_class=2)
+    assert thumbs["a"][0] == paths_of(folder)[4] and all(len(v) <= 2 for v in thumbs.values())
+    card = json.loads((BUNDLED / "pbc8" / "card.json").read_text())
+    lines = card_summary_lines(card)
+    assert lines[0].startswith("Pack: ") and "pbc8" in lines[0]
+    assert any(line.startswith("Validation macro-F1: HQNN") for line in lines)
+    assert lines[-1].startswith("Intended use:") and "not for diagnosis" in NOTICE

@@ -2,7 +2,8 @@
 
 The CLI is run as a real process and killed mid-run (SIGKILL, SIGINT); settings
 are killed during repeated saves; packs get a failure injected at each step of
-a save. Afterwards the previous files must be intact and readable.
+a save; the window is closed mid-batch. Afterwards the previous files must be
+intact and readable.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -116,6 +118,7 @@ def test_killed_classify_leaves_previous_csv_and_complete_rows(folder, tmp_path)
 
 SAVE_LOOP = """
 import sys
+import threading
 from pathlib import Path
 from hqnn_desktop.core.settings import Settings
 settings = Settings(Path(sys.argv[1]))
@@ -225,3 +228,39 @@ def test_pack_failure_at_swap_keeps_old_pack(pbc8, monkeypatch):
         _save_user_pack(pbc8)
     monkeypatch.undo()
     _assert_pack_usable(folder)
+
+
+@needs_pbc8
+def test_closing_window_mid_batch_keeps_settings(pbc8, qtbot, tmp_path):
+    """The window given the already-loaded pack (instead of loading its own) to keep the test short."""
+    from hqnn_desktop.core.predict import Engine
+    from hqnn_desktop.core.settings import Settings
+    from hqnn_desktop.gui.main_window import MainWindow
+
+    rng = np.random.default_rng(9)
+    for i in range(40):
+        draw_cell(i % 3, rng, size=32).save(tmp_path / f"c{i:03d}.png")
+    settings = Settings()
+    settings.set("pack", "pbc8")
+    window = MainWindow(settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    engine = Engine(pbc8, batch_size=8, decode_workers=2)
+    real = engine.run_batch
+
+    def slow(*args, **kwargs):
+        time.sleep(0.3)  # so that the window is always closed while the batch is running
+        return real(*args, **kwargs)
+
+    engine.run_batch = slow
+    window.classify.set_engine(engine)
+    window.classify.add_paths([str(tmp_path)])
+    qtbot.waitUntil(lambda: len(window.classify.model.results) > 0, timeout=60_000)
+    assert window.classify.busy()
+    window.close()
+    assert not window.classify.busy()
+    assert 0 < len(window.classify.model.results) < 40, "closing did not stop the batch"
+    saved = json.loads(settings.path.read_text(encoding="utf-8"))
+    assert saved["pack"] == "pbc8" and "window_geometry" in saved
+    qtbot.waitUntil(lambda: not [t for t in threading.enumerate() if t.name.startswith(("feeder", "decode"))],
+                    timeout=10_000)

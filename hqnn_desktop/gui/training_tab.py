@@ -46,12 +46,18 @@ def run_training(recipe, out_dir: str, relay: _Relay, stop: threading.Event) -> 
     return str(train_pack(recipe, out_dir, callbacks))
 
 
-def _folder_row(edit: QLineEdit, parent: QWidget, title: str) -> QHBoxLayout:
+def _folder_row(edit: QLineEdit, parent: QWidget, title: str,
+                file_filter: str | None = None) -> QHBoxLayout:
+    """A path field with a Browse button: a folder, or with ``file_filter`` a file."""
+    def browse() -> str:
+        if file_filter:
+            return QFileDialog.getOpenFileName(parent, title, edit.text(), file_filter)[0]
+        return QFileDialog.getExistingDirectory(parent, title, edit.text())
+
     row = QHBoxLayout()
     row.addWidget(edit, 1)
     button = QPushButton("Browse…")
-    button.clicked.connect(lambda: edit.setText(
-        QFileDialog.getExistingDirectory(parent, title, edit.text()) or edit.text()))
+    button.clicked.connect(lambda: edit.setText(browse() or edit.text()))
     row.addWidget(button)
     return row
 
@@ -73,6 +79,9 @@ class TrainingTab(QWidget):
 
         self.train_dir = QLineEdit()
         self.train_dir.setPlaceholderText("Folder with one subfolder per class")
+        self.corrections = QLineEdit()
+        self.corrections.setPlaceholderText("Optional: verified cells saved by the Review tab (CSV)")
+        self.corrections.setToolTip("Added to the dataset folder; with no dataset folder, trained on alone")
         self.val_dir = QLineEdit()
         self.val_dir.setPlaceholderText("Optional: a separate validation folder with the same classes")
         self.val_fraction = QDoubleSpinBox(decimals=2, minimum=0.05, maximum=0.5, singleStep=0.05, value=0.15)
@@ -96,6 +105,7 @@ class TrainingTab(QWidget):
 
         form = QFormLayout()
         form.addRow("Dataset folder", _folder_row(self.train_dir, self, "Dataset folder"))
+        form.addRow("Corrections", _folder_row(self.corrections, self, "Corrections", "CSV (*.csv)"))
         form.addRow("Validation folder", _folder_row(self.val_dir, self, "Validation folder"))
         form.addRow("…or validation fraction", self.val_fraction)
         form.addRow("Group pattern", self.group_pattern)
@@ -152,8 +162,13 @@ class TrainingTab(QWidget):
         from ..core.build import AdaptConfig, HeadConfig, PackRecipe
 
         train = self.train_dir.text().strip()
-        if not train or not Path(train).is_dir():
-            raise ValueError("Choose the dataset folder (one subfolder per class).")
+        corrections = self.corrections.text().strip() or None
+        if corrections and not Path(corrections).is_file():
+            raise ValueError(f"The corrections file {corrections} does not exist.")
+        if not train and corrections:
+            train, corrections = corrections, None
+        if not train or not Path(train).exists():
+            raise ValueError("Choose the dataset folder (one subfolder per class) or a corrections file.")
         models = tuple(k for k, box in self.model_boxes.items() if box.isChecked())
         if not models:
             raise ValueError("Choose at least one model to train.")
@@ -163,7 +178,7 @@ class TrainingTab(QWidget):
         return PackRecipe(
             train_dir=train, name=name, val_dir=self.val_dir.text().strip() or None,
             val_fraction=self.val_fraction.value(), group_pattern=self.group_pattern.text().strip() or None,
-            models=models, fine_tune=self.fine_tune.isChecked(),
+            models=models, fine_tune=self.fine_tune.isChecked(), corrections=corrections,
             adapt=AdaptConfig(backbone=self.backbone.currentText(), epochs=self.epochs.value(),
                               seed=self.seed.value(), bottleneck=self.qubits.value()),
             heads=HeadConfig(n_qubits=self.qubits.value(), layers=self.layers.value(),

@@ -1,0 +1,581 @@
+"""Review tab: verify the pre-classification cell by cell, read the differential count, feed corrections back.
+
+The technologist's loop of CellaVision-type analysers on top of the Classify
+tab: cells grouped by predicted class (any of the three models), cells to check
+first; accept or reclassify with the keyboard, the mouse or by dragging; undo
+and redo; every decision saved at once (``core.review``). The differential count,
+agreement and Cohen's kappa update as decisions are made (``core.differential``);
+counts export as CSV and as a one-page report; verified cells become a
+manifest, and the pack's heads can be fine-tuned on it (``core.corrections``).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QItemSelectionModel, QObject, Qt, Signal
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.differential import differential, write_differential_csv
+from ..core.kinds import MODEL_TITLES
+from ..core.review import Change, Review, ReviewError, list_reviews
+from ..core.suggest import suggest_next
+from .review_gallery import PATH_ROLE, GalleryModel, GalleryView, GroupList
+from .workers import start_worker
+
+if TYPE_CHECKING:
+    from .classify_tab import ClassifyTab
+
+KEY_HELP = ("<b>Keys</b>: 1–9 reclassify as that class · Space accept · Enter accept the whole group · "
+            "arrows move · Page Up/Down change group · Backspace undecide · Ctrl+Z undo · Ctrl+Shift+Z redo · "
+            "N next cell to check<br><b>Frames</b>: <span style='color:#e68c00'>orange dashed</span> check first · "
+            "<span style='color:#28a046'>green</span> accepted · <span style='color:#326edc'>blue</span> "
+            "reclassified")
+
+
+class _Relay(QObject):
+    """Carries fine-tuning progress from the worker thread to the GUI thread."""
+
+    progress = Signal(str, int, int, dict)
+
+
+def run_fine_tune(recipe, out_dir: str, relay: _Relay, stop: threading.Event) -> str:
+    """Worker function: fine-tune a pack's heads on a review's corrections."""
+    from ..core.corrections import fine_tune_pack
+    from ..core.train import Callbacks
+
+    return str(fine_tune_pack(recipe, out_dir, Callbacks(progress=lambda *a: relay.progress.emit(*a),
+                                                         cancelled=stop.is_set)))
+
+
+class ReviewTab(QWidget):
+    """Gallery of cells per class group, decisions, differential count, exports and corrections."""
+
+    status = Signal(str)
+    error = Signal(str, str)
+    pack_ready = Signal(str)
+    corrections_saved = Signal(str)
+
+    def __init__(self, classify: ClassifyTab, parent=None) -> None:
+        super().__init__(parent)
+        self.classify = classify
+        self.review: Review | None = None
+        self._preview_of: str | None = None
+        self.worker = None
+        self._stop = threading.Event()
+        self._relay = _Relay()
+        self._relay.progress.connect(self._on_progress)
+
+        self.from_classify = QPushButton("Review the Classify results")
+        self.from_classify.setToolTip("Verify the images shown in the Classify tab (all of them, or those its "
+                                      "filters show). Decisions saved earlier for the folder come back.")
+        self.from_classify.clicked.connect(self.review_classify_results)
+        self.saved = QComboBox()
+        self.saved.setToolTip("Reopen a review saved earlier, without classifying again")
+        self.saved.setMinimumWidth(260)
+        self.saved.activated.connect(self._open_saved)
+        self.kind = QComboBox()
+        self.kind.setToolTip("Whose pre-classification groups the cells")
+        self.kind.currentIndexChanged.connect(self._kind_changed)
+        self.progress_label = QLabel("Classify a folder, then press “Review the Classify results”.")
+        self.next_button = self._button("Next to check (N)", "Jump to the cell whose check helps most: "
+                                        "models unsure, disagreeing or facing something unlike their training",
+                                        self.go_to_suggestion)
+        self.undo_button = self._button("Undo", "Take back the last decision (Ctrl+Z)", self.undo)
+        self.redo_button = self._button("Redo", "Redo what was undone (Ctrl+Shift+Z)", self.redo)
+
+        self.groups = GroupList()
+        self.groups.setToolTip("Class groups; drop cells here to reclassify them")
+        self.groups.currentRowChanged.connect(self._group_changed)
+        self.groups.cells_dropped.connect(self._dropped)
+        self.counts = QTableWidget(0, 4)
+        self.counts.setHorizontalHeaderLabels(["Class", "Pre", "Verified", "%"])
+        self.counts.verticalHeader().hide()
+        self.counts.horizontalHeader().setSectionResizeMode(3, QHeaderView.Stretch)
+        self.counts.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.counts.setFocusPolicy(Qt.NoFocus)
+        self.agreement = QLabel()
+        self.agreement.setWordWrap(True)
+
+        self.gallery_model = GalleryModel(self)
+        self.gallery = GalleryView()
+        self.gallery.setModel(self.gallery_model)
+        self.gallery.selectionModel().currentChanged.connect(self._show_current)
+        self.gallery.classify_as.connect(self.reclassify_current)
+        self.gallery.accept_cells.connect(self.accept_current)
+        self.gallery.accept_group.connect(self.accept_group)
+        self.gallery.unverify.connect(self.unverify_current)
+        self.gallery.change_group.connect(self._step_group)
+        self.gallery.undo.connect(self.undo)
+        self.gallery.redo.connect(self.redo)
+        self.gallery.next_suggestion.connect(self.go_to_suggestion)
+
+        self.preview = QLabel()
+        self.preview.setAlignment(Qt.AlignCenter)
+        self.preview.setMinimumSize(240, 240)
+        self.detail = QLabel()
+        self.detail.setWordWrap(True)
+        self.detail.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        help_label = QLabel(KEY_HELP)
+        help_label.setWordWrap(True)
+
+        self.export_csv_button = self._button("Export counts (CSV)…", "Save the differential count as CSV",
+                                              self.ask_export_csv)
+        self.export_report_button = self._button("Export report…", "A one-page report (PNG or PDF) with "
+                                                 "counts, chart, thumbnails and the pack's card",
+                                                 self.ask_export_report)
+        self.save_corrections_button = self._button("Save corrections…", "Save the verified cells as a list "
+                                                    "of labelled images the Training tab can use",
+                                                    self.ask_save_corrections)
+        self.fine_tune_button = self._button("Fine-tune the pack on corrections…", "Train the pack's three "
+                                             "models a little more on the verified cells; saved as a new pack",
+                                             self.ask_fine_tune)
+        self.cancel_button = self._button("Cancel", "Stop fine-tuning", self.cancel)
+        self.cancel_button.setEnabled(False)
+
+        top = QHBoxLayout()
+        top.addWidget(self.from_classify)
+        top.addWidget(QLabel("or reopen:"))
+        top.addWidget(self.saved)
+        top.addWidget(QLabel("Group by:"))
+        top.addWidget(self.kind)
+        top.addWidget(self.progress_label, 1)
+        for b in (self.next_button, self.undo_button, self.redo_button):
+            top.addWidget(b)
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        lv.addWidget(QLabel("<b>Class groups</b>"))
+        lv.addWidget(self.groups, 2)
+        lv.addWidget(QLabel("<b>Differential count</b>"))
+        lv.addWidget(self.counts, 3)
+        lv.addWidget(self.agreement)
+        right = QWidget()
+        rv = QVBoxLayout(right)
+        rv.setContentsMargins(0, 0, 0, 0)
+        rv.addWidget(self.preview, 3)
+        rv.addWidget(self.detail, 2)
+        rv.addWidget(help_label)
+        self.splitter = QSplitter()
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(self.gallery)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(0, 2)
+        self.splitter.setStretchFactor(1, 5)
+        self.splitter.setStretchFactor(2, 2)
+        bottom = QHBoxLayout()
+        for b in (self.export_csv_button, self.export_report_button, self.save_corrections_button,
+                  self.fine_tune_button, self.cancel_button):
+            bottom.addWidget(b)
+        bottom.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.splitter, 1)
+        layout.addLayout(bottom)
+        self._set_enabled()
+        self.refresh_saved()
+
+    def _button(self, text: str, tip: str, slot) -> QPushButton:
+        """A button that leaves the keyboard focus in the gallery."""
+        button = QPushButton(text)
+        button.setToolTip(tip)
+        button.setFocusPolicy(Qt.NoFocus)
+        button.clicked.connect(slot)
+        return button
+
+    # ------------------------------------------------------------------ starting a review
+    def review_classify_results(self) -> None:
+        """Review the results the Classify tab shows (decisions saved for the folder are restored)."""
+        tab = self.classify
+        if tab.busy():
+            self.progress_label.setText("Classification is still running; review when it has finished.")
+            return
+        proxy = tab.proxy
+        results = [tab.model.results[proxy.mapToSource(proxy.index(i, 0)).row()] for i in range(proxy.rowCount())]
+        if not results or tab.engine is None:
+            self.progress_label.setText("Nothing to review yet: classify a folder in the Classify tab first.")
+            return
+        try:
+            review = Review.from_results(results, tab.model.labels, tab.model.models, tab.engine.pack.name)
+        except (ReviewError, OSError) as exc:
+            self.progress_label.setText(str(exc))
+            return
+        self.set_review(review)
+
+    def _open_saved(self, index: int) -> None:
+        file = self.saved.itemData(index)
+        if not file:
+            return
+        try:
+            self.set_review(Review.load(file))
+        except ReviewError as exc:
+            self.progress_label.setText(str(exc))
+
+    def refresh_saved(self) -> None:
+        self.saved.clear()
+        self.saved.addItem("Saved reviews…", None)
+        for info in list_reviews():
+            self.saved.addItem(f"{Path(info.folder).name} · {info.n_verified}/{info.n_cells} verified · "
+                               f"{info.pack}", str(info.file))
+            self.saved.setItemData(self.saved.count() - 1, info.folder, Qt.ToolTipRole)
+
+    def set_review(self, review: Review) -> None:
+        """Show a review: groups, counts, first group with cells to check."""
+        self.review = review
+        self.kind.blockSignals(True)
+        self.kind.clear()
+        for m in review.models:
+            self.kind.addItem(MODEL_TITLES[m], m)
+        self.kind.blockSignals(False)
+        self.refresh_saved()
+        self._refresh(select_group=0)
+        todo = suggest_next(review)
+        if todo:
+            self.select_cell(todo[0].path)
+        self.gallery.setFocus()
+        n_restored = review.n_verified
+        self.status.emit(f"Reviewing {review.folder}" + (f"; {n_restored} decisions restored" if n_restored else ""))
+
+    @property
+    def model_kind(self) -> str:
+        return self.kind.currentData() or "hqnn"
+
+    # ------------------------------------------------------------------ decisions
+    def current_paths(self) -> list[str]:
+        """The selected cells, or the current one."""
+        rows = sorted({i.row() for i in self.gallery.selectionModel().selectedIndexes()})
+        if not rows and self.gallery.currentIndex().isValid():
+            rows = [self.gallery.currentIndex().row()]
+        return [self.gallery_model.cells[r].path for r in rows]
+
+    def reclassify_current(self, class_index: int) -> None:
+        """Number key: the selected cells are verified as that class; the next cell becomes current."""
+        if self.review is None or class_index >= len(self.review.labels):
+            return
+        paths = self.current_paths()
+        if paths:
+            row = self.gallery.currentIndex().row()
+            changes = self.review.decide(paths, self.review.labels[class_index])
+            stays = self.review.labels[class_index] == self.gallery_model.label
+            self._refresh(keep_row=row + 1 if stays else row, changed=changes)
+
+    def accept_current(self) -> None:
+        if self.review is None:
+            return
+        paths = self.current_paths()
+        if paths:
+            row = self.gallery.currentIndex().row()
+            self._refresh(keep_row=row + 1, changed=self.review.accept(paths, self.model_kind))
+
+    def accept_group(self) -> None:
+        """Enter: every cell of the group not yet verified is accepted; on to the next group to check."""
+        if self.review is None:
+            return
+        self._refresh(changed=self.review.accept([c.path for c in self.gallery_model.cells], self.model_kind))
+        todo = suggest_next(self.review)
+        if todo:
+            self.select_cell(todo[0].path)
+
+    def unverify_current(self) -> None:
+        if self.review is not None and self.current_paths():
+            row = self.gallery.currentIndex().row()
+            self._refresh(keep_row=row, changed=self.review.clear(self.current_paths()))
+
+    def _dropped(self, paths: list[str], group_row: int) -> None:
+        if self.review is not None:
+            changes = self.review.decide(paths, self.review.labels[group_row])
+            self._refresh(keep_row=self.gallery.currentIndex().row(), changed=changes)
+
+    def undo(self) -> None:
+        if self.review is not None:
+            self._after_history(self.review.undo(), "Undone")
+
+    def redo(self) -> None:
+        if self.review is not None:
+            self._after_history(self.review.redo(), "Redone")
+
+    def _after_history(self, changes: list[Change], what: str) -> None:
+        if not changes:
+            self.status.emit("Nothing to " + what.lower()[:-2] + ".")
+            return
+        self._refresh()
+        self.select_cell(changes[0].path)
+        self.status.emit(f"{what}: {len(changes)} cell{'s' if len(changes) > 1 else ''}")
+
+    def go_to_suggestion(self) -> None:
+        if self.review is None:
+            return
+        todo = suggest_next(self.review)
+        if todo:
+            self.select_cell(todo[0].path)
+        else:
+            self.status.emit("Every cell is verified.")
+
+    # ------------------------------------------------------------------ presentation
+    def select_cell(self, path: str) -> None:
+        """Show the group the cell is in and make it current."""
+        label = self.review.current_label(path, self.model_kind)
+        self.groups.setCurrentRow(self.review.labels.index(label))
+        for row, cell in enumerate(self.gallery_model.cells):
+            if cell.path == path:
+                index = self.gallery_model.index(row)
+                self.gallery.selectionModel().setCurrentIndex(index, QItemSelectionModel.ClearAndSelect)
+                self.gallery.scrollTo(index)
+                break
+        self.gallery.setFocus()
+
+    def _kind_changed(self) -> None:
+        if self.review is not None:
+            self._refresh(select_group=max(0, self.groups.currentRow()))
+
+    def _step_group(self, step: int) -> None:
+        if self.groups.count():
+            self.groups.setCurrentRow((self.groups.currentRow() + step) % self.groups.count())
+            self.gallery.setFocus()
+
+    def _group_changed(self, row: int) -> None:
+        label = self.review.labels[row] if self.review is not None and row >= 0 else ""
+        self.gallery_model.show_group(self.review, self.model_kind, label)
+        if self.gallery_model.rowCount():
+            self.gallery.selectionModel().setCurrentIndex(self.gallery_model.index(0),
+                                                          QItemSelectionModel.ClearAndSelect)
+        else:
+            self._show_current()
+
+    def _refresh(self, keep_row: int | None = None, select_group: int | None = None,
+                 changed: list[Change] | None = None) -> None:
+        """Redraw groups, gallery and counts after a change; keep the cursor near where it was.
+
+        With ``changed`` (the cells a decision touched) the gallery only redraws or
+        drops those cells instead of starting over, which keeps each key press quick.
+        """
+        review = self.review
+        row = max(0, self.groups.currentRow() if select_group is None else select_group)
+        self._show_groups(row)
+        label = review.labels[row]
+        model = self.gallery_model
+        if changed is not None and model.review is review and (model.kind, model.label) == (self.model_kind, label):
+            model.update({c.path for c in changed})
+        else:
+            model.show_group(review, self.model_kind, label)
+        n = model.rowCount()
+        if n and (keep_row is not None or not self.gallery.currentIndex().isValid()):
+            target = min(max(0, keep_row or 0), n - 1)
+            self.gallery.selectionModel().setCurrentIndex(model.index(target), QItemSelectionModel.ClearAndSelect)
+        self._show_current()
+        self._show_counts()
+        self._set_enabled()
+
+    def _show_groups(self, current: int) -> None:
+        """One line per class group with its number key, size and cells left to check."""
+        review = self.review
+        self.groups.blockSignals(True)
+        if self.groups.count() != len(review.labels):
+            self.groups.clear()
+            self.groups.addItems([""] * len(review.labels))
+        for i, (label, cells) in enumerate(review.groups(self.model_kind).items()):
+            todo = sum(1 for c in cells if review.verified(c.path) is None)
+            key = f"{i + 1}" if i < 9 else " "
+            item = self.groups.item(i)
+            item.setText(f"{key}  {label}  —  {len(cells)} cells" + (f", {todo} to check" if todo else ""))
+            item.setForeground(Qt.darkGreen if cells and not todo else self.palette().text().color())
+        self.groups.setCurrentRow(current)
+        self.groups.blockSignals(False)
+
+    def _show_counts(self) -> None:
+        review = self.review
+        diff = differential(review)
+        kind = self.model_kind
+        self.counts.setHorizontalHeaderLabels(["Class", f"Pre ({MODEL_TITLES[kind]})", "Verified", "%"])
+        if self.counts.rowCount() != len(diff.rows):
+            self.counts.setRowCount(len(diff.rows))
+            for i in range(len(diff.rows)):
+                for j in range(4):
+                    self.counts.setItem(i, j, QTableWidgetItem())
+        for i, r in enumerate(diff.rows):
+            pct = diff.verified_pct(r)
+            for j, text in enumerate((r.label, str(r.pre[kind]), str(r.verified),
+                                      "" if pct is None else f"{pct:.1f}")):
+                self.counts.item(i, j).setText(text)
+        for j in range(3):
+            self.counts.resizeColumnToContents(j)
+        parts = [f"{MODEL_TITLES[m]} {diff.agreement[m]:.0%}, κ {diff.kappa[m]:.2f}"
+                 for m in diff.models if diff.agreement[m] is not None]
+        self.agreement.setText(("<b>Agreement with the verified labels</b> "
+                                f"({diff.n_verified} cells): " + " · ".join(parts)) if parts else
+                               "Agreement and kappa appear as cells are verified.")
+        self.progress_label.setText(f"<b>{Path(review.folder).name}</b>: {diff.n_verified} of {diff.n_cells} "
+                                    "cells verified" + (f" · {diff.n_unusable} images not usable"
+                                                        if diff.n_unusable else ""))
+
+    def _show_current(self, *_) -> None:
+        index = self.gallery.currentIndex()
+        if self.review is None or not index.isValid():
+            self._preview_of = None
+            self.preview.clear()
+            self.detail.setText("")
+            return
+        path = index.data(PATH_ROLE)
+        cell = self.review.by_path[path]
+        if path != self._preview_of:
+            self._preview_of = path
+            pix = QPixmap(path)
+            if pix.isNull():
+                self.preview.setText("(no preview)")
+            else:
+                self.preview.setPixmap(pix.scaled(self.preview.size(), Qt.KeepAspectRatio,
+                                                  Qt.SmoothTransformation))
+        preds = "<br>".join(f"{MODEL_TITLES[m]}: <b>{self.review.labels[cell.pred[m]]}</b> ({cell.conf[m]:.0%})"
+                            for m in self.review.models)
+        verified = self.review.verified(path)
+        state = f"Verified as <b>{verified}</b>" if verified else "Not verified yet"
+        flags = f"<br><span style='color:#c87800'>{', '.join(cell.flags)}</span>" if cell.flags else ""
+        self.detail.setText(f"<b>{Path(path).name}</b><br>{state}<br>{preds}{flags}")
+
+    def _set_enabled(self) -> None:
+        has = self.review is not None
+        for b in (self.export_csv_button, self.export_report_button, self.save_corrections_button,
+                  self.next_button):
+            b.setEnabled(has)
+        self.fine_tune_button.setEnabled(has and self.worker is None)
+        self.undo_button.setEnabled(has and self.review.can_undo())
+        self.redo_button.setEnabled(has and self.review.can_redo())
+
+    # ------------------------------------------------------------------ exports
+    def pack_card(self) -> dict | None:
+        """The model card of the review's pack, when that pack is the one loaded."""
+        engine = self.classify.engine
+        return engine.pack.card if engine is not None and engine.pack.name == self.review.pack else None
+
+    def _ask_path(self, title: str, default: str, filters: str) -> str:
+        path, _ = QFileDialog.getSaveFileName(self, title, str(Path(self.review.folder).parent / default), filters)
+        return path
+
+    def export_csv(self, path: str) -> None:
+        try:
+            write_differential_csv(path, differential(self.review))
+        except OSError as exc:
+            self.error.emit("The CSV file could not be written.", str(exc))
+            return
+        self.status.emit(f"Saved {path}")
+
+    def ask_export_csv(self) -> None:
+        path = self._ask_path("Export differential count", f"{Path(self.review.folder).name}-differential.csv",
+                              "CSV (*.csv)")
+        if path:
+            self.export_csv(path)
+
+    def export_report(self, path: str) -> None:
+        from .review_report import export_report
+
+        try:
+            export_report(path, self.review, self.pack_card(), self.model_kind)
+        except OSError as exc:
+            self.error.emit("The report could not be written.", str(exc))
+            return
+        self.status.emit(f"Saved {path}")
+
+    def ask_export_report(self) -> None:
+        path = self._ask_path("Export report", f"{Path(self.review.folder).name}-report.png",
+                              "PNG image (*.png);;PDF (*.pdf)")
+        if path:
+            self.export_report(path)
+
+    def save_corrections(self, path: str | None = None) -> Path | None:
+        """Write the verified cells as a manifest; None (with a message) when nothing is verified."""
+        from ..core.corrections import write_manifest
+        from ..core.datasets import DatasetError
+
+        try:
+            out = write_manifest(self.review, path)
+        except (DatasetError, OSError) as exc:
+            self.progress_label.setText(str(exc))
+            return None
+        self.corrections_saved.emit(str(out))
+        self.status.emit(f"Saved {self.review.n_verified} verified cells to {out}")
+        return out
+
+    def ask_save_corrections(self) -> None:
+        from ..core.corrections import default_manifest_path
+
+        path, _ = QFileDialog.getSaveFileName(self, "Save corrections", str(default_manifest_path(self.review)),
+                                              "CSV (*.csv)")
+        if path:
+            self.save_corrections(path)
+
+    # ------------------------------------------------------------------ fine-tuning
+    def fine_tune(self, name: str) -> None:
+        """Save the corrections and fine-tune the loaded pack on them, in the background."""
+        from ..core.corrections import FineTuneRecipe
+        from ..core.packs import user_packs_dir
+
+        engine = self.classify.engine
+        if engine is None or engine.pack.name != self.review.pack:
+            self.progress_label.setText(f"Select the pack {self.review.pack} first: these cells were "
+                                        "pre-classified by it.")
+            return
+        manifest = self.save_corrections()
+        if manifest is None:
+            return
+        recipe = FineTuneRecipe(pack_dir=str(engine.pack.path), manifest=str(manifest), name=name)
+        self._stop = threading.Event()
+        self.cancel_button.setEnabled(True)
+        self.progress_label.setText("Fine-tuning: reading the verified images…")
+        self.worker = start_worker(run_fine_tune, recipe, str(user_packs_dir() / name), self._relay, self._stop,
+                                   returned=self._fine_tuned, errored=self._fine_tune_failed,
+                                   finished=self._fine_tune_finished)
+        self._set_enabled()
+
+    def ask_fine_tune(self) -> None:
+        default = f"{self.review.pack}-corrected"
+        name, ok = QInputDialog.getText(self, "Fine-tune on corrections", "Name of the new pack:", text=default)
+        name = name.strip()
+        if ok and name and not any(c in name for c in "/\\:") and not name.startswith("."):
+            self.fine_tune(name)
+
+    def busy(self) -> bool:
+        return self.worker is not None
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self._stop.set()
+
+    def _on_progress(self, stage: str, done: int, total: int, metrics: dict) -> None:
+        what = {"features": "reading the cells", "heads": f"training {MODEL_TITLES.get(metrics.get('model'), '')}"}
+        self.progress_label.setText(f"Fine-tuning: {what.get(stage, stage)} {done}/{total}")
+
+    def _fine_tuned(self, path: str) -> None:
+        self.progress_label.setText(f"Saved the pack {Path(path).name}; it is now in the pack selector.")
+        self.pack_ready.emit(path)
+
+    def _fine_tune_failed(self, exc: Exception) -> None:
+        from ..core.datasets import DatasetError
+        from ..core.train import TrainingCancelled
+
+        if isinstance(exc, TrainingCancelled):
+            self.progress_label.setText("Fine-tuning cancelled; no pack was written.")
+        elif isinstance(exc, DatasetError):
+            self.progress_label.setText(str(exc))
+        else:
+            self.error.emit("Fine-tuning stopped because of an unexpected problem.", repr(exc))
+
+    def _fine_tune_finished(self) -> None:
+        self.worker = None
+        self.cancel_button.setEnabled(False)
+        self._set_enabled()

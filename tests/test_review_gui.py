@@ -1,0 +1,202 @@
+"""The Review tab driven offscreen with the keyboard on the bundled pbc8 pack and its sample images."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+
+import pytest
+from PIL import Image
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+
+from hqnn_desktop.core.review import Review, list_reviews
+from hqnn_desktop.core.settings import Settings
+from hqnn_desktop.gui.main_window import MainWindow
+from hqnn_desktop.gui.review_gallery import PATH_ROLE
+
+from .conftest import BUNDLED, SAMPLES
+
+pytestmark = pytest.mark.skipif(not (BUNDLED / "pbc8" / "card.json").exists(), reason="pbc8 pack not built")
+PBC = SAMPLES / "pbc8"
+
+
+def classify_and_review(window, qtbot) -> Review:
+    window.classify.add_paths([str(PBC)])
+    qtbot.waitUntil(lambda: not window.classify.busy() and len(window.classify.model.results) == 24,
+                    timeout=120_000)
+    window.tabs.setCurrentWidget(window.review)
+    window.review.review_classify_results()
+    assert window.review.review is not None
+    return window.review.review
+
+
+def current_path(tab) -> str | None:
+    index = tab.gallery.currentIndex()
+    return index.data(PATH_ROLE) if index.isValid() else None
+
+
+def test_verify_by_keyboard_undo_reopen_count_and_export(window, qtbot, tmp_path):
+    tab = window.review
+    review = classify_and_review(window, qtbot)
+    labels = review.labels
+    assert len(review.cells) == 24 and review.n_verified == 0
+    assert [c.priority for c in review.cells] == sorted((c.priority for c in review.cells), reverse=True)
+    gallery = tab.gallery
+    gallery.setFocus()
+    expected: dict[str, str] = {}
+    # two cells accepted with Space
+    for _ in range(2):
+        path = current_path(tab)
+        expected[path] = review.current_label(path, "hqnn")
+        QTest.keyClick(gallery, Qt.Key_Space)
+    # ten cells reclassified with number keys: each one to the class after the one it is shown in
+    done = 0
+    while done < 10:
+        path = current_path(tab)
+        if path is None or path in expected:
+            QTest.keyClick(gallery, Qt.Key_PageDown)
+            continue
+        target = (labels.index(review.current_label(path, "hqnn")) + 1) % len(labels)
+        QTest.keyClick(gallery, Qt.Key_1 + target)
+        expected[path] = labels[target]
+        done += 1
+    last = path
+    assert review.decisions == expected
+    # one undo takes back the last reclassification only; redo and undo again
+    QTest.keyClick(gallery, Qt.Key_Z, Qt.ControlModifier)
+    del expected[last]
+    assert review.decisions == expected and current_path(tab) == last
+    QTest.keyClick(gallery, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)
+    assert review.decisions[last] != review.predicted_label(last, "hqnn")
+    QTest.keyClick(gallery, Qt.Key_Z, Qt.ControlModifier)
+    assert review.decisions == expected and len(expected) == 11
+    assert json.loads(review.file.read_text())["decisions"] == expected  # saved at once
+
+    # the differential count against a count by hand
+    pred = {r.path: labels[int(r.proba["hqnn"].argmax())] for r in window.classify.model.results}
+    by_hand = Counter(expected.values())
+    rows = {r.label: r for r in tab_diff(tab).rows}
+    assert {k: rows[k].verified for k in labels} == {k: by_hand.get(k, 0) for k in labels}
+    assert {k: rows[k].pre["hqnn"] for k in labels} == {k: Counter(pred.values()).get(k, 0) for k in labels}
+    agree = sum(pred[p] == v for p, v in expected.items())
+    assert agree == 2  # only the two accepted cells
+    n = len(expected)
+    p_o = agree / n
+    p_e = sum(Counter(expected.values())[k] * Counter(pred[p] for p in expected)[k] for k in labels) / n**2
+    diff = tab_diff(tab)
+    assert diff.agreement["hqnn"] == pytest.approx(p_o)
+    assert diff.kappa["hqnn"] == pytest.approx((p_o - p_e) / (1 - p_e))
+    assert "κ" in tab.agreement.text()
+
+    # exports read back
+    tab.export_csv(str(tmp_path / "counts.csv"))
+    with open(tmp_path / "counts.csv", encoding="utf-8") as fh:
+        lines = list(csv.DictReader(fh))
+    assert [r["class"] for r in lines] == labels + ["all"]
+    assert sum(int(r["verified_n"]) for r in lines[:-1]) == int(lines[-1]["verified_n"]) == 11
+    assert float(lines[-1]["hqnn_kappa"]) == pytest.approx(diff.kappa["hqnn"], abs=1e-4)
+    assert int(lines[-1]["hqnn_n"]) == 24
+    tab.export_report(str(tmp_path / "report.png"))
+    with Image.open(tmp_path / "report.png") as im:
+        assert im.size == (1240, 1754)
+        colours = im.convert("RGB").getcolors(maxcolors=1 << 20)
+        assert len(colours) > 1000  # text, bars and thumbnails, not a blank page
+    tab.export_report(str(tmp_path / "report.pdf"))
+    assert (tmp_path / "report.pdf").read_bytes().startswith(b"%PDF")
+
+    # close the app, open it again on the same user folder: every decision is back
+    window.close()
+    settings = Settings()
+    settings.set("pack", str(BUNDLED / "pbc8"))
+    again = MainWindow(settings=settings)
+    qtbot.addWidget(again)
+    again.show()
+    again.start_loading()
+    qtbot.waitUntil(lambda: again.classify.engine is not None, timeout=60_000)
+    restored = classify_and_review(again, qtbot)
+    assert restored.decisions == expected
+    assert tab_diff(again.review).kappa["hqnn"] == pytest.approx(diff.kappa["hqnn"])
+    assert [s.n_verified for s in list_reviews()] == [11]
+    again.classify.cancel()
+    again.classify.wait(10)
+
+
+def tab_diff(tab):
+    from hqnn_desktop.core.differential import differential
+
+    return differential(tab.review)
+
+
+def synthetic_tab(qtbot):
+    """A Review tab on the 24 sample images with made-up predictions (no models needed)."""
+    import numpy as np
+
+    from hqnn_desktop.core.inputs import ImageResult
+    from hqnn_desktop.gui.classify_tab import ClassifyTab
+    from hqnn_desktop.gui.review_tab import ReviewTab
+
+    labels = sorted(p.name for p in PBC.iterdir())
+    results = []
+    for i, path in enumerate(sorted(PBC.rglob("*.jpg"))):
+        k = labels.index(path.parent.name)
+        sure = np.eye(8)[k] * 0.9 + 0.0125
+        results.append(ImageResult(str(path), proba={"hqnn": sure, "classical": sure,
+                                                     "baseline": np.eye(8)[(k + i % 2) % 8] * 0.5 + 0.0625}))
+    tab = ReviewTab(ClassifyTab())
+    qtbot.addWidget(tab)
+    tab.show()
+    tab.set_review(Review.from_results(results, labels, ("hqnn", "classical", "baseline"), "pbc8"))
+    return tab, labels
+
+
+def test_drag_to_group_enter_accepts_group_and_reopen_saved(qtbot):
+    from PySide6.QtCore import QMimeData, QPointF
+    from PySide6.QtGui import QDropEvent
+
+    from hqnn_desktop.gui.review_gallery import CELL_MIME
+
+    tab, labels = synthetic_tab(qtbot)
+    review = tab.review
+    # half the cells have the baseline disagreeing: they are flagged and shown first
+    assert review.cells[0].flags == ["models disagree", "low confidence"]
+    assert tab.gallery_model.data(tab.gallery.currentIndex()).startswith("check: ")
+    tab.groups.setCurrentRow(0)
+    group = [c.path for c in tab.gallery_model.cells]
+    assert len(group) == 3
+    # drag the first cell of the first group onto the platelet group
+    mime = QMimeData()
+    mime.setData(CELL_MIME, group[0].encode("utf-8"))
+    target = tab.groups.visualItemRect(tab.groups.item(7)).center()
+    tab.groups.dropEvent(QDropEvent(QPointF(target), Qt.MoveAction, mime, Qt.LeftButton, Qt.NoModifier))
+    assert review.decisions == {group[0]: "platelet"}
+    assert [c.path for c in tab.gallery_model.cells] == group[1:]
+    assert "4 cells" in tab.groups.item(7).text()
+    # Enter accepts the rest of the group in one step, undone in one step
+    tab.groups.setCurrentRow(0)
+    QTest.keyClick(tab.gallery, Qt.Key_Return)
+    assert review.decisions == {group[0]: "platelet", group[1]: labels[0], group[2]: labels[0]}
+    assert tab.groups.item(0).text().endswith("2 cells")
+    tab.undo()
+    assert review.decisions == {group[0]: "platelet"}
+    # group by the baseline: other groups, the decisions stay
+    tab.kind.setCurrentIndex(2)
+    assert tab.model_kind == "baseline" and review.decisions == {group[0]: "platelet"}
+    assert "Pre (Baseline)" == tab.counts.horizontalHeaderItem(1).text()
+    # Backspace takes a decision back; N jumps to the next cell to check
+    tab.select_cell(group[0])
+    QTest.keyClick(tab.gallery, Qt.Key_Backspace)
+    assert review.decisions == {}
+    QTest.keyClick(tab.gallery, Qt.Key_N)
+    assert current_path(tab) == review.cells[0].path
+    # the saved review reopens from the list, without the models
+    review.decide([group[1]], "monocyte")
+    tab.refresh_saved()
+    assert tab.saved.count() == 2 and "1/24 verified" in tab.saved.itemText(1)
+    other, _ = synthetic_tab(qtbot)
+    other.saved.setCurrentIndex(1)
+    other.saved.activated.emit(1)
+    assert other.review.decisions == {group[1]: "monocyte"} and other.review is not review
+    other.fine_tune("pbc8-corrected")  # no pack loaded: says which pack to select
+    assert "Select the pack pbc8" in other.progress_label.text()

@@ -1,10 +1,10 @@
-# hqnn-desktop: make run | make test | make install | make screenshots
+# hqnn-desktop: make run | make test | make install | make bench | make screenshots
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint screenshots
+.PHONY: install run test lint bench screenshots
 
 install: $(STAMP)
 
@@ -21,6 +21,10 @@ run: install
 
 test: install
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+# Speed and memory figures of README (needs the PBC validation images: BENCH_DATA=DIR to point elsewhere)
+bench: install
+	$(BIN)/python scripts/bench.py
 
 lint: install
 	$(BIN)/ruff check hqnn_desktop tests training

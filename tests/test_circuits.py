@@ -28,6 +28,19 @@ def test_broadcast_batch_equals_one_by_one():
     assert torch.allclose(batched, single, atol=1e-6)
 
 
+@pytest.mark.parametrize("n, layers", [(1, 1), (3, 2), (8, 1)])
+def test_classification_path_matches_pennylane_and_follows_weight_updates(n, layers):
+    # without gradients the layer evaluates the circuit from its cached unitary
+    torch.manual_seed(n)
+    layer = QuantumLayer(n, layers)
+    x = torch.rand(7, n) * 2 - 1
+    for _ in range(2):
+        with torch.no_grad():
+            layer.weights.normal_(0.0, 1.0)  # an in-place update must invalidate the cache
+            fast = layer(x)
+        assert torch.allclose(fast, layer(x).detach(), atol=1e-6)
+
+
 def test_untrained_circuit_is_the_identity_on_the_code():
     # all angles zero: <Z_i> = cos(encoding angle), a one-to-one map of the bottleneck code
     layer = QuantumLayer(3, 2)

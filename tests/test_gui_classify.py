@@ -109,3 +109,23 @@ def test_paths_from_the_command_line_are_classified_once_models_load(qtbot):
     qtbot.waitUntil(lambda: len(w.classify.model.results) == 3 and not w.classify.busy(), timeout=60_000)
     assert all(r.proba["hqnn"].argmax() == w.classify.model.labels.index("platelet")
                for r in w.classify.model.results)
+
+
+def test_thumbnails_are_decoded_off_the_gui_thread_then_shown(qtbot, tmp_path):
+    from hqnn_desktop.core.inputs import ImageResult
+    from hqnn_desktop.gui.results_model import ResultsModel
+
+    model = ResultsModel()
+    model.reset(["a"], ())
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    image = next(PBC.glob("basophil/*.jpg"))
+    model.append([ImageResult(str(image)), ImageResult(str(broken)), ImageResult(str(image))])
+    assert model.data(model.index(0, 0), Qt.DecorationRole) is None  # requested, not decoded in paint
+    with qtbot.waitSignal(model.dataChanged, timeout=10_000) as changed:
+        model.data(model.index(1, 0), Qt.DecorationRole)
+    assert changed.args[0].row() == 0
+    qtbot.waitUntil(lambda: model.data(model.index(1, 0), Qt.DecorationRole) is not None, timeout=10_000)
+    shown = model.data(model.index(2, 0), Qt.DecorationRole)  # the same file twice: one decode
+    assert not shown.isNull() and max(shown.width(), shown.height()) == 48
+    assert model.data(model.index(1, 0), Qt.DecorationRole).isNull()  # unreadable: an empty picture

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import defaultdict
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSize, QSortFilterProxyModel, Qt
-from PySide6.QtGui import QBrush, QColor, QImageReader, QPixmap
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtGui import QBrush, QColor
 
 from ..core.inputs import ImageResult
 from ..core.kinds import MODEL_TITLES
 from ..core.results import disagreement, low_confidence, predicted, unlike_training
+from .thumbnails import ThumbnailCache
 
 SORT_ROLE = Qt.UserRole + 1
 FLAGS_ROLE = Qt.UserRole + 2
@@ -17,19 +18,22 @@ THUMB = 48
 
 
 class ResultsModel(QAbstractTableModel):
-    """Rows are :class:`ImageResult`; thumbnails are decoded only when a row is shown."""
+    """Rows are :class:`ImageResult`; thumbnails are decoded in the background when a row is shown."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.results: list[ImageResult] = []
         self.labels: list[str] = []
         self.models: tuple[str, ...] = ()
-        self._thumbs: OrderedDict[str, QPixmap] = OrderedDict()
+        self.thumbnails = ThumbnailCache(THUMB, parent=self)
+        self.thumbnails.loaded.connect(self._thumbnail_loaded)
+        self._rows_of: defaultdict[str, list[int]] = defaultdict(list)
 
     def reset(self, labels: list[str], models: tuple[str, ...]) -> None:
         self.beginResetModel()
         self.results, self.labels, self.models = [], list(labels), tuple(models)
-        self._thumbs.clear()
+        self.thumbnails.clear()
+        self._rows_of.clear()
         self.endResetModel()
 
     def append(self, results: list[ImageResult]) -> None:
@@ -38,6 +42,8 @@ class ResultsModel(QAbstractTableModel):
         start = len(self.results)
         self.beginInsertRows(QModelIndex(), start, start + len(results) - 1)
         self.results.extend(results)
+        for row, r in enumerate(results, start):
+            self._rows_of[r.path].append(row)
         self.endInsertRows()
 
     def columns(self) -> list[str]:
@@ -74,7 +80,7 @@ class ResultsModel(QAbstractTableModel):
         n_models = len(self.models)
         if col == 0:
             if role == Qt.DecorationRole:
-                return self._thumbnail(r.path)
+                return self.thumbnails.get(r.path)
             if role == SORT_ROLE:
                 return index.row()
             return None
@@ -104,20 +110,10 @@ class ResultsModel(QAbstractTableModel):
             return QBrush(QColor(200, 60, 40) if r.error else QColor(200, 120, 0))
         return None
 
-    def _thumbnail(self, path: str) -> QPixmap:
-        pix = self._thumbs.get(path)
-        if pix is None:
-            reader = QImageReader(path)
-            reader.setAutoTransform(True)
-            size = reader.size()
-            if size.isValid():
-                reader.setScaledSize(size.scaled(QSize(THUMB, THUMB), Qt.KeepAspectRatio))
-            image = reader.read()
-            pix = QPixmap.fromImage(image) if not image.isNull() else QPixmap()
-            self._thumbs[path] = pix
-            if len(self._thumbs) > 3000:
-                self._thumbs.popitem(last=False)
-        return pix
+    def _thumbnail_loaded(self, path: str) -> None:
+        for row in self._rows_of.get(path, ()):
+            index = self.index(row, 0)
+            self.dataChanged.emit(index, index, [Qt.DecorationRole])
 
 
 class ResultsFilter(QSortFilterProxyModel):

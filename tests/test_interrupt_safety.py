@@ -233,6 +233,8 @@ def test_pack_failure_at_swap_keeps_old_pack(pbc8, monkeypatch):
 @needs_pbc8
 def test_closing_window_mid_batch_keeps_settings(pbc8, qtbot, tmp_path):
     """The window given the already-loaded pack (instead of loading its own) to keep the test short."""
+    from PySide6.QtCore import QThreadPool
+
     from hqnn_desktop.core.predict import Engine
     from hqnn_desktop.core.settings import Settings
     from hqnn_desktop.gui.main_window import MainWindow
@@ -264,3 +266,4 @@ def test_closing_window_mid_batch_keeps_settings(pbc8, qtbot, tmp_path):
     assert saved["pack"] == "pbc8" and "window_geometry" in saved
     qtbot.waitUntil(lambda: not [t for t in threading.enumerate() if t.name.startswith(("feeder", "decode"))],
                     timeout=10_000)
+    QThreadPool.globalInstance().waitForDone(60_000)  # other tabs' start-up workers, before the window goes

@@ -187,3 +187,18 @@ def test_report_content(smear):
     assert lines[0].startswith("Pack: ") and "pbc8" in lines[0]
     assert any(line.startswith("Validation macro-F1: HQNN") for line in lines)
     assert lines[-1].startswith("Intended use:") and "not for diagnosis" in NOTICE
+
+
+def test_file_names_that_are_not_utf8_survive_review_and_manifest(tmp_path):
+    import os
+
+    folder = tmp_path / "smear"
+    folder.mkdir()
+    odd = os.fsdecode(bytes(folder) + b"/cell-\xff.png")
+    Image.new("RGB", (8, 8)).save(os.fsencode(odd))
+    review = Review.from_results([ImageResult(odd, proba={"hqnn": onehot(1), "baseline": onehot(1)})],
+                                 LABELS, MODELS, "toy")
+    review.decide([odd], "c")
+    assert Review.load(review.file).decisions == {odd: "c"}
+    files = read_manifest(write_manifest(review), LABELS)
+    assert [str(p) for p in files.paths] == [odd] and files.targets == [2]

@@ -45,12 +45,16 @@ def default_manifest_path(review: Review) -> Path:
 
 
 def write_manifest(review: Review, path: str | os.PathLike | None = None) -> Path:
-    """Write the verified cells of ``review`` as a ``path,label`` manifest (atomically)."""
+    """Write the verified cells of ``review`` as a ``path,label`` manifest (atomically).
+
+    File names that are not valid UTF-8 are written byte for byte, so they still open.
+    """
     verified = review.verified_cells()
     if not verified:
         raise DatasetError("No cell has been verified yet, so there are no corrections to save.")
     path = Path(path) if path else default_manifest_path(review)
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with (atomic_path(path) as tmp,
+          open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as fh):
         writer = csv.writer(fh)
         writer.writerow(MANIFEST_COLUMNS)
         writer.writerows([cell.path, label] for cell, label in verified)

@@ -104,14 +104,15 @@ MANIFEST_COLUMNS = ("path", "label")
 def read_manifest(manifest: str | Path, labels: Sequence[str] | None = None) -> LabelledFiles:
     """The images a manifest lists (CSV with a ``path,label`` header), left where they are.
 
-    Relative paths are read from the manifest's folder. Missing files are listed in
+    Relative paths are read from the manifest's folder; bytes that are not UTF-8 are
+    kept as they are, as Linux file names allow. Missing files are listed in
     ``skipped`` rather than stopping the run. With ``labels`` (a pack's or a
     folder's classes) a label outside them is an error; without, the classes are
     the labels found, sorted.
     """
     manifest = Path(manifest)
     try:
-        with open(manifest, newline="", encoding="utf-8") as fh:
+        with open(manifest, newline="", encoding="utf-8", errors="surrogateescape") as fh:
             rows = list(csv.DictReader(fh))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DatasetError(f"The list of labelled images {manifest} cannot be read ({exc}).") from exc

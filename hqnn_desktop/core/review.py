@@ -27,7 +27,7 @@ from pathlib import Path
 from .inputs import ImageResult
 from .paths import data_dir
 from .results import disagreement, low_confidence, unlike_training
-from .storage import atomic_write_json
+from .storage import atomic_write_text
 from .suggest import review_priority
 
 FORMAT = "hqnn-review/1"
@@ -144,8 +144,12 @@ class Review:
             raise ReviewError(f"The review file {file} is damaged ({exc}).") from exc
 
     def save(self) -> None:
-        """Write the whole review atomically (called after every change)."""
-        atomic_write_json(self.file, {
+        """Write the whole review atomically (called after every change).
+
+        Compact ASCII JSON: quick to rewrite on every key press, and file names that
+        are not valid UTF-8 (possible on Linux) survive as escapes.
+        """
+        atomic_write_text(self.file, json.dumps({
             "format": FORMAT, "folder": self.folder, "pack": self.pack, "labels": self.labels,
             "models": list(self.models),
             "updated": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -153,7 +157,7 @@ class Review:
                        "flags": c.flags} for c in self.cells],
             "unusable": self.unusable,
             "decisions": self.decisions,
-        }, indent=None)
+        }) + "\n")
 
     # ------------------------------------------------------------------ reading the state
     def predicted_label(self, path: str, model: str) -> str:

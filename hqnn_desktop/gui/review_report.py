@@ -146,6 +146,13 @@ def paint_report(p: QPainter, review: Review, card: dict | None, model: str) -> 
     p.drawText(notice, Qt.AlignCenter, NOTICE)
     p.setPen(Qt.black)
     y = _table(p, diff, MARGIN + 156)
+    p.setPen(QColor(90, 90, 90))
+    p.setFont(_font(14))
+    p.drawText(QRectF(MARGIN, y + 2, WIDTH - 2 * MARGIN, 20), Qt.AlignLeft | Qt.AlignVCenter,
+               f"Verified percentages are of the {diff.n_verified} verified cells, pre-classified ones of all "
+               f"{diff.n_cells} cells; agreement and kappa compare each model with the verified cells only.")
+    p.setPen(Qt.black)
+    y += 20
     _bars(p, diff, QRectF(MARGIN, y + 16, WIDTH - 2 * MARGIN, 300))
     y = _thumbnails(p, report_thumbnails(review, model), y + 340)
     p.setFont(_font(15))

@@ -1,0 +1,34 @@
+"""A hardware report as files: JSON (the whole report) and CSV (one row per image, both <Z> vectors)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+
+from ..core.storage import atomic_write_json, atomic_write_text
+
+
+def report_table(report: dict) -> tuple[list[str], list[list]]:
+    """Header and rows: path, truth, simulated and hardware class, agreement, then z_sim_i and z_hw_i."""
+    n = len(report["images"][0]["z_simulated"]) if report["images"] else 0
+    header = (["path", "truth", "simulated", "hardware", "agree"]
+              + [f"z_sim_{i}" for i in range(n)] + [f"z_hw_{i}" for i in range(n)])
+    rows = [[r["path"], r["truth"] or "", r["simulated"], r["hardware"], int(r["simulated"] == r["hardware"]),
+             *r["z_simulated"], *r["z_hardware"]] for r in report["images"]]
+    return header, rows
+
+
+def write_report_csv(report: dict, path: str | os.PathLike) -> None:
+    """The per-image table, written atomically."""
+    header, rows = report_table(report)
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def write_report_json(report: dict, path: str | os.PathLike) -> None:
+    """The whole report (backend, options, jobs, metrics, per-image rows), written atomically."""
+    atomic_write_json(path, report)

@@ -1,0 +1,98 @@
+"""The Hardware tab, driven offscreen: account form, fake-device run with results and exports, and the
+confirmation before real hardware (through the stand-in cloud)."""
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+from PySide6.QtWidgets import QMessageBox
+
+from hqnn_desktop.hardware.credentials import CredentialStore
+from hqnn_desktop.hardware.jobs import JobStore
+from tests.ibm_standin import GOOD_KEY, INSTANCE, ibm_cloud, memory_keyring  # noqa: F401
+
+SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples" / "pbc8"
+
+
+def labelled_folder(root: Path) -> Path:
+    """Two classes, two images each."""
+    for cls in ("eosinophil", "platelet"):
+        (root / cls).mkdir(parents=True)
+        for p in sorted((SAMPLES / cls).iterdir())[:2]:
+            shutil.copy(p, root / cls / p.name)
+    return root
+
+
+def fast_options(tab) -> None:
+    tab.shots.setValue(2000)
+    tab.resilience.setCurrentIndex(0)
+    tab.dd.setChecked(False)
+    tab.batch.setValue(3)
+
+
+def test_account_run_results_and_export(window, qtbot, tmp_path, ibm_cloud, memory_keyring):  # noqa: F811
+    tab = window.hardware
+    assert window.tabs.tabText(window.tabs.indexOf(tab)) == "Hardware"
+    assert "Nothing saved" in tab.storage_label.text() and "keyring" in tab.storage_label.text()
+    tab.key_edit.setText(GOOD_KEY)
+    tab.instance_edit.setText(INSTANCE)
+    assert tab.key_edit.echoMode() == tab.key_edit.EchoMode.Password
+    tab.save_button.click()
+    assert CredentialStore().load().token == GOOD_KEY
+    assert tab.key_edit.text() == "" and tab.key_edit.placeholderText().endswith(GOOD_KEY[-4:] + ")")
+    assert GOOD_KEY not in tab.storage_label.text() and "Saved in the system keyring" in tab.storage_label.text()
+    tab.test_button.click()
+    qtbot.waitUntil(lambda: tab.backend_table.rowCount() == 3, timeout=60_000)
+    names = [tab.backend_combo.itemText(i) for i in range(tab.backend_combo.count())]
+    assert {"ibm_torino", "ibm_brisbane", "ibm_fez", "aer_simulator"} <= set(names)
+
+    tab.backend_combo.setCurrentText("fake_brisbane")
+    fast_options(tab)
+    tab.source.setCurrentIndex(1)
+    tab.folder_edit.setText(str(labelled_folder(tmp_path / "cells")))
+    tab.run_button.click()
+    qtbot.waitUntil(lambda: tab.report is not None and not tab.busy(), timeout=120_000)
+    report = tab.report
+    assert report["backend"] == "fake_brisbane" and report["n_images"] == 4 and report["n_jobs"] == 2
+    assert "macro-F1: simulation" in tab.summary.text() and "agreement" in tab.summary.text()
+    assert tab.sim_plot.matrix.shape == tab.hw_plot.matrix.shape == (8, 8)
+    assert tab.images_table.rowCount() == 4 and tab.images_table.columnCount() == 5 + 2 * 8
+    assert tab.jobs_table.rowCount() == 1 and tab.jobs_table.item(0, 6).text() == "DONE"
+
+    tab.export(str(tmp_path / "hw.csv"), "csv")
+    tab.export(str(tmp_path / "hw.json"), "json")
+    with open(tmp_path / "hw.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 4 and {"truth", "simulated", "hardware", "z_sim_0", "z_hw_7"} <= set(rows[0])
+    assert json.loads((tmp_path / "hw.json").read_text())["hardware"] == report["hardware"]
+
+    tab.report = None
+    tab.jobs_table.selectRow(0)
+    tab.fetch_selected()  # a finished local run: its report comes back from the record
+    qtbot.waitUntil(lambda: tab.report is not None, timeout=60_000)
+    assert tab.report["hardware"] == report["hardware"]
+    for f in tmp_path.rglob("*"):
+        assert not f.is_file() or GOOD_KEY.encode() not in f.read_bytes()
+
+    tab.forget_button.click()
+    assert CredentialStore().load() is None and "Nothing saved" in tab.storage_label.text()
+
+
+def test_real_backend_asks_first_and_cancel_submits_nothing(window, qtbot, ibm_cloud, memory_keyring):  # noqa: F811
+    tab = window.hardware
+    tab.key_edit.setText(GOOD_KEY)
+    tab.save_button.click()
+    window.classify.add_paths([str(min((SAMPLES / "monocyte").iterdir()))])
+    qtbot.waitUntil(lambda: len(window.classify.model.results) == 1 and not window.classify.busy(), timeout=60_000)
+    tab.backend_combo.setCurrentText("ibm_torino")
+    fast_options(tab)
+    tab.source.setCurrentIndex(0)
+    tab.run_button.click()
+    qtbot.waitUntil(lambda: tab.confirm_box is not None and tab.confirm_box.isVisible(), timeout=120_000)
+    text = tab.confirm_box.text()
+    assert "1 circuits" in text and "2000 shots" in text and "QPU time" in text and "ibm_torino" in text
+    tab.confirm_box.button(QMessageBox.Cancel).click()
+    qtbot.waitUntil(lambda: not tab.busy(), timeout=10_000)
+    assert "Nothing was submitted" in tab.run_status.text()
+    assert JobStore().all() == [] and ibm_cloud.jobs == {}

@@ -10,15 +10,17 @@ from .predict import Engine
 
 
 def evaluate_folder(pack, folder: str, models: tuple[str, ...], batch_size: int = 32,
-                    progress=None, cancelled=lambda: False, keep_latents: bool = False) -> dict:
+                    progress=None, cancelled=lambda: False, keep_latents: bool = False,
+                    precision: str = "auto", device: str | None = None) -> dict:
     """Score ``pack`` on a labelled folder; the report the CLI writes and the Evaluate tab shows.
 
     With ``keep_latents`` the report also holds, under ``latents`` (numpy arrays, not
     JSON), each usable image's bottleneck code and its embedding after every model's
-    transformation, for the embedding plots.
+    transformation, for the embedding plots. ``precision`` and ``device`` go to the
+    :class:`~core.predict.Engine` (the bf16 check compares precisions this way).
     """
     files = scan_class_folders(folder, pack.labels)
-    engine = Engine(pack, models, batch_size=batch_size)
+    engine = Engine(pack, models, batch_size=batch_size, precision=precision, device=device)
     truth = {str(p): t for p, t in zip(files.paths, files.targets)}
     kept, probas, errors = [], {m: [] for m in models}, []
     codes, embs = [], {m: [] for m in models}

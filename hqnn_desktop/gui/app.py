@@ -10,6 +10,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from ..core.paths import log_dir
+from ..hardware.credentials import ScrubSecrets, scrub
 
 log = logging.getLogger("hqnn_desktop")
 
@@ -17,6 +18,7 @@ log = logging.getLogger("hqnn_desktop")
 def setup_logging() -> None:
     handler = logging.FileHandler(log_dir() / "hqnn-desktop.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(ScrubSecrets())
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
@@ -26,7 +28,7 @@ def install_excepthook(app: QApplication) -> None:
     """Unexpected errors are logged and shown in words, never crash the app."""
 
     def hook(exc_type, exc, tb) -> None:
-        details = "".join(traceback.format_exception(exc_type, exc, tb))
+        details = scrub("".join(traceback.format_exception(exc_type, exc, tb)))
         log.error("unexpected error: %s", details)
         window = app.activeWindow()
         box = QMessageBox(QMessageBox.Warning, "hqnn-desktop",

@@ -12,6 +12,7 @@ exception message, for example) before that text is shown or logged.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 import tempfile
@@ -65,6 +66,21 @@ def scrub(text: str) -> str:
         if secret:
             text = text.replace(secret, mask(secret))
     return text
+
+
+class ScrubSecrets(logging.Filter):
+    """A log filter for handlers that write files: known API keys are masked in messages and tracebacks."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        clean = scrub(text)
+        if clean != text:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text)
+        return True
 
 
 def keyring_usable() -> bool:

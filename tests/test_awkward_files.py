@@ -302,25 +302,6 @@ def test_deep_images_are_stretched_to_8_bit(tmp_path):
     assert gray[0, 0] == 0 and gray[0, 1] == 255 and gray[-1, -1] == 255
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-@pytest.mark.xfail(strict=True, reason=(
-    "core/predict.py Engine.classify: feed() has only try/finally, so an exception raised by the paths "
-    "iterable is lost in the feeder thread and the run ends as if complete. Needed: catch it in feed(), "
-    "put it on the queue in place of the final None, and re-raise it in the consumer"))
-def test_failing_path_source_is_not_a_silent_early_end(engine):
-    from hqnn_desktop.core.predict import Engine
-
-    quick = Engine(engine.pack, ("baseline",), batch_size=4, decode_workers=1)
-    _cheap_model(quick)
-
-    def source() -> Iterator[str]:
-        yield from ("a.png", "b.png")
-        raise RuntimeError("the folder listing failed")
-
-    with pytest.raises(RuntimeError, match="folder listing"):
-        _with_watchdog(lambda: list(quick.classify(source())), timeout=30)
-
-
 def _read_csv(path: Path) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
@@ -430,3 +411,22 @@ def test_cancel_and_early_close_stop_every_thread(engine, corpus):
     assert _with_watchdog(run_close, timeout=60) == 1
     lingering = [t.name for t in threading.enumerate() if t.name.startswith(("feeder", "decode"))]
     assert not lingering
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+@pytest.mark.xfail(strict=True, reason=(
+    "core/predict.py Engine.classify: feed() has only try/finally, so an exception raised by the paths "
+    "iterable is lost in the feeder thread and the run ends as if complete. Needed: catch it in feed(), "
+    "put it on the queue in place of the final None, and re-raise it in the consumer"))
+def test_failing_path_source_is_not_a_silent_early_end(engine):
+    from hqnn_desktop.core.predict import Engine
+
+    quick = Engine(engine.pack, ("baseline",), batch_size=4, decode_workers=1)
+    _cheap_model(quick)
+
+    def source() -> Iterator[str]:
+        yield from ("a.png", "b.png")
+        raise RuntimeError("the folder listing failed")
+
+    with pytest.raises(RuntimeError, match="folder listing"):
+        _with_watchdog(lambda: list(quick.classify(source())), timeout=30)

@@ -414,10 +414,6 @@ def test_cancel_and_early_close_stop_every_thread(engine, corpus):
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-@pytest.mark.xfail(strict=True, reason=(
-    "core/predict.py Engine.classify: feed() has only try/finally, so an exception raised by the paths "
-    "iterable is lost in the feeder thread and the run ends as if complete. Needed: catch it in feed(), "
-    "put it on the queue in place of the final None, and re-raise it in the consumer"))
 def test_failing_path_source_is_not_a_silent_early_end(engine):
     from hqnn_desktop.core.predict import Engine
 

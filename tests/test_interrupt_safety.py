@@ -217,16 +217,19 @@ def test_pack_failure_while_writing_keeps_old_pack(pbc8, monkeypatch):
 
 
 @needs_pbc8
-@pytest.mark.xfail(strict=True, reason=(
-    "core/packs.py save_pack moves the old pack aside (.mine.old) before renaming the new one into place; "
-    "a failure or kill between the two renames leaves no pack at its folder. Needed: on failure rename "
-    ".NAME.old back, and have list_packs/resolve_pack/load_pack restore a lone .NAME.old"))
 def test_pack_failure_at_swap_keeps_old_pack(pbc8, monkeypatch):
     folder = _save_user_pack(pbc8)
-    monkeypatch.setattr(os, "replace", _failing_replace(os.replace, folder))
-    with pytest.raises(OSError):
+    with monkeypatch.context() as patch, pytest.raises(OSError):  # (undo() would drop the isolated dirs)
+        patch.setattr(os, "replace", _failing_replace(os.replace, folder))
         _save_user_pack(pbc8)
-    monkeypatch.undo()
+    _assert_pack_usable(folder)
+
+
+@needs_pbc8
+def test_pack_killed_between_renames_is_restored(pbc8):
+    # a kill after the old pack was moved aside and before the new one moved in
+    folder = _save_user_pack(pbc8)
+    os.replace(folder, folder.with_name(f".{folder.name}.old"))
     _assert_pack_usable(folder)
 
 

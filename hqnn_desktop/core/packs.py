@@ -11,6 +11,7 @@ a crash never leaves half a pack.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -137,6 +138,7 @@ def load_pack(folder: str | Path, models: tuple[str, ...] = MODEL_KINDS) -> Pack
     from .train import FeatureExtractor
 
     folder = Path(folder)
+    restore_interrupted_save(folder)
     card = read_card(folder)
     verify_files(folder, card)
     from .circuits import ANSATZ_ID
@@ -203,18 +205,38 @@ def save_pack(folder: str | Path, card: dict, extractor: torch.nn.Module, heads:
         os.chmod(tmp, DIR_MODE)
         for f in tmp.iterdir():
             os.chmod(f, FILE_MODE)
-        old = folder.with_name(f".{folder.name}.old")
+        old = _set_aside_name(folder)
         if folder.exists():
             if old.exists():
                 shutil.rmtree(old)
             os.replace(folder, old)
-        os.replace(tmp, folder)
+        try:
+            os.replace(tmp, folder)
+        except BaseException:
+            with contextlib.suppress(OSError):  # else the next listing or load restores it
+                restore_interrupted_save(folder)
+            raise
         if old.exists():
             shutil.rmtree(old)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+def _set_aside_name(folder: Path) -> Path:
+    return folder.with_name(f".{folder.name}.old")
+
+
+def restore_interrupted_save(folder: Path) -> None:
+    """Put back the previous version of a pack whose save was interrupted between its two renames.
+
+    :func:`save_pack` moves the old pack aside before moving the new one in; a
+    failure or a kill in between would otherwise leave no pack at ``folder``.
+    """
+    old = _set_aside_name(folder)
+    if old.is_dir() and not folder.exists():
+        os.replace(old, folder)
 
 
 @dataclass(frozen=True)
@@ -236,6 +258,8 @@ def list_packs() -> list[PackInfo]:
     for source, root in (("bundled", bundled_packs_dir()), ("user", user_packs_dir())):
         if not root.is_dir():
             continue
+        for old in root.glob(".*.old"):
+            restore_interrupted_save(root / old.name[1:-len(".old")])
         for d in sorted(root.iterdir()):
             if d.is_dir() and not d.name.startswith("."):
                 try:

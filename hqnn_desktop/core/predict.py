@@ -106,11 +106,12 @@ class Engine:
         """Yield one :class:`ImageResult` per path, in order, decoding ahead in threads."""
         size = self.pack.input_size
         ahead = self.batch_size * 3
-        pending: queue.Queue[Future | None] = queue.Queue(maxsize=ahead)
+        pending: queue.Queue[Future | BaseException | None] = queue.Queue(maxsize=ahead)
         stop = threading.Event()
         pool = ThreadPoolExecutor(max_workers=self.decode_workers, thread_name_prefix="decode")
 
         def feed() -> None:
+            end: BaseException | None = None  # a failing path source must not look like the end
             try:
                 for path in paths:
                     if stop.is_set():
@@ -122,10 +123,12 @@ class Engine:
                             break
                         except queue.Full:
                             continue
+            except BaseException as exc:
+                end = exc
             finally:
                 while True:
                     try:
-                        pending.put(None, timeout=0.1)
+                        pending.put(end, timeout=0.1)
                         break
                     except queue.Full:
                         if stop.is_set():
@@ -139,6 +142,8 @@ class Engine:
                 batch: list[tuple[str, np.ndarray | None, str | None]] = []
                 while len(batch) < self.batch_size:
                     fut = pending.get()
+                    if isinstance(fut, BaseException):
+                        raise fut
                     if fut is None:
                         done = True
                         break

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .paths import config_dir
-from .storage import atomic_write_json
+from .storage import atomic_write_json, remove_leftover_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,7 @@ class Settings:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or config_dir() / "settings.json"
         self._data: dict[str, Any] = {}
+        remove_leftover_temporaries(self.path)  # from a save that was killed half-way
         if self.path.exists():
             try:
                 data = json.loads(self.path.read_text(encoding="utf-8"))

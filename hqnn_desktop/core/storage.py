@@ -6,6 +6,7 @@ never a half-written mix. Used for packs, checkpoints, settings, reports.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
@@ -42,6 +43,23 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def remove_leftover_temporaries(target: str | os.PathLike) -> int:
+    """Delete temporary files a killed :func:`atomic_path` left next to ``target``; how many.
+
+    Only names of the form ``.<target name>.<random>.tmp`` are touched; call it
+    where no other process writes ``target`` at the same moment (at start-up).
+    """
+    target = Path(target)
+    removed = 0
+    for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        try:
+            leftover.unlink()
+            removed += 1
+        except OSError:
+            continue
+    return removed
 
 
 def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:

@@ -202,3 +202,14 @@ def test_file_names_that_are_not_utf8_survive_review_and_manifest(tmp_path):
     assert Review.load(review.file).decisions == {odd: "c"}
     files = read_manifest(write_manifest(review), LABELS)
     assert [str(p) for p in files.paths] == [odd] and files.targets == [2]
+
+
+def test_relative_paths_are_made_absolute(smear, monkeypatch):
+    folder, results = smear
+    monkeypatch.chdir(folder.parent)
+    relative = [ImageResult(f"smear/{r.path.rsplit('/', 1)[-1]}", r.error, r.proba) for r in results]
+    review = Review.from_results(relative, LABELS, MODELS, "toy")
+    assert review.folder == str(folder) and sorted(review.by_path) == paths_of(folder)
+    review.decide(paths_of(folder)[:1], "a")
+    assert Review.from_results(results, LABELS, MODELS, "toy").decisions == {paths_of(folder)[0]: "a"}
+    assert read_manifest(write_manifest(review)).paths == [folder / "cell0.png"]

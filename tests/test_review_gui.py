@@ -200,3 +200,21 @@ def test_drag_to_group_enter_accepts_group_and_reopen_saved(qtbot):
     assert other.review.decisions == {group[1]: "monocyte"} and other.review is not review
     other.fine_tune("pbc8-corrected")  # no pack loaded: says which pack to select
     assert "Select the pack pbc8" in other.progress_label.text()
+
+
+def test_training_tab_takes_corrections_alone_or_with_a_folder(qtbot, tmp_path):
+    from hqnn_desktop.gui.training_tab import TrainingTab
+
+    tab = TrainingTab()
+    qtbot.addWidget(tab)
+    manifest = tmp_path / "corrections.csv"
+    manifest.write_text("path,label\n", encoding="utf-8")
+    tab.corrections.setText(str(manifest))
+    recipe = tab.recipe()
+    assert recipe.train_dir == str(manifest) and recipe.corrections is None
+    tab.train_dir.setText(str(PBC))
+    recipe = tab.recipe()
+    assert recipe.train_dir == str(PBC) and recipe.corrections == str(manifest)
+    tab.corrections.setText(str(tmp_path / "gone.csv"))
+    with pytest.raises(ValueError, match="does not exist"):
+        tab.recipe()

@@ -77,7 +77,8 @@ def common_folder(paths: Iterable[str]) -> str:
 
 
 def cell_from_result(result: ImageResult, labels: list[str]) -> Cell:
-    """A :class:`Cell` from an engine result (which must be usable)."""
+    """A :class:`Cell` from an engine result (which must be usable), under its absolute path
+    so that decisions are found again however the folder is opened next time."""
     flags = []
     if disagreement(result, labels):
         flags.append("models disagree")
@@ -85,7 +86,7 @@ def cell_from_result(result: ImageResult, labels: list[str]) -> Cell:
         flags.append("low confidence")
     if unlike_training(result):
         flags.append("unlike training data")
-    return Cell(path=result.path,
+    return Cell(path=os.path.abspath(result.path),
                 pred={k: int(p.argmax()) for k, p in result.proba.items()},
                 conf={k: round(float(p.max()), 4) for k, p in result.proba.items()},
                 priority=round(review_priority(result.proba, result.unlike_training), 4),
@@ -126,7 +127,7 @@ class Review:
             raise ReviewError(f"These results have no predictions of {', '.join(missing)}.")
         file = review_file(folder)
         decisions = read_review_file(file).get("decisions", {}) if file.exists() else {}
-        review = cls(folder, labels, models, pack, cells, [r.path for r in results if r.error],
+        review = cls(folder, labels, models, pack, cells, [os.path.abspath(r.path) for r in results if r.error],
                      decisions, file)
         review.save()
         return review

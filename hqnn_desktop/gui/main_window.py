@@ -25,6 +25,8 @@ from PySide6.QtWidgets import (
 from ..core.settings import Settings
 from .classify_tab import ClassifyTab
 from .evaluate_tab import EvaluateTab
+from .hardware_tab import HardwareTab
+from .review_tab import ReviewTab
 from .training_tab import TrainingTab
 from .workers import start_worker
 
@@ -34,11 +36,14 @@ IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.tif *.tiff *.bmp *.webp *.gif);;All
 
 
 def load_engine(folder: str):
-    """Worker function: verify and load a pack, build the engine (heavy imports happen here)."""
+    """Worker function: verify and load a pack, build the engine and warm it up (heavy imports and
+    first-run costs happen here, not on the user's first image)."""
     from ..core.packs import load_pack
     from ..core.predict import Engine
 
-    return Engine(load_pack(folder))
+    engine = Engine(load_pack(folder))
+    engine.warm_up()
+    return engine
 
 
 def list_pack_infos():
@@ -84,7 +89,17 @@ class MainWindow(QMainWindow):
         self.training.error.connect(self.show_error)
         self.training.pack_ready.connect(self._new_pack)
         self.tabs.addTab(self.training, "Training")
-        for i, key in enumerate(("Ctrl+1", "Ctrl+2", "Ctrl+3")):
+        self.review = ReviewTab(self.classify)
+        self.review.status.connect(self.statusBar().showMessage)
+        self.review.error.connect(self.show_error)
+        self.review.pack_ready.connect(self._new_pack)
+        self.review.corrections_saved.connect(self.training.corrections.setText)
+        self.tabs.addTab(self.review, "Review")
+        self.hardware = HardwareTab(self.classify)
+        self.hardware.status.connect(self.statusBar().showMessage)
+        self.hardware.error.connect(self.show_error)
+        self.tabs.addTab(self.hardware, "Hardware")
+        for i, key in enumerate(("Ctrl+1", "Ctrl+2", "Ctrl+3", "Ctrl+4")):
             action = QAction(self, shortcut=QKeySequence(key))
             action.triggered.connect(lambda _=False, i=i: self.tabs.setCurrentIndex(i))
             self.addAction(action)
@@ -254,6 +269,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802
         self.classify.cancel()
         self.training.cancel()
+        self.review.cancel()
+        self.hardware.cancel()
         self.classify.wait(10)
         self.settings.set("window_geometry", bytes(self.saveGeometry().toBase64()).decode())
         self.settings.set("classify_splitter", bytes(self.classify.splitter.saveState().toBase64()).decode())

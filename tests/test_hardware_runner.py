@@ -16,14 +16,14 @@ def test_fake_backend_agrees_with_simulation_in_batched_jobs():
     layer = QuantumLayer(3, 1)
     with torch.no_grad():
         layer.weights.copy_(torch.tensor(rng.uniform(-1, 1, (1, 3, 3))))
-    codes = rng.uniform(-0.9, 0.9, (10, 3))
+    codes = rng.uniform(-0.9, 0.9, (6, 3))
     simulated = layer(torch.tensor(codes)).detach().numpy()
     seen = []
     measured, jobs = run_quantum_layer(codes, layer.weights.detach().numpy(), FakeManilaV2(),
                                        RunOptions(shots=4000, batch_size=4, seed=1),
                                        on_job=lambda job, k, n: seen.append((k, n)))
-    assert measured.shape == (10, 3)
-    assert len(jobs) == math.ceil(10 / 4) == len(seen) and seen[-1] == (3, 3)
+    assert measured.shape == (6, 3)
+    assert len(jobs) == math.ceil(6 / 4) == len(seen) and seen[-1] == (2, 2)
     assert np.abs(measured - simulated).mean() < 0.1  # shot noise + the device's calibrated noise
     assert np.corrcoef(measured.ravel(), simulated.ravel())[0, 1] > 0.9
 
@@ -39,7 +39,8 @@ def test_hardware_command_on_a_fake_backend(tiny_dataset, tmp_path):
                  "--layers", "1", "--head-epochs", "3", "--input-size", "64", "--models", "hqnn"]) == 0
     out = tmp_path / "hw.json"
     assert main(["hardware", "--pack", str(pack), "--backend", "fake_manila", "--input", str(val),
-                 "--labels-from-folders", "--shots", "2000", "--batch-size", "10", "--out", str(out)]) == 0
+                 "--labels-from-folders", "--shots", "2000", "--batch-size", "10", "--resilience-level", "0",
+                 "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["n_images"] == 24 and report["n_jobs"] == len(report["jobs"]) == 3
     assert report["agreement"] >= 0.8

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.circuits import encoding_angles, qiskit_circuit
-from .emulation import compact_circuit, density_matrix_emulator, is_fake_backend
+from .emulation import compact_circuit, density_matrix_emulator, is_fake_backend, sub_target
 from .layout import best_chain
 from .options import RunOptions
 
@@ -61,8 +61,6 @@ def _widen(circuit, chain: list[int], width: int):
 def transpile_layer(backend, n_qubits: int, layers: int, optimization_level: int = 2) -> TranspiledLayer:
     """Transpile the circuit for ``backend`` once; remember where each parameter goes."""
     from qiskit.transpiler import generate_preset_pass_manager
-
-    from .emulation import sub_target
 
     qc, _, _, observables = qiskit_circuit(n_qubits, layers)
     target = backend.target

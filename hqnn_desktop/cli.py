@@ -74,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--layers", type=int, default=2)
     t.add_argument("--fine-tune", action="store_true", help="adapt the backbone end to end first")
     t.add_argument("--epochs", type=int, default=15, help="backbone adaptation epochs (with --fine-tune)")
+    t.add_argument("--fine-tune-per-model", action="store_true",
+                   help="after training the heads, fine-tune each model end to end with its own copy of the "
+                        "backbone (classification then runs one backbone per model: about three times slower)")
+    t.add_argument("--fine-tune-per-model-epochs", type=int, default=3,
+                   help="epochs of that per-model fine-tuning (with --fine-tune-per-model)")
+    t.add_argument("--fine-tune-per-model-lr", type=float, default=1e-4,
+                   help="learning rate of that per-model fine-tuning")
     t.add_argument("--head-epochs", type=int, default=30)
     t.add_argument("--lr", type=float, default=0.01, help="head learning rate")
     t.add_argument("--batch-size", type=int, default=256, help="head batch size")
@@ -247,6 +254,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = PackRecipe(
         train_dir=args.train_dir, name=args.name, val_dir=args.val_dir, val_fraction=args.val_fraction,
         group_pattern=args.group_pattern, models=args.models, fine_tune=args.fine_tune,
+        fine_tune_per_model=args.fine_tune_per_model, fine_tune_per_model_epochs=args.fine_tune_per_model_epochs,
+        fine_tune_per_model_lr=args.fine_tune_per_model_lr,
         adapt=AdaptConfig(backbone=args.backbone, epochs=args.epochs, seed=args.seed,
                           bottleneck=args.qubits, input_size=args.input_size),
         heads=HeadConfig(n_qubits=args.qubits, layers=args.layers, epochs=args.head_epochs, lr=args.lr,
@@ -257,7 +266,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     def progress(stage: str, done: int, total: int, metrics: dict) -> None:
         _progress(done, total, start, what=stage)
-        if stage in ("adapt_epoch",) or (stage == "heads" and done % max(1, total // 30) == 0):
+        if stage in ("adapt_epoch", "fine_tune_model_epoch") or (stage == "heads" and done % max(1, total // 30) == 0):
             print(f"\n{stage}: {json.dumps(metrics)}", file=sys.stderr)
 
     out = Path(args.out) if args.out else user_packs_dir() / args.name

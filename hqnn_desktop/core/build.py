@@ -3,6 +3,7 @@
 Steps: scan the class folders; split validation (a second folder, or a grouped
 fraction); decode images; optionally adapt the backbone (stage 1); extract
 features once; train the requested heads on identical features (stage 3);
+optionally fine-tune each model end to end with its own backbone copy (stage 4);
 score them on validation; write a pack whose card records everything.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import platform
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from .train import (
     HeadConfig,
     adapt_backbone,
     extract_features,
+    fine_tune_models,
     predict_proba,
     train_heads,
 )
@@ -47,6 +49,10 @@ class PackRecipe:
     group_pattern: str | None = None
     models: tuple[str, ...] = MODEL_KINDS
     fine_tune: bool = False
+    #: stage 4: fine-tune every model end to end with its own backbone (packs then hold one per model)
+    fine_tune_per_model: bool = False
+    fine_tune_per_model_epochs: int = 3
+    fine_tune_per_model_lr: float = 1e-4
     adapt: AdaptConfig = field(default_factory=AdaptConfig)
     heads: HeadConfig = field(default_factory=HeadConfig)
     device: str | None = None
@@ -98,8 +104,17 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
     f_val = extract_features(extractor, x_val, device=recipe.device, callbacks=callbacks)
     heads, histories = train_heads(f_train, y_train, len(labels), recipe.heads, recipe.models,
                                    val=(f_val, y_val), callbacks=callbacks)
-    metrics = {kind: classification_report(y_val, predict_proba(head, f_val), labels)
-               for kind, head in heads.items()}
+    model_extractors, per_model_history = {}, {}
+    model_checkpoints = {kind: checkpoint.with_name(f".{Path(out_dir).name}.{kind}.ckpt") for kind in heads}
+    if recipe.fine_tune_per_model:
+        model_extractors, heads, per_model_history = fine_tune_models(
+            extractor, heads, x_train, y_train, per_model_config(recipe), recipe.device,
+            checkpoints=model_checkpoints, callbacks=callbacks, val=(x_val, y_val))
+    metrics = {}
+    for kind, head in heads.items():
+        features = (extract_features(model_extractors[kind], x_val, device=recipe.device, callbacks=callbacks)
+                    if kind in model_extractors else f_val)
+        metrics[kind] = classification_report(y_val, predict_proba(head, features), labels)
     card = make_card(
         name=recipe.name, labels=labels, backbone=cfg.backbone, input_size=cfg.input_size,
         n_qubits=recipe.heads.n_qubits, layers=recipe.heads.layers, feature_dim=spec.feature_dim,
@@ -110,16 +125,25 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
             "fine_tune_backbone": recipe.fine_tune,
             "adapt": {**asdict(cfg), "augment": asdict(cfg.augment)} if recipe.fine_tune else None,
             "heads": asdict(recipe.heads), "seed": cfg.seed,
-            "n_train": int(len(y_train)), "n_val": int(len(y_val)),
-            "history": {"adapt": adapt_history, "heads": histories},
+            "fine_tune_per_model": asdict(per_model_config(recipe)) if recipe.fine_tune_per_model else None,
+            "n_train": len(y_train), "n_val": len(y_val),
+            "history": {"adapt": adapt_history, "heads": histories, "fine_tune_per_model": per_model_history},
         },
         validation={"split": "val_dir" if recipe.val_dir else "fraction", "models": metrics},
         data={"description": recipe.description or f"User dataset {Path(recipe.train_dir).name}",
               "class_counts": train_files.class_counts()},
     )
-    path = save_pack(out_dir, card, extractor, heads, ood=ood.fit(f_train, y_train, f_val, len(labels)))
-    checkpoint.unlink(missing_ok=True)
+    path = save_pack(out_dir, card, extractor, heads, ood=ood.fit(f_train, y_train, f_val, len(labels)),
+                     model_extractors=model_extractors)
+    for path_done in (checkpoint, *model_checkpoints.values()):
+        path_done.unlink(missing_ok=True)
     return path
+
+
+def per_model_config(recipe: PackRecipe) -> AdaptConfig:
+    """Stage 4 settings: stage 1's augmentation, batch and seed, with the per-model epochs and
+    learning rate (a smaller one: the heads are already trained and should not be thrown off)."""
+    return replace(recipe.adapt, epochs=recipe.fine_tune_per_model_epochs, lr=recipe.fine_tune_per_model_lr)
 
 
 def manifest_record(manifest: str | Path, count: int) -> dict:
@@ -156,7 +180,7 @@ def make_card(*, name: str, labels: list[str], backbone: str, input_size: int, n
         "metrics": {"validation": validation},
         "data": data,
         "intended_use": "Research and teaching only; not a medical device and not for diagnosis.",
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "software": {"python": platform.python_version(), "torch": torch.__version__},
     }
     if extra:
@@ -164,4 +188,4 @@ def make_card(*, name: str, labels: list[str], backbone: str, input_size: int, n
     return card
 
 
-__all__ = ["PackRecipe", "train_pack", "make_card", "AdaptConfig", "HeadConfig", "AugmentConfig"]
+__all__ = ["AdaptConfig", "AugmentConfig", "HeadConfig", "PackRecipe", "make_card", "train_pack"]

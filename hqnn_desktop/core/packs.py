@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,11 @@ REQUIRED_KEYS = ("name", "labels", "backbone", "input_size", "normalization", "n
 
 class PackError(Exception):
     """A pack that cannot be used, with a message for the user."""
+
+
+def model_backbone_file(kind: str) -> str:
+    """The weight file of a model's own backbone (packs trained with per-model fine-tuning)."""
+    return f"backbone.{kind}.safetensors"
 
 
 def resources_dir() -> Path:
@@ -98,13 +103,19 @@ def verify_files(folder: Path, card: dict) -> None:
 
 @dataclass
 class Pack:
-    """A loaded, verified pack: the shared feature extractor and the three heads."""
+    """A loaded, verified pack: the shared feature extractor, the heads, and the backbones of
+    models fine-tuned end to end on their own (empty for ordinary packs)."""
 
     path: Path
     card: dict
     extractor: torch.nn.Module
     heads: dict[str, Head]
     ood_centroids: np.ndarray | None = None
+    model_extractors: dict[str, torch.nn.Module] = field(default_factory=dict)
+
+    def extractor_for(self, kind: str) -> torch.nn.Module:
+        """The backbone whose features ``kind``'s head was trained on: its own, else the shared one."""
+        return self.model_extractors.get(kind, self.extractor)
 
     @property
     def ood_threshold(self) -> float | None:
@@ -135,8 +146,6 @@ def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 def load_pack(folder: str | Path, models: tuple[str, ...] = MODEL_KINDS) -> Pack:
     """Verify and load a pack folder; ``models`` limits which heads are built."""
-    from .train import FeatureExtractor
-
     folder = Path(folder)
     restore_interrupted_save(folder)
     card = read_card(folder)
@@ -151,12 +160,9 @@ def load_pack(folder: str | Path, models: tuple[str, ...] = MODEL_KINDS) -> Pack
     unknown = [m for m in models if m not in card["models"]]
     if unknown:
         raise PackError(f"The pack {card['name']} has no model {', '.join(unknown)}.")
-    extractor = FeatureExtractor(card["backbone"], pretrained=False)
-    try:
-        extractor.load_state_dict(_load_safetensors(folder / BACKBONE_FILE))
-    except RuntimeError as exc:
-        raise PackError(f"The backbone weights do not fit the backbone {card['backbone']}.") from exc
-    extractor.eval()
+    extractor = _load_extractor(folder, card, BACKBONE_FILE)
+    model_extractors = {kind: _load_extractor(folder, card, _own_backbone(card, kind))
+                        for kind in models if _own_backbone(card, kind)}
     head_state = _load_safetensors(folder / HEADS_FILE)
     heads = {}
     for kind in models:
@@ -170,15 +176,39 @@ def load_pack(folder: str | Path, models: tuple[str, ...] = MODEL_KINDS) -> Pack
         heads[kind] = head.eval()
     centroids = head_state.get("ood.centroids")
     return Pack(folder, card, extractor, heads,
-                centroids.numpy() if centroids is not None and "ood" in card else None)
+                centroids.numpy() if centroids is not None and "ood" in card else None, model_extractors)
+
+
+def _own_backbone(card: dict, kind: str) -> str | None:
+    """The file of ``kind``'s own backbone named by the card, checked to be one of its verified files."""
+    name = card["models"].get(kind, {}).get("backbone_file")
+    if name is not None and name not in card["files"]:
+        raise PackError(f"The pack {card['name']} is incomplete: its card names {name} for the {kind} "
+                        "model but gives no checksum for it.")
+    return name
+
+
+def _load_extractor(folder: Path, card: dict, name: str) -> torch.nn.Module:
+    """A feature extractor of the card's backbone with the weights of ``name`` (already verified)."""
+    from .train import FeatureExtractor
+
+    extractor = FeatureExtractor(card["backbone"], pretrained=False)
+    try:
+        extractor.load_state_dict(_load_safetensors(folder / name))
+    except RuntimeError as exc:
+        raise PackError(f"The weights in {name} do not fit the backbone {card['backbone']}.") from exc
+    return extractor.eval()
 
 
 def save_pack(folder: str | Path, card: dict, extractor: torch.nn.Module, heads: dict[str, Head],
-              fp16_backbone: bool = True, ood: tuple[np.ndarray, float] | None = None) -> Path:
+              fp16_backbone: bool = True, ood: tuple[np.ndarray, float] | None = None,
+              model_extractors: dict[str, torch.nn.Module] | None = None) -> Path:
     """Write a pack atomically: build it in a temporary folder, then swap it into place.
 
     ``ood`` = (class centroids, threshold) from :mod:`core.ood` enables the
-    "unlike training data" flag.
+    "unlike training data" flag. ``model_extractors`` are the own backbones of
+    models fine-tuned end to end; each is written as :func:`model_backbone_file`
+    and named in the card's entry for its model.
     """
     from safetensors.torch import save_file
 
@@ -187,11 +217,17 @@ def save_pack(folder: str | Path, card: dict, extractor: torch.nn.Module, heads:
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         dtype = torch.float16 if fp16_backbone else torch.float32
-        save_file({k: v.detach().to(dtype).contiguous() for k, v in extractor.state_dict().items()},
-                  str(tmp / BACKBONE_FILE))
+        backbones = {BACKBONE_FILE: extractor}
+        backbones.update({model_backbone_file(kind): e for kind, e in (model_extractors or {}).items()})
+        for name, module in backbones.items():
+            save_file({k: v.detach().cpu().to(dtype).contiguous() for k, v in module.state_dict().items()},
+                      str(tmp / name))
         head_tensors = {f"{kind}.{k}": v.detach().float().contiguous()
                         for kind, head in heads.items() for k, v in head.state_dict().items()}
         card = dict(card)
+        card["models"] = {kind: dict(entry) for kind, entry in card["models"].items()}
+        for kind in model_extractors or {}:
+            card["models"][kind]["backbone_file"] = model_backbone_file(kind)
         if ood is not None:
             head_tensors["ood.centroids"] = torch.as_tensor(ood[0], dtype=torch.float32).contiguous()
             card["ood"] = {"threshold": float(ood[1]), "method": "cosine distance of backbone features to "
@@ -199,7 +235,7 @@ def save_pack(folder: str | Path, card: dict, extractor: torch.nn.Module, heads:
         save_file(head_tensors, str(tmp / HEADS_FILE))
         card["format_version"] = FORMAT_VERSION
         card["files"] = {name: {"sha256": sha256_file(tmp / name), "bytes": (tmp / name).stat().st_size}
-                         for name in (BACKBONE_FILE, HEADS_FILE)}
+                         for name in (*backbones, HEADS_FILE)}
         card["weights_dtype"] = {"backbone": str(dtype).replace("torch.", ""), "heads": "float32"}
         atomic_write_json(tmp / CARD, card)
         os.chmod(tmp, DIR_MODE)

@@ -44,6 +44,10 @@ __all__ = ["Engine", "ImageResult", "iter_image_paths"]
 class Engine:
     """Classify images with a loaded pack; one backbone pass feeds every requested head.
 
+    A model fine-tuned end to end with its own backbone (``pack.model_extractors``)
+    gets its own pass; the models on the shared backbone still share one, and the
+    shared pass also gives the features of the "unlike training data" flag.
+
     ``precision`` is ``auto`` (bf16 autocast for the backbone only where the
     device computes it natively and the pack passed its bf16 check, else fp32),
     ``fp32`` or ``bf16``; see :mod:`core.runtime`. ``stage_seconds`` adds up the
@@ -65,6 +69,7 @@ class Engine:
         self.precision = choose_precision(pack.card, self.device, precision)
         self.pack.extractor.to(self.device, memory_format=torch.channels_last).eval()
         for kind in self.models:
+            self.pack.extractor_for(kind).to(self.device, memory_format=torch.channels_last).eval()
             self.pack.heads[kind].to(self.device).eval()
         self.stage_seconds: dict[str, float] = defaultdict(float)
 
@@ -76,11 +81,13 @@ class Engine:
         self.stage_seconds.clear()
 
     @torch.inference_mode()
-    def features(self, images: np.ndarray) -> torch.Tensor:
-        """Backbone features (fp32) of a uint8 NHWC batch, in the engine's precision."""
+    def features(self, images: np.ndarray, kind: str | None = None) -> torch.Tensor:
+        """Backbone features (fp32) of a uint8 NHWC batch, in the engine's precision: of the
+        shared backbone, or with ``kind`` of the backbone that model's head reads."""
+        extractor = self.pack.extractor if kind is None else self.pack.extractor_for(kind)
         x = torch.from_numpy(images).to(self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            return self.pack.extractor(x).float()
+            return extractor(x).float()
 
     @torch.inference_mode()
     def run_batch(self, images: np.ndarray, keep_latents: bool = False
@@ -92,8 +99,13 @@ class Engine:
         self.stage_seconds["backbone"] += time.perf_counter() - start
         proba, codes, embs = {}, {}, {}
         for kind in self.models:
+            own = feats
+            if kind in self.pack.model_extractors:
+                start = time.perf_counter()
+                own = self.features(images, kind)
+                self.stage_seconds["backbone"] += time.perf_counter() - start
             start = time.perf_counter()
-            code, emb = self.pack.heads[kind].embed(feats)
+            code, emb = self.pack.heads[kind].embed(own)
             logits = self.pack.heads[kind].classifier(emb)
             proba[kind] = torch.softmax(logits.float(), dim=1).cpu().numpy()
             self.stage_seconds[kind] += time.perf_counter() - start

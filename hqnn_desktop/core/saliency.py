@@ -1,4 +1,4 @@
-"""Grad-CAM on the shared backbone: where in the image a model's prediction comes from.
+"""Grad-CAM on the backbone a model reads (shared, or its own): where its prediction comes from.
 
 The gradient of the chosen model's top class score flows back through its head
 (the quantum circuit included: PennyLane's torch interface is differentiable) to
@@ -20,7 +20,7 @@ from .packs import Pack
 
 def grad_cam(pack: Pack, image: np.ndarray, kind: str, target: int | None = None) -> tuple[np.ndarray, int]:
     """Heat map in [0, 1] of shape (H, W) for a uint8 HWC ``image``; returns (map, class index)."""
-    extractor = pack.extractor
+    extractor = pack.extractor_for(kind)  # a model fine-tuned end to end looks through its own
     head = pack.heads[kind]
     x = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True))[None]
     with torch.enable_grad():

@@ -7,7 +7,10 @@ Stage 2, :func:`extract_features`: the adapted backbone turns every image into
 a feature vector once. Stage 3, :func:`train_heads`: HQNN, Classical Matched and
 Baseline heads are trained on exactly those features, with the same seed,
 initialisation order, batch order and budget, so they differ only in the
-transformation stage.
+transformation stage. Optional stage 4, :func:`fine_tune_models`: each trained
+head is fine-tuned end to end with its own copy of the backbone, all with the
+same seed, budget, augmentation and schedule; stages 1 and 4 share one training
+loop, :func:`train_end_to_end`.
 
 Everything takes a :class:`Callbacks` (progress, cancel) so the CLI and the
 GUI's Training tab drive the same code. Checkpoints are written atomically at
@@ -16,11 +19,13 @@ every epoch and a run resumes from the last one.
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -122,89 +127,178 @@ def adapt_backbone(images: np.ndarray | torch.Tensor, targets: np.ndarray, n_cla
                    val: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[AdaptationModel, list[dict]]:
     """Fine-tune a backbone on uint8 NHWC ``images``; returns the adapted model (its
     ``extractor`` is what packs keep) and the per-epoch history."""
-    callbacks = callbacks or Callbacks()
-    dev = choose_device(device)
     seed_everything(cfg.seed)
     model = AdaptationModel(FeatureExtractor(cfg.backbone, cfg.pretrained), cfg.bottleneck, n_classes)
+    return train_end_to_end(model, images, targets, cfg, device, checkpoint, callbacks, val, stage="adapt")
+
+
+class EndToEndModel(nn.Module):
+    """A feature extractor and one trained head as a single image classifier (per-model fine-tuning).
+
+    Only the extractor runs under autocast; the head gets fp32 features, as in the
+    engine, because the circuit simulation needs full precision.
+    """
+
+    def __init__(self, extractor: FeatureExtractor, head: Head) -> None:
+        super().__init__()
+        self.extractor = extractor
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.extractor(x)
+        with torch.autocast(x.device.type, enabled=False):
+            return self.head(features.float())
+
+
+def fine_tune_models(extractor: FeatureExtractor, heads: dict[str, Head], images: np.ndarray | torch.Tensor,
+                     targets: np.ndarray, cfg: AdaptConfig, device: str | None = None,
+                     checkpoints: dict[str, Path] | None = None, callbacks: Callbacks | None = None,
+                     val: tuple[np.ndarray, np.ndarray] | None = None
+                     ) -> tuple[dict[str, FeatureExtractor], dict[str, Head], dict[str, list[dict]]]:
+    """Fine-tune each trained head end to end with its own copy of ``extractor``.
+
+    Every model starts from the same extractor weights and gets the same seed,
+    epochs, batch order, augmentation and learning-rate schedule (``cfg``), so
+    the three still differ only in their transformation stage. The inputs are
+    left untouched; returns the per-model extractors, heads and histories.
+    """
+    extractors, tuned, histories = {}, {}, {}
+    for kind, head in heads.items():
+        seed_everything(cfg.seed)
+        model = EndToEndModel(copy.deepcopy(extractor).cpu().float(), copy.deepcopy(head).cpu())
+        model.requires_grad_(True)  # the bottleneck frozen in stage 3 moves with the backbone here
+        identity = f"{kind} {asdict(cfg)} {_state_digest(model)}"
+        final, histories[kind] = train_end_to_end(
+            model, images, targets, cfg, device, (checkpoints or {}).get(kind), callbacks, val,
+            stage="fine_tune_model", identity=identity, info={"model": kind})
+        extractors[kind], tuned[kind] = final.extractor.eval(), final.head.eval()
+    return extractors, tuned, histories
+
+
+def _state_digest(model: nn.Module) -> str:
+    """sha256 of a model's weights: a checkpoint resumes only the run that started from them."""
+    h = hashlib.sha256()
+    for name, value in model.state_dict().items():
+        h.update(name.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def train_end_to_end(model: nn.Module, images: np.ndarray | torch.Tensor, targets: np.ndarray,
+                     cfg: AdaptConfig, device: str | None, checkpoint: Path | None,
+                     callbacks: Callbacks | None, val: tuple[np.ndarray, np.ndarray] | None, *,
+                     stage: str, identity: str | None = None, info: dict | None = None
+                     ) -> tuple[nn.Module, list[dict]]:
+    """Train ``model`` (uint8 NHWC images -> logits) end to end: the loop of stage 1 and of
+    per-model fine-tuning, so both share augmentation, mixup, EMA, schedule and checkpoints.
+
+    Progress goes out as ``stage`` (steps) and ``stage + "_epoch"`` (epoch records), with
+    ``info`` added to the metrics. A checkpoint whose ``identity`` (default: the
+    settings) differs from this run's is ignored rather than mixed in. Returns the
+    trained model (its EMA when enabled) on the CPU in fp32, and the per-epoch history.
+    """
+    callbacks = callbacks or Callbacks()
+    info = info or {}
+    identity = identity or str(asdict(cfg))
+    dev = choose_device(device)
     model = model.to(dev).to(memory_format=torch.channels_last)
     x_all = torch.as_tensor(images).to(dev)
     y_all = torch.as_tensor(np.asarray(targets), dtype=torch.long).to(dev)
-    n = len(y_all)
-    steps_per_epoch = max(1, n // cfg.batch_size)
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    steps_per_epoch = max(1, len(y_all) // cfg.batch_size)
+    opt = _adamw(model, cfg.lr, cfg.weight_decay)
     sched = _one_cycle(opt, cfg.lr, cfg.epochs * steps_per_epoch, pct_start=0.15)
     ema = None
     if cfg.ema_decay > 0:
         ema = torch.optim.swa_utils.AveragedModel(
             model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
-    start_epoch, history = 0, []
-    state = None
-    if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=dev, weights_only=True)
-        if state.get("config") != str(asdict(cfg)):
-            state = None  # a checkpoint of other settings: start afresh rather than mix runs
-    if state is not None:
-        model.load_state_dict(state["model"])
-        if ema is not None and "ema" in state:
-            ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        start_epoch, history = int(state["epoch"]), _history_from_tensor(state["history"])
+    start_epoch, history = _resume(checkpoint, identity, dev, model, ema, opt, sched)
     for epoch in range(start_epoch, cfg.epochs):
-        model.train()
-        torch.manual_seed(cfg.seed * 1000 + epoch)  # drop-connect draws: resuming repeats them
-        gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
-        order = torch.randperm(n, generator=gen).to(dev)
-        t0, seen = time.time(), 0
-        total_loss = torch.zeros((), device=dev)
-        correct = torch.zeros((), device=dev, dtype=torch.long)
-        for step in range(steps_per_epoch):
-            callbacks.check()
-            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            xb = augment_batch(x_all[idx], cfg.augment, gen)
-            yb = y_all[idx]
-            lam, perm = 1.0, None
-            if cfg.mixup > 0:
-                lam = float(np.random.default_rng(cfg.seed * 100_003 + epoch * 1009 + step).beta(cfg.mixup, cfg.mixup))
-                perm = torch.randperm(len(idx), generator=gen).to(dev)
-                xb = lam * xb + (1 - lam) * xb[perm]
-            with _autocast(dev):
-                logits = model(xb)
-                loss = lam * F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
-                if perm is not None:
-                    loss = loss + (1 - lam) * F.cross_entropy(logits.float(), yb[perm],
-                                                              label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            if ema is not None:
-                ema.update_parameters(model)
-            total_loss += loss.detach() * len(idx)
-            correct += (logits.argmax(1) == yb).sum()
-            seen += len(idx)
-            callbacks.progress("adapt", epoch * steps_per_epoch + step + 1, cfg.epochs * steps_per_epoch,
-                               {"epoch": epoch + 1})
-        record = {"epoch": epoch + 1, "loss": float(total_loss) / seen, "train_accuracy": int(correct) / seen,
-                  "seconds": time.time() - t0}
+        record = _train_epoch(
+            model, ema, opt, sched, x_all, y_all, cfg, epoch, steps_per_epoch, callbacks,
+            lambda step, e=epoch: callbacks.progress(stage, e * steps_per_epoch + step + 1,
+                                                     cfg.epochs * steps_per_epoch, {**info, "epoch": e + 1}))
         if val is not None:
             record["val_accuracy"] = _adaptation_accuracy(ema.module if ema else model, val, dev,
                                                           cfg.batch_size)
         history.append(record)
-        callbacks.progress("adapt_epoch", epoch + 1, cfg.epochs, record)
+        callbacks.progress(f"{stage}_epoch", epoch + 1, cfg.epochs, {**info, **record})
         if checkpoint is not None:
             atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                                **({"ema": ema.state_dict()} if ema is not None else {}),
                                "scheduler": sched.state_dict(), "epoch": epoch + 1,
-                               "history": _history_to_tensor(history), "config": str(asdict(cfg))},
+                               "history": _history_to_tensor(history), "config": identity},
                               checkpoint)
     final = ema.module if ema is not None else model
     final.eval()
     return final.cpu().float(), history
+
+
+def _adamw(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW without weight decay on biases and norm scales (decaying those only hurts)."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+
+
+def _resume(checkpoint: Path | None, identity: str, dev: torch.device, model: nn.Module, ema: nn.Module | None,
+            opt: torch.optim.Optimizer, sched) -> tuple[int, list[dict]]:
+    """Load a run's checkpoint into the training state; returns (epochs done, history)."""
+    if checkpoint is None or not checkpoint.exists():
+        return 0, []
+    state = torch.load(checkpoint, map_location=dev, weights_only=True)
+    if state.get("config") != identity:
+        return 0, []  # a checkpoint of other settings: start afresh rather than mix runs
+    model.load_state_dict(state["model"])
+    if ema is not None and "ema" in state:
+        ema.load_state_dict(state["ema"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    return int(state["epoch"]), _history_from_tensor(state["history"])
+
+
+def _train_epoch(model: nn.Module, ema: nn.Module | None, opt: torch.optim.Optimizer, sched,
+                 x_all: torch.Tensor, y_all: torch.Tensor, cfg: AdaptConfig, epoch: int, steps_per_epoch: int,
+                 callbacks: Callbacks, step_done: Callable[[int], None]) -> dict:
+    """One epoch of end-to-end training; every random draw is seeded by (seed, epoch), so a
+    resumed run repeats it and every model of a per-model fine-tuning sees the same batches."""
+    dev = x_all.device
+    model.train()
+    torch.manual_seed(cfg.seed * 1000 + epoch)  # drop-connect draws: resuming repeats them
+    gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+    order = torch.randperm(len(y_all), generator=gen).to(dev)
+    t0, seen = time.time(), 0
+    total_loss = torch.zeros((), device=dev)
+    correct = torch.zeros((), device=dev, dtype=torch.long)
+    for step in range(steps_per_epoch):
+        callbacks.check()
+        idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+        xb = augment_batch(x_all[idx], cfg.augment, gen)
+        yb = y_all[idx]
+        lam, perm = 1.0, None
+        if cfg.mixup > 0:
+            lam = float(np.random.default_rng(cfg.seed * 100_003 + epoch * 1009 + step).beta(cfg.mixup, cfg.mixup))
+            perm = torch.randperm(len(idx), generator=gen).to(dev)
+            xb = lam * xb + (1 - lam) * xb[perm]
+        with _autocast(dev):
+            logits = model(xb)
+            loss = lam * F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
+            if perm is not None:
+                loss = loss + (1 - lam) * F.cross_entropy(logits.float(), yb[perm],
+                                                          label_smoothing=cfg.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if ema is not None:
+            ema.update_parameters(model)
+        total_loss += loss.detach() * len(idx)
+        correct += (logits.argmax(1) == yb).sum()
+        seen += len(idx)
+        step_done(step)
+    return {"epoch": epoch + 1, "loss": float(total_loss) / seen, "train_accuracy": int(correct) / seen,
+            "seconds": time.time() - t0}
 
 
 def _history_to_tensor(history: list[dict]) -> dict:

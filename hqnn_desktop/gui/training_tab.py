@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Signal
@@ -94,6 +96,13 @@ class TrainingTab(QWidget):
         self.layers = QSpinBox(minimum=1, maximum=6, value=1)
         self.fine_tune = QCheckBox("Fine-tune the backbone first (slow without a GPU)")
         self.epochs = QSpinBox(minimum=1, maximum=200, value=15)
+        self.fine_tune_per_model = QCheckBox("Then fine-tune each model with its own backbone")
+        self.fine_tune_per_model.setToolTip(
+            "After the heads are trained, each model is fine-tuned end to end with its own copy of the "
+            "backbone (same seed, epochs and schedule for all). Classifying with the pack is then about "
+            "three times slower, because each model runs its own backbone.")
+        self.per_model_epochs = QSpinBox(minimum=1, maximum=100, value=3)
+        self.per_model_epochs.setToolTip("Epochs of the per-model fine-tuning")
         self.head_epochs = QSpinBox(minimum=1, maximum=500, value=10)
         self.lr = QDoubleSpinBox(decimals=4, minimum=0.0001, maximum=1.0, singleStep=0.001, value=0.01)
         self.batch = QSpinBox(minimum=4, maximum=4096, value=256)
@@ -102,6 +111,8 @@ class TrainingTab(QWidget):
         self.name = QLineEdit("my-pack")
         self.fine_tune.toggled.connect(self.epochs.setEnabled)
         self.epochs.setEnabled(False)
+        self.fine_tune_per_model.toggled.connect(self.per_model_epochs.setEnabled)
+        self.per_model_epochs.setEnabled(False)
 
         form = QFormLayout()
         form.addRow("Dataset folder", _folder_row(self.train_dir, self, "Dataset folder"))
@@ -118,6 +129,8 @@ class TrainingTab(QWidget):
         form.addRow("Circuit layers", self.layers)
         form.addRow("", self.fine_tune)
         form.addRow("Backbone epochs", self.epochs)
+        form.addRow("", self.fine_tune_per_model)
+        form.addRow("Per-model epochs", self.per_model_epochs)
         form.addRow("Head epochs", self.head_epochs)
         form.addRow("Learning rate (heads)", self.lr)
         form.addRow("Batch size (heads)", self.batch)
@@ -179,6 +192,8 @@ class TrainingTab(QWidget):
             train_dir=train, name=name, val_dir=self.val_dir.text().strip() or None,
             val_fraction=self.val_fraction.value(), group_pattern=self.group_pattern.text().strip() or None,
             models=models, fine_tune=self.fine_tune.isChecked(), corrections=corrections,
+            fine_tune_per_model=self.fine_tune_per_model.isChecked(),
+            fine_tune_per_model_epochs=self.per_model_epochs.value(),
             adapt=AdaptConfig(backbone=self.backbone.currentText(), epochs=self.epochs.value(),
                               seed=self.seed.value(), bottleneck=self.qubits.value()),
             heads=HeadConfig(n_qubits=self.qubits.value(), layers=self.layers.value(),
@@ -214,14 +229,19 @@ class TrainingTab(QWidget):
             self._stop.set()
             self.state.setText("Cancelling… (the last finished checkpoint is kept)")
 
-    STAGES = {"load_train": "Reading training images", "load_val": "Reading validation images",
-              "adapt": "Fine-tuning the backbone", "adapt_epoch": "Fine-tuning the backbone",
-              "features": "Computing features", "heads": "Training the models"}
+    STAGES: ClassVar[dict[str, str]] = {
+        "load_train": "Reading training images", "load_val": "Reading validation images",
+        "adapt": "Fine-tuning the backbone", "adapt_epoch": "Fine-tuning the backbone",
+        "features": "Computing features", "heads": "Training the models",
+        "fine_tune_model": "Fine-tuning each model with its own backbone",
+        "fine_tune_model_epoch": "Fine-tuning each model with its own backbone"}
 
     def _on_progress(self, stage: str, done: int, total: int, metrics: dict) -> None:
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(done)
         text = f"{self.STAGES.get(stage, stage)}: {done}/{total}"
+        if stage.startswith("fine_tune_model"):
+            text += f" · {metrics.get('model', '')}"
         if stage == "heads":
             elapsed = time.monotonic() - self._started
             text += f" · {metrics.get('model', '')} epoch {metrics.get('epoch', '')}"
@@ -241,7 +261,7 @@ class TrainingTab(QWidget):
             items = [i for i in plot.listDataItems() if i.name() == title]
             if items:
                 items[0].setData(xs, ys)
-            elif not all(y != y for y in ys):
+            elif not all(math.isnan(y) for y in ys):
                 plot.plot(xs, ys, pen=pen, name=title)
 
     def _on_done(self, path: str) -> None:

@@ -49,6 +49,16 @@ KEY_HELP = ("<b>Keys</b>: 1–9 reclassify as that class · Space accept · Ente
             "reclassified")
 
 
+#: (title, tooltip) of the differential table's columns; {model} is the grouping model
+COUNT_COLUMNS = (
+    ("Class", "The class"),
+    ("Pre ({model})", "Cells {model} put in this class"),
+    ("Verified", "Cells the reviewer verified as this class"),
+    ("%", "Share of the verified cells"),
+    ("Kept", "Of the verified cells {model} put in this class, the share the reviewer left there"),
+)
+
+
 class _Relay(QObject):
     """Carries fine-tuning progress from the worker thread to the GUI thread."""
 
@@ -88,12 +98,14 @@ class ReviewTab(QWidget):
         self.from_classify.clicked.connect(self.review_classify_results)
         self.saved = QComboBox()
         self.saved.setToolTip("Reopen a review saved earlier, without classifying again")
-        self.saved.setMinimumWidth(260)
+        self.saved.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.saved.setMinimumContentsLength(18)
         self.saved.activated.connect(self._open_saved)
         self.kind = QComboBox()
         self.kind.setToolTip("Whose pre-classification groups the cells")
         self.kind.currentIndexChanged.connect(self._kind_changed)
         self.progress_label = QLabel("Classify a folder, then press “Review the Classify results”.")
+        self.progress_label.setWordWrap(True)
         self.next_button = self._button("Next to check (N)", "Jump to the cell whose check helps most: "
                                         "models unsure, disagreeing or facing something unlike their training",
                                         self.go_to_suggestion)
@@ -104,10 +116,9 @@ class ReviewTab(QWidget):
         self.groups.setToolTip("Class groups; drop cells here to reclassify them")
         self.groups.currentRowChanged.connect(self._group_changed)
         self.groups.cells_dropped.connect(self._dropped)
-        self.counts = QTableWidget(0, 4)
-        self.counts.setHorizontalHeaderLabels(["Class", "Pre", "Verified", "%"])
+        self.counts = QTableWidget(0, len(COUNT_COLUMNS))
         self.counts.verticalHeader().hide()
-        self.counts.horizontalHeader().setSectionResizeMode(3, QHeaderView.Stretch)
+        self.counts.horizontalHeader().setSectionResizeMode(len(COUNT_COLUMNS) - 1, QHeaderView.Stretch)
         self.counts.setEditTriggers(QTableWidget.NoEditTriggers)
         self.counts.setFocusPolicy(Qt.NoFocus)
         self.agreement = QLabel()
@@ -171,10 +182,14 @@ class ReviewTab(QWidget):
         rv.setContentsMargins(0, 0, 0, 0)
         rv.addWidget(self.preview, 3)
         rv.addWidget(self.detail, 2)
-        rv.addWidget(help_label)
         self.splitter = QSplitter()
         self.splitter.addWidget(left)
-        self.splitter.addWidget(self.gallery)
+        middle = QWidget()
+        mv = QVBoxLayout(middle)
+        mv.setContentsMargins(0, 0, 0, 0)
+        mv.addWidget(self.gallery, 1)
+        mv.addWidget(help_label)
+        self.splitter.addWidget(middle)
         self.splitter.addWidget(right)
         self.splitter.setStretchFactor(0, 2)
         self.splitter.setStretchFactor(1, 5)
@@ -402,18 +417,22 @@ class ReviewTab(QWidget):
         review = self.review
         diff = differential(review)
         kind = self.model_kind
-        self.counts.setHorizontalHeaderLabels(["Class", f"Pre ({MODEL_TITLES[kind]})", "Verified", "%"])
+        for j, (title, tip) in enumerate(COUNT_COLUMNS):
+            item = QTableWidgetItem(title.format(model=MODEL_TITLES[kind]))
+            item.setToolTip(tip.format(model=MODEL_TITLES[kind]))
+            self.counts.setHorizontalHeaderItem(j, item)
         if self.counts.rowCount() != len(diff.rows):
             self.counts.setRowCount(len(diff.rows))
             for i in range(len(diff.rows)):
-                for j in range(4):
+                for j in range(len(COUNT_COLUMNS)):
                     self.counts.setItem(i, j, QTableWidgetItem())
         for i, r in enumerate(diff.rows):
-            pct = diff.verified_pct(r)
+            pct, kept = diff.verified_pct(r), r.kept[kind]
             for j, text in enumerate((r.label, str(r.pre[kind]), str(r.verified),
-                                      "" if pct is None else f"{pct:.1f}")):
+                                      "" if pct is None else f"{pct:.1f}",
+                                      "" if kept is None else f"{kept:.0%}")):
                 self.counts.item(i, j).setText(text)
-        for j in range(3):
+        for j in range(len(COUNT_COLUMNS) - 1):
             self.counts.resizeColumnToContents(j)
         parts = [f"{MODEL_TITLES[m]} {diff.agreement[m]:.0%}, κ {diff.kappa[m]:.2f}"
                  for m in diff.models if diff.agreement[m] is not None]

@@ -49,7 +49,8 @@ def account_backends(creds: Credentials | None):
 
 
 def offline_backends() -> list[str]:
-    """Worker: the fake devices that can hold an 8-qubit circuit or more, and the noiseless simulator."""
+    """Worker: the noiseless simulator and every fake device (a device too small for the pack is refused
+    with a message when the run starts)."""
     from ..hardware.rerun import fake_backend_names
 
     return ["aer_simulator", *fake_backend_names()]

@@ -47,11 +47,18 @@ def backend_kind(name: str) -> str:
     return "fake" if name.startswith("fake_") else "real"
 
 
+def _fake_devices() -> dict:
+    """Name -> class of every fake device shipped with qiskit-ibm-runtime (nothing is instantiated)."""
+    from qiskit_ibm_runtime import fake_provider
+    from qiskit_ibm_runtime.fake_provider.fake_backend import FakeBackendV2
+
+    return {cls.backend_name: cls for cls in vars(fake_provider).values()
+            if isinstance(cls, type) and issubclass(cls, FakeBackendV2) and getattr(cls, "backend_name", None)}
+
+
 def fake_backend_names() -> list[str]:
     """Names of the fake devices shipped with qiskit-ibm-runtime."""
-    from qiskit_ibm_runtime.fake_provider import FakeProviderForBackendV2
-
-    return sorted(b.name for b in FakeProviderForBackendV2().backends())
+    return sorted(_fake_devices())
 
 
 def resolve_backend(name: str, min_qubits: int, service=None):
@@ -63,13 +70,10 @@ def resolve_backend(name: str, min_qubits: int, service=None):
 
         return AerSimulator()
     if kind == "fake":
-        from qiskit_ibm_runtime.fake_provider import FakeProviderForBackendV2
-
-        try:
-            backend = FakeProviderForBackendV2().backend(name)
-        except Exception:  # noqa: BLE001 - the provider raises a bare QiskitBackendNotFoundError
-            raise BackendError(f"No fake backend named {name}. Available: {', '.join(fake_backend_names())}.") \
-                from None
+        devices = _fake_devices()
+        if name not in devices:
+            raise BackendError(f"No fake backend named {name}. Available: {', '.join(sorted(devices))}.")
+        backend = devices[name]()
     else:
         if service is None:
             raise BackendError(f"'{name}' is a real IBM Quantum backend: save your IBM Quantum API key and "

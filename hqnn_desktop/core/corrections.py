@@ -79,13 +79,28 @@ class FineTuneRecipe:
     device: str | None = None
 
 
-def _features(pack, files, callbacks: Callbacks, device: str | None) -> tuple[np.ndarray, np.ndarray]:
+def _images(pack, files) -> tuple[np.ndarray, np.ndarray]:
     images, errors = load_images(files.paths, pack.input_size)
     ok = np.array([e is None for e in errors], dtype=bool)
     if not ok.any():
         raise DatasetError("None of the listed images could be read.")
-    feats = extract_features(pack.extractor, images[ok], device=device, callbacks=callbacks)
-    return feats, np.asarray(files.targets)[ok]
+    return images[ok], np.asarray(files.targets)[ok]
+
+
+def _train_each_backbone(pack, train: tuple[np.ndarray, np.ndarray], val: tuple | None, cfg: HeadConfig,
+                         callbacks: Callbacks, device: str | None) -> tuple[dict, dict]:
+    """Continue every head on the features of its own backbone (shared by most packs, one per
+    model in packs fine-tuned per model); returns histories and validation reports per model."""
+    histories, reports = {}, {}
+    for extractor in {id(pack.extractor_for(k)): pack.extractor_for(k) for k in pack.heads}.values():
+        heads = {k: h for k, h in pack.heads.items() if pack.extractor_for(k) is extractor}
+        x = extract_features(extractor, train[0], device=device, callbacks=callbacks)
+        v = (extract_features(extractor, val[0], device=device, callbacks=callbacks), val[1]) if val else None
+        histories.update(continue_heads(heads, x, train[1], cfg, val=v, callbacks=callbacks))
+        if v is not None:
+            reports.update({k: classification_report(v[1], predict_proba(h, v[0]), pack.labels)
+                            for k, h in heads.items()})
+    return histories, reports
 
 
 def fine_tune_pack(recipe: FineTuneRecipe, out_dir: str | os.PathLike,
@@ -101,14 +116,14 @@ def fine_tune_pack(recipe: FineTuneRecipe, out_dir: str | os.PathLike,
         if Path(recipe.extra).is_file():
             records.append(manifest_record(recipe.extra, len(extra)))
         files = files.plus(extra)
-    x, y = _features(pack, files, callbacks, recipe.device)
-    val = _features(pack, scan_dataset(recipe.val, pack.labels), callbacks, recipe.device) if recipe.val else None
+    train = _images(pack, files)
+    val = _images(pack, scan_dataset(recipe.val, pack.labels)) if recipe.val else None
     card = pack.card
     cfg = HeadConfig(n_qubits=int(card["n_qubits"]), layers=int(card["layers"]), epochs=recipe.epochs,
                      lr=recipe.lr, batch_size=recipe.batch_size, warmup_epochs=0, seed=recipe.seed,
                      freeze_bottleneck=False)
-    heads = pack.heads
-    histories = continue_heads(heads, x, y, cfg, val=val, callbacks=callbacks)
+    histories, reports = _train_each_backbone(pack, train, val, cfg, callbacks, recipe.device)
+    y = train[1]
     new_card = copy.deepcopy(card)
     for key in ("files", "weights_dtype", "ood"):
         new_card.pop(key, None)
@@ -121,10 +136,7 @@ def fine_tune_pack(recipe: FineTuneRecipe, out_dir: str | os.PathLike,
         "history": {"heads": histories}, "base_training": card.get("training"),
     }
     new_card["metrics"] = {
-        "validation": ({"split": "val", "models": {k: classification_report(val[1], predict_proba(h, val[0]),
-                                                                            pack.labels)
-                                                   for k, h in heads.items()}}
-                       if val else {"split": "none given", "models": {}}),
+        "validation": {"split": "val" if val else "none given", "models": reports},
         "base_pack_validation": card.get("metrics", {}).get("validation"),
     }
     new_card["data"] = {"description": f"{card['name']} fine-tuned on {len(y)} verified cells",
@@ -134,4 +146,5 @@ def fine_tune_pack(recipe: FineTuneRecipe, out_dir: str | os.PathLike,
     if pack.ood_centroids is not None and pack.ood_threshold is not None:
         ood = (pack.ood_centroids, pack.ood_threshold)
     fp16 = card.get("weights_dtype", {}).get("backbone", "float16") == "float16"
-    return save_pack(out_dir, new_card, pack.extractor, heads, fp16_backbone=fp16, ood=ood)
+    return save_pack(out_dir, new_card, pack.extractor, pack.heads, fp16_backbone=fp16, ood=ood,
+                     model_extractors=pack.model_extractors)

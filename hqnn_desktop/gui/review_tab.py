@@ -114,6 +114,7 @@ class ReviewTab(QWidget):
 
         self.groups = GroupList()
         self.groups.setToolTip("Class groups; drop cells here to reclassify them")
+        self.groups.setFocusPolicy(Qt.NoFocus)  # keys always reach the gallery
         self.groups.currentRowChanged.connect(self._group_changed)
         self.groups.cells_dropped.connect(self._dropped)
         self.counts = QTableWidget(0, len(COUNT_COLUMNS))
@@ -319,15 +320,15 @@ class ReviewTab(QWidget):
 
     def undo(self) -> None:
         if self.review is not None:
-            self._after_history(self.review.undo(), "Undone")
+            self._after_history(self.review.undo(), "Undone", "Nothing to undo.")
 
     def redo(self) -> None:
         if self.review is not None:
-            self._after_history(self.review.redo(), "Redone")
+            self._after_history(self.review.redo(), "Redone", "Nothing to redo.")
 
-    def _after_history(self, changes: list[Change], what: str) -> None:
+    def _after_history(self, changes: list[Change], what: str, nothing: str) -> None:
         if not changes:
-            self.status.emit("Nothing to " + what.lower()[:-2] + ".")
+            self.status.emit(nothing)
             return
         self._refresh()
         self.select_cell(changes[0].path)
@@ -358,6 +359,7 @@ class ReviewTab(QWidget):
     def _kind_changed(self) -> None:
         if self.review is not None:
             self._refresh(select_group=max(0, self.groups.currentRow()))
+            self.gallery.setFocus()
 
     def _step_group(self, step: int) -> None:
         if self.groups.count():
@@ -465,7 +467,9 @@ class ReviewTab(QWidget):
         verified = self.review.verified(path)
         state = f"Verified as <b>{verified}</b>" if verified else "Not verified yet"
         flags = f"<br><span style='color:#c87800'>{', '.join(cell.flags)}</span>" if cell.flags else ""
-        self.detail.setText(f"<b>{Path(path).name}</b><br>{state}<br>{preds}{flags}")
+        priority = (f"<br>Check priority {cell.priority:.2f} (0 = all models sure and agreeing; higher = "
+                    "more worth checking)")
+        self.detail.setText(f"<b>{Path(path).name}</b><br>{state}<br>{preds}{flags}{priority}")
 
     def _set_enabled(self) -> None:
         has = self.review is not None

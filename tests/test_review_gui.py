@@ -190,8 +190,18 @@ def test_drag_to_group_enter_accepts_group_and_reopen_saved(qtbot):
     assert review.decisions == {}
     QTest.keyClick(tab.gallery, Qt.Key_N)
     assert current_path(tab) == review.cells[0].path
+    # the mouse: right click, Reclassify as > monocyte
+    from PySide6.QtCore import QPoint
+    from PySide6.QtWidgets import QMenu
+
+    tab.select_cell(group[1])
+    tab._cell_menu(QPoint(5, 5))
+    menu = tab.findChildren(QMenu, options=Qt.FindDirectChildrenOnly)[-1]
+    submenu = next(a.menu() for a in menu.actions() if a.text() == "Reclassify as")
+    next(a for a in submenu.actions() if a.text().startswith("monocyte")).trigger()
+    menu.close()
+    assert review.decisions == {group[1]: "monocyte"}
     # the saved review reopens from the list, without the models
-    review.decide([group[1]], "monocyte")
     tab.refresh_saved()
     assert tab.saved.count() == 2 and "1/24 verified" in tab.saved.itemText(1)
     other, _ = synthetic_tab(qtbot)

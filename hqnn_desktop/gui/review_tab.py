@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QInputDialog,
     QLabel,
+    QMenu,
     QPushButton,
     QSplitter,
     QTableWidget,
@@ -137,6 +138,8 @@ class ReviewTab(QWidget):
         self.gallery.undo.connect(self.undo)
         self.gallery.redo.connect(self.redo)
         self.gallery.next_suggestion.connect(self.go_to_suggestion)
+        self.gallery.setContextMenuPolicy(Qt.CustomContextMenu)
+        self.gallery.customContextMenuRequested.connect(self._cell_menu)
 
         self.preview = QLabel()
         self.preview.setAlignment(Qt.AlignCenter)
@@ -312,6 +315,21 @@ class ReviewTab(QWidget):
         if self.review is not None and self.current_paths():
             row = self.gallery.currentIndex().row()
             self._refresh(keep_row=row, changed=self.review.clear(self.current_paths()))
+
+    def _cell_menu(self, pos) -> None:
+        """Right click: accept, reclassify or undecide the selected cells with the mouse."""
+        if self.review is None or not self.current_paths():
+            return
+        menu = QMenu(self)
+        menu.addAction("Accept (Space)", self.accept_current)
+        move = menu.addMenu("Reclassify as")
+        for i, label in enumerate(self.review.labels):
+            move.addAction(f"{label} ({i + 1})" if i < 9 else label,
+                           lambda i=i: self.reclassify_current(i))
+        menu.addAction("Not verified (Backspace)", self.unverify_current)
+        menu.addSeparator()
+        menu.addAction("Accept the whole group (Enter)", self.accept_group)
+        menu.popup(self.gallery.viewport().mapToGlobal(pos))
 
     def _dropped(self, paths: list[str], group_row: int) -> None:
         if self.review is not None:

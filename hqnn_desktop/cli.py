@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-SUBCOMMANDS = ("classify", "evaluate", "train", "packs", "hardware", "hardware-jobs")
+SUBCOMMANDS = ("classify", "evaluate", "train", "packs", "hardware", "hardware-jobs", "hardware-account")
 
 
 class UsageError(Exception):
@@ -116,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("action", choices=["list", "fetch", "cancel"])
     j.add_argument("run_id", nargs="?", help="run id (or the id of one of its jobs) for fetch and cancel")
     j.add_argument("--out", help="with fetch: write the report of a finished run to this JSON file")
+
+    a = sub.add_parser("hardware-account", help="save, test or forget your IBM Quantum API key")
+    a.add_argument("action", choices=["save", "test", "forget", "where"])
+    a.add_argument("--instance", default="", help="with save: the instance CRN (empty: any instance of the key)")
+    a.add_argument("--channel", default="ibm_quantum_platform", choices=["ibm_quantum_platform", "ibm_cloud"])
     return parser
 
 
@@ -370,6 +375,33 @@ def cmd_hardware_jobs(args: argparse.Namespace) -> int:
         return 1
 
 
+def cmd_hardware_account(args: argparse.Namespace) -> int:
+    import getpass
+
+    from .hardware.credentials import Credentials, CredentialsError, CredentialStore
+    from .hardware.service import ServiceError, test_connection
+
+    store = CredentialStore()
+    try:
+        if args.action == "save":
+            token = getpass.getpass("IBM Quantum API key (not shown): ").strip()
+            store.save(Credentials(token, args.instance, args.channel))
+            print(f"Saved in {store.where()}.", file=sys.stderr)
+        elif args.action == "forget":
+            store.forget()
+            print("IBM Quantum credentials removed.", file=sys.stderr)
+        elif args.action == "where":
+            print(f"{'Saved' if store.load() else 'Nothing saved; a key would be kept'} in {store.where()}.")
+        else:
+            for b in test_connection():
+                print(f"{b.name:16s} {b.num_qubits:4d} qubits  {b.pending_jobs if b.pending_jobs is not None else '?':>6} "
+                      f"pending  {'operational' if b.operational else 'not operational'} ({b.status})")
+    except (CredentialsError, ServiceError) as exc:
+        print(f"hqnn-desktop hardware-account: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-")):
@@ -377,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"classify": cmd_classify, "evaluate": cmd_evaluate, "packs": cmd_packs,
-                "train": cmd_train, "hardware": cmd_hardware, "hardware-jobs": cmd_hardware_jobs}
+                "train": cmd_train, "hardware": cmd_hardware, "hardware-jobs": cmd_hardware_jobs,
+                "hardware-account": cmd_hardware_account}
     from .core.imageio import ImageError
     from .core.packs import PackError
 

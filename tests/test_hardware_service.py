@@ -159,3 +159,19 @@ def test_emulation_matches_the_noiseless_circuit_closely():
     assert time.time() - start < 30 and len(jobs) == 3
     assert np.abs(measured - exact).mean() < 0.1
     assert np.corrcoef(measured.ravel(), exact.ravel())[0, 1] > 0.95
+
+
+def test_account_commands(ibm_cloud, memory_keyring, monkeypatch, capsys):  # noqa: F811
+    from hqnn_desktop.cli import main
+
+    monkeypatch.setattr("getpass.getpass", lambda prompt: GOOD_KEY)
+    assert main(["hardware-account", "save", "--instance", INSTANCE]) == 0
+    assert CredentialStore().load().instance == INSTANCE
+    assert main(["hardware-account", "where"]) == 0
+    assert main(["hardware-account", "test"]) == 0
+    ibm_cloud.network_up = False
+    assert main(["hardware-account", "test"]) == 1
+    assert main(["hardware-account", "forget"]) == 0 and CredentialStore().load() is None
+    printed = capsys.readouterr()
+    assert "ibm_torino" in printed.out and "Saved in the system keyring" in printed.out
+    assert "Cannot reach IBM Quantum" in printed.err and GOOD_KEY not in printed.out + printed.err

@@ -90,7 +90,8 @@ def connect(creds: Credentials | None = None):
     """Log in with ``creds`` (default: the saved ones); :class:`ServiceError` says why not."""
     creds = creds or CredentialStore().load()
     if creds is None:
-        raise ServiceError("No IBM Quantum API key is saved: enter it in the Hardware tab (or save it there first).")
+        raise ServiceError("No IBM Quantum API key is saved: save one in the Hardware tab or with "
+                           "'hqnn-desktop hardware-account save'.")
     try:
         return runtime_service(creds.channel, creds.token, creds.instance or None)
     except Exception as exc:  # noqa: BLE001 - any runtime failure becomes a plain message

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from hqnn_desktop.core.build import AdaptConfig, HeadConfig, PackRecipe, train_pack
-from hqnn_desktop.core.corrections import FineTuneRecipe, fine_tune_pack, write_manifest
+from hqnn_desktop.core.corrections import write_manifest
 from hqnn_desktop.core.datasets import read_manifest, scan_class_folders
+from hqnn_desktop.core.finetune import FineTuneRecipe, fine_tune_pack
 from hqnn_desktop.core.packs import load_pack, sha256_file
 from hqnn_desktop.core.predict import Engine
 from hqnn_desktop.core.review import Review

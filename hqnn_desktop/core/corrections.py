@@ -1,38 +1,22 @@
-"""Corrections feed training: a review's verified cells as a manifest, and heads fine-tuned on it.
+"""Corrections feed training: a review's verified cells as a manifest of labelled images.
 
 The manifest lists every verified cell (``path,label``, images left where they
 are): the reclassified ones teach the models their mistakes, the accepted ones
-keep them from forgetting what they already did right.
-
-Fine-tuning starts from an existing pack, because the data a bundled pack was
-trained on is not shipped: features come from the pack's own backbone, every
-head starts from the pack's weights and is trained a few epochs on the
-corrections, bottleneck included (a confusion between two classes is often
-in the code itself, which a frozen bottleneck could not fix) (optionally with a labelled folder or another
-manifest added), and the result is saved as a new user pack whose card says
-which corrections it used (manifest path, count, sha256).
+keep them from forgetting what they already did right. The Training tab reads it
+as a dataset (alone or added to a folder), and :mod:`core.finetune` fine-tunes a
+pack's heads on it. Light on purpose (no torch), so saving is instant.
 """
 
 from __future__ import annotations
 
-import copy
 import csv
-import datetime as _dt
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
-from .build import manifest_record
-from .datasets import MANIFEST_COLUMNS, DatasetError, load_images, read_manifest, scan_dataset
-from .heads import MODEL_KINDS
-from .metrics import classification_report
-from .packs import HEADS_FILE, load_pack, read_card, save_pack
+from .datasets import MANIFEST_COLUMNS, DatasetError
 from .paths import data_dir
 from .review import Review
 from .storage import atomic_path
-from .train import Callbacks, HeadConfig, continue_heads, extract_features, predict_proba
 
 
 def corrections_dir() -> Path:
@@ -61,90 +45,3 @@ def write_manifest(review: Review, path: str | os.PathLike | None = None) -> Pat
     return path
 
 
-@dataclass
-class FineTuneRecipe:
-    """Fine-tune the heads of ``pack_dir`` on corrections and save the result as ``name``."""
-
-    pack_dir: str
-    manifest: str
-    name: str
-    #: more labelled data trained on with the corrections: a folder of class folders or a manifest
-    extra: str | None = None
-    #: labelled images to measure the new pack on (its card's validation figures)
-    val: str | None = None
-    epochs: int = 30
-    lr: float = 0.01
-    batch_size: int = 32
-    seed: int = 0
-    device: str | None = None
-
-
-def _images(pack, files) -> tuple[np.ndarray, np.ndarray]:
-    images, errors = load_images(files.paths, pack.input_size)
-    ok = np.array([e is None for e in errors], dtype=bool)
-    if not ok.any():
-        raise DatasetError("None of the listed images could be read.")
-    return images[ok], np.asarray(files.targets)[ok]
-
-
-def _train_each_backbone(pack, train: tuple[np.ndarray, np.ndarray], val: tuple | None, cfg: HeadConfig,
-                         callbacks: Callbacks, device: str | None) -> tuple[dict, dict]:
-    """Continue every head on the features of its own backbone (shared by most packs, one per
-    model in packs fine-tuned per model); returns histories and validation reports per model."""
-    histories, reports = {}, {}
-    for extractor in {id(pack.extractor_for(k)): pack.extractor_for(k) for k in pack.heads}.values():
-        heads = {k: h for k, h in pack.heads.items() if pack.extractor_for(k) is extractor}
-        x = extract_features(extractor, train[0], device=device, callbacks=callbacks)
-        v = (extract_features(extractor, val[0], device=device, callbacks=callbacks), val[1]) if val else None
-        histories.update(continue_heads(heads, x, train[1], cfg, val=v, callbacks=callbacks))
-        if v is not None:
-            reports.update({k: classification_report(v[1], predict_proba(h, v[0]), pack.labels)
-                            for k, h in heads.items()})
-    return histories, reports
-
-
-def fine_tune_pack(recipe: FineTuneRecipe, out_dir: str | os.PathLike,
-                   callbacks: Callbacks | None = None) -> Path:
-    """Fine-tune every head of a pack on corrections; write a new pack to ``out_dir``."""
-    callbacks = callbacks or Callbacks()
-    models = tuple(k for k in MODEL_KINDS if k in read_card(Path(recipe.pack_dir))["models"])
-    pack = load_pack(recipe.pack_dir, models)
-    files = read_manifest(recipe.manifest, pack.labels)
-    records = [manifest_record(recipe.manifest, len(files))]
-    if recipe.extra:
-        extra = scan_dataset(recipe.extra, pack.labels)
-        if Path(recipe.extra).is_file():
-            records.append(manifest_record(recipe.extra, len(extra)))
-        files = files.plus(extra)
-    train = _images(pack, files)
-    val = _images(pack, scan_dataset(recipe.val, pack.labels)) if recipe.val else None
-    card = pack.card
-    cfg = HeadConfig(n_qubits=int(card["n_qubits"]), layers=int(card["layers"]), epochs=recipe.epochs,
-                     lr=recipe.lr, batch_size=recipe.batch_size, warmup_epochs=0, seed=recipe.seed,
-                     freeze_bottleneck=False)
-    histories, reports = _train_each_backbone(pack, train, val, cfg, callbacks, recipe.device)
-    y = train[1]
-    new_card = copy.deepcopy(card)
-    for key in ("files", "weights_dtype", "ood"):
-        new_card.pop(key, None)
-    new_card["name"] = recipe.name
-    new_card.pop("title", None)
-    new_card["training"] = {
-        "fine_tuned_from": {"pack": card["name"], "heads_sha256": card["files"][HEADS_FILE]["sha256"]},
-        "corrections": records, "extra": recipe.extra, "val": recipe.val,
-        "heads": asdict(cfg), "seed": recipe.seed, "n_train": len(y),
-        "history": {"heads": histories}, "base_training": card.get("training"),
-    }
-    new_card["metrics"] = {
-        "validation": {"split": "val" if val else "none given", "models": reports},
-        "base_pack_validation": card.get("metrics", {}).get("validation"),
-    }
-    new_card["data"] = {"description": f"{card['name']} fine-tuned on {len(y)} verified cells",
-                        "class_counts": files.class_counts(), "base": card.get("data")}
-    new_card["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    ood = None
-    if pack.ood_centroids is not None and pack.ood_threshold is not None:
-        ood = (pack.ood_centroids, pack.ood_threshold)
-    fp16 = card.get("weights_dtype", {}).get("backbone", "float16") == "float16"
-    return save_pack(out_dir, new_card, pack.extractor, pack.heads, fp16_backbone=fp16, ood=ood,
-                     model_extractors=pack.model_extractors)

@@ -68,7 +68,7 @@ class _Relay(QObject):
 
 def run_fine_tune(recipe, out_dir: str, relay: _Relay, stop: threading.Event) -> str:
     """Worker function: fine-tune a pack's heads on a review's corrections."""
-    from ..core.corrections import fine_tune_pack
+    from ..core.finetune import fine_tune_pack
     from ..core.train import Callbacks
 
     return str(fine_tune_pack(recipe, out_dir, Callbacks(progress=lambda *a: relay.progress.emit(*a),
@@ -563,7 +563,7 @@ class ReviewTab(QWidget):
     # ------------------------------------------------------------------ fine-tuning
     def fine_tune(self, name: str) -> None:
         """Save the corrections and fine-tune the loaded pack on them, in the background."""
-        from ..core.corrections import FineTuneRecipe
+        from ..core.finetune import FineTuneRecipe
         from ..core.packs import user_packs_dir
 
         engine = self.classify.engine

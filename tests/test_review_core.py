@@ -137,6 +137,8 @@ def test_every_decision_is_saved_and_restored(smear):
     with pytest.raises(ReviewError, match="cannot be read"):
         Review.load(review.file)
     assert list_reviews() == []
+    fresh = Review.from_results(results, LABELS, MODELS, "toy")  # the damaged file is set aside
+    assert fresh.decisions == {} and review.file.with_suffix(".damaged.json").read_text() == "{damaged"
     with pytest.raises(ReviewError, match="nothing to review"):
         Review.from_results(results[-1:], LABELS, MODELS, "toy")
 

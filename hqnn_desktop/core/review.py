@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from .storage import atomic_write_text
 from .suggest import review_priority
 
 FORMAT = "hqnn-review/1"
+
+log = logging.getLogger(__name__)
 
 
 class ReviewError(ValueError):
@@ -116,7 +119,7 @@ class Review:
     def from_results(cls, results: Iterable[ImageResult], labels: list[str], models: tuple[str, ...],
                      pack: str, folder: str | None = None) -> Review:
         """Start (or resume) the review of classified images: decisions already saved for
-        this folder are restored."""
+        this folder are restored (a damaged file is set aside, never overwritten)."""
         results = list(results)
         folder = folder or common_folder(r.path for r in results)
         cells = [cell_from_result(r, labels) for r in results if not r.error and r.proba]
@@ -126,7 +129,14 @@ class Review:
         if missing:
             raise ReviewError(f"These results have no predictions of {', '.join(missing)}.")
         file = review_file(folder)
-        decisions = read_review_file(file).get("decisions", {}) if file.exists() else {}
+        decisions = {}
+        if file.exists():
+            try:
+                decisions = read_review_file(file).get("decisions", {})
+            except ReviewError:
+                backup = file.with_suffix(".damaged.json")
+                log.warning("review file %s is damaged; kept as %s, starting afresh", file, backup)
+                file.replace(backup)
         review = cls(folder, labels, models, pack, cells, [os.path.abspath(r.path) for r in results if r.error],
                      decisions, file)
         review.save()

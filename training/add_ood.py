@@ -31,7 +31,8 @@ def main() -> None:
     f_train, y_train, _ = load_train(args.adapt)
     stats = ood.fit(f_train, y_train, np.load(args.val)["features"], len(pack.labels))
     card = {k: v for k, v in pack.card.items() if k not in ("files", "weights_dtype")}
-    save_pack(args.pack, card, pack.extractor, pack.heads, fp16_backbone=True, ood=stats)
+    save_pack(args.pack, card, pack.extractor, pack.heads, fp16_backbone=True, ood=stats,
+              model_extractors=pack.model_extractors)
     print(args.pack, "threshold", round(stats[1], 4))
 
 

@@ -225,7 +225,8 @@ def save_pack(folder: str | Path, card: dict, extractor: torch.nn.Module, heads:
         head_tensors = {f"{kind}.{k}": v.detach().float().contiguous()
                         for kind, head in heads.items() for k, v in head.state_dict().items()}
         card = dict(card)
-        card["models"] = {kind: dict(entry) for kind, entry in card["models"].items()}
+        card["models"] = {kind: {k: v for k, v in entry.items() if k != "backbone_file"}
+                          for kind, entry in card["models"].items()}  # the card names only what is written
         for kind in model_extractors or {}:
             card["models"][kind]["backbone_file"] = model_backbone_file(kind)
         if ood is not None:

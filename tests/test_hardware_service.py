@@ -175,3 +175,23 @@ def test_account_commands(ibm_cloud, memory_keyring, monkeypatch, capsys):  # no
     printed = capsys.readouterr()
     assert "ibm_torino" in printed.out and "Saved in the system keyring" in printed.out
     assert "Cannot reach IBM Quantum" in printed.err and GOOD_KEY not in printed.out + printed.err
+
+
+def test_noiseless_simulator_with_default_options_matches_the_circuit():
+    """aer_simulator has no gate timings: dynamical decoupling is dropped, and <Z> is exact up to shot noise."""
+    import torch
+
+    from hqnn_desktop.core.circuits import QuantumLayer
+    from hqnn_desktop.hardware.rerun import resolve_backend
+    from hqnn_desktop.hardware.runner import run_quantum_layer, usable_options
+
+    backend = resolve_backend("aer_simulator", 3)
+    assert not usable_options(backend, RunOptions()).dynamical_decoupling
+    rng = np.random.default_rng(5)
+    layer = QuantumLayer(3, 1)
+    with torch.no_grad():
+        layer.weights.copy_(torch.tensor(rng.uniform(-1, 1, (1, 3, 3))))
+    codes = rng.uniform(-0.9, 0.9, (4, 3))
+    measured, jobs = run_quantum_layer(codes, layer.weights.detach().numpy(), backend, RunOptions(shots=8000, seed=1))
+    assert len(jobs) == 1
+    np.testing.assert_allclose(measured, layer(torch.tensor(codes)).detach().numpy(), atol=0.04)

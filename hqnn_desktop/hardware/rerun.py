@@ -30,6 +30,7 @@ from .runner import (
     expectation_values,
     submit_batches,
     transpile_layer,
+    usable_options,
 )
 from .service import ServiceError, connect, explain, get_job, job_status
 
@@ -176,8 +177,8 @@ def plan_run(pack: Pack, paths: list[str], backend_name: str, truth: list[int] |
              options: RunOptions | None = None, service=None,
              cancelled: Callable[[], bool] = lambda: False) -> Plan:
     """Resolve the backend, run the local half, transpile once and estimate the QPU time."""
-    options = options or RunOptions()
     backend = resolve_backend(backend_name, pack.card["n_qubits"], service)
+    options = usable_options(backend, options or RunOptions())
     local = local_pass(pack, paths, truth, cancelled)
     layer = transpile_layer(backend, pack.card["n_qubits"], pack.card["layers"], options.optimization_level)
     n = len(local.paths)

@@ -22,6 +22,9 @@ from .emulation import compact_circuit, density_matrix_emulator, is_fake_backend
 from .layout import best_chain
 from .options import RunOptions
 
+#: Gates the noiseless simulator's circuit is written in (those of IBM's Heron devices).
+SIMULATOR_BASIS = ["rz", "sx", "x", "cz"]
+
 
 class Cancelled(Exception):
     """The user stopped the run between two jobs."""
@@ -63,8 +66,14 @@ def transpile_layer(backend, n_qubits: int, layers: int, optimization_level: int
     from qiskit.transpiler import generate_preset_pass_manager
 
     qc, _, _, observables = qiskit_circuit(n_qubits, layers)
+    if backend.coupling_map is None:  # the noiseless simulator: all-to-all, any gate
+        # Written in IBM's native gates anyway: the Estimator's boxing (samplomatic) mis-handles the
+        # parametrised RY/CRX gates a simulator would keep (errors up to 0.2 in <Z>, noiseless).
+        isa = generate_preset_pass_manager(optimization_level=optimization_level, basis_gates=SIMULATOR_BASIS,
+                                           seed_transpiler=0).run(qc)
+        return _describe(isa, [o.apply_layout(isa.layout) for o in observables], list(range(n_qubits)))
     target = backend.target
-    chain = best_chain(target, n_qubits) if backend.coupling_map is not None else None
+    chain = best_chain(target, n_qubits)
     if chain is None:
         isa = generate_preset_pass_manager(optimization_level=optimization_level, backend=backend).run(qc)
         laid = [o.apply_layout(isa.layout) for o in observables]
@@ -91,6 +100,15 @@ def is_ibm_backend(backend) -> bool:
     from qiskit_ibm_runtime.ibm_backend import IBMBackend
 
     return isinstance(backend, IBMBackend)
+
+
+def usable_options(backend, options: RunOptions) -> RunOptions:
+    """``options`` as the backend can take them: a simulator without gate timings gets no dynamical
+    decoupling (there is no idle time to fill, and scheduling would fail)."""
+    from dataclasses import replace
+
+    timed = backend.target.dt is not None
+    return options if timed or not options.dynamical_decoupling else replace(options, dynamical_decoupling=False)
 
 
 def parameter_values(layer: TranspiledLayer, codes: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -159,7 +177,7 @@ def run_quantum_layer(codes: np.ndarray, weights: np.ndarray, backend, options: 
                       on_job: Callable[[object, int, int], None] | None = None,
                       cancelled: Callable[[], bool] | None = None) -> tuple[np.ndarray, list[str]]:
     """<Z> of every qubit for each code, measured on ``backend``; returns (expectations (N, n), job ids)."""
-    options = options or RunOptions()
+    options = usable_options(backend, options or RunOptions())
     codes = np.asarray(codes, np.float64)
     layer = transpile_layer(backend, codes.shape[1], int(np.asarray(weights).shape[0]), options.optimization_level)
     jobs = list(submit_batches(codes, weights, backend, layer, options, on_job, cancelled=cancelled))

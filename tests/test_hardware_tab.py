@@ -34,6 +34,8 @@ def fast_options(tab) -> None:
 def test_account_run_results_and_export(window, qtbot, tmp_path, ibm_cloud, memory_keyring):  # noqa: F811
     tab = window.hardware
     assert window.tabs.tabText(window.tabs.indexOf(tab)) == "Hardware"
+    assert tab.storage_label.text() == ""  # the keyring is not touched before the tab is shown
+    window.tabs.setCurrentWidget(tab)
     assert "Nothing saved" in tab.storage_label.text() and "keyring" in tab.storage_label.text()
     tab.key_edit.setText(GOOD_KEY)
     tab.instance_edit.setText(INSTANCE)

@@ -119,7 +119,7 @@ class HardwareTab(QWidget):
         split.setStretchFactor(1, 4)
         split.setSizes([150, 600])
         layout.addWidget(split, 1)
-        self._show_saved()
+        self._account_read = False
         self._set_backends([], offline=None)
         self._workers.append(start_worker(offline_backends, returned=lambda names: self._set_backends([], names)))
         self.refresh_jobs()
@@ -265,6 +265,13 @@ class HardwareTab(QWidget):
         return box
 
     # ------------------------------------------------------------ credentials
+    def showEvent(self, event) -> None:  # Qt API name
+        """Read the keyring only when the tab is first shown (it may ask to be unlocked)."""
+        if not self._account_read:
+            self._account_read = True
+            self._show_saved()
+        super().showEvent(event)
+
     def _show_saved(self) -> None:
         try:
             creds = self.store.load()

@@ -61,7 +61,7 @@ def test_fine_tuning_on_corrections_fixes_the_confused_class(confused_pack, tiny
     files = read_manifest(manifest, pack.labels)
     assert len(files) == 24 and files.class_counts() == {"alpha": 8, "beta": 8, "gamma": 8}
     out = fine_tune_pack(FineTuneRecipe(pack_dir=str(confused_pack), manifest=str(manifest),
-                                        name="confused-corrected", val=str(val)), tmp_path / "corrected")
+                                        name="confused-corrected"), tmp_path / "corrected")
     after = recall(out, val, "gamma")
     print(f"gamma recall before {before}, after {after}")
     for m in MODELS:
@@ -70,4 +70,5 @@ def test_fine_tuning_on_corrections_fixes_the_confused_class(confused_pack, tiny
     used = card["training"]["corrections"]
     assert used == [{"manifest": str(manifest.resolve()), "count": 24, "sha256": sha256_file(manifest)}]
     assert card["training"]["fine_tuned_from"]["pack"] == "confused"
-    assert card["metrics"]["validation"]["models"]["hqnn"]["per_class"]["gamma"]["recall"] == after["hqnn"]
+    assert card["metrics"]["validation"] == {"split": "none given", "models": {}}
+    assert card["metrics"]["base_pack_validation"]["models"]["hqnn"]["per_class"]["gamma"]["recall"] <= 0.5

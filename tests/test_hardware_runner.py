@@ -48,6 +48,9 @@ def test_hardware_command_on_a_fake_backend(tiny_dataset, tmp_path):
         assert 0 <= report[key]["macro_f1"] <= 1 and "accuracy" in report[key]
     row = report["images"][0]
     assert len(row["z_simulated"]) == len(row["z_hardware"]) == 3 and row["truth"] in ("alpha", "beta", "gamma")
+    again = tmp_path / "again.json"  # the run was recorded; its report is rebuilt from the record
+    assert main(["hardware-jobs", "fetch", report["run_id"], "--out", str(again)]) == 0
+    assert json.loads(again.read_text())["hardware"] == report["hardware"]
     assert main(["hardware", "--pack", str(pack), "--backend", "ibm_torino", "--input", str(val),
                  "--out", str(out)]) == 2
     assert main(["hardware", "--pack", str(pack), "--backend", "fake_nowhere", "--input", str(val),

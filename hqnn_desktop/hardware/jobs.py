@@ -47,6 +47,7 @@ class RunRecord:
     inputs: dict
     jobs: list[JobEntry] = field(default_factory=list)
     n_jobs_planned: int = 0
+    pack_path: str = ""
 
     @property
     def n_images(self) -> int:
@@ -89,9 +90,10 @@ class JobStore:
         return self.folder / f"{run_id}.json"
 
     def new(self, pack: str, backend: str, backend_kind: str, options: dict, inputs: dict,
-            n_jobs: int) -> RunRecord:
+            n_jobs: int, pack_path: str = "") -> RunRecord:
         record = RunRecord(run_id=uuid.uuid4().hex[:12], pack=pack, backend=backend, backend_kind=backend_kind,
-                           created=time.time(), options=options, inputs=inputs, n_jobs_planned=n_jobs)
+                           created=time.time(), options=options, inputs=inputs, n_jobs_planned=n_jobs,
+                           pack_path=pack_path)
         self.save(record)
         return record
 

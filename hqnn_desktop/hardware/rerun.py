@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -198,7 +199,7 @@ def execute(plan: Plan, store: JobStore | None = None, on_job: Callable[[object,
     """Submit the planned batches (recording each job as it is queued), wait, and build the report."""
     store = store or JobStore()
     record = store.new(plan.pack.name, plan.backend_name, plan.kind, plan.options.to_dict(), plan.local.to_dict(),
-                       plan.n_jobs)
+                       plan.n_jobs, str(plan.pack.path))
     weights = plan.pack.heads["hqnn"].transform.weights.detach().numpy()
 
     def recorded(job, k: int, n: int) -> None:
@@ -233,13 +234,15 @@ def _settle(entry: JobEntry, job) -> None:
 
 
 def report_for(record: RunRecord, pack: Pack | None = None) -> dict:
-    """The report of a complete run, rebuilt from its record (and the pack, loaded by name if not given)."""
+    """The report of a complete run, rebuilt from its record (and the pack: its folder when it is still
+    there, else the installed pack of that name)."""
     if not record.complete:
         raise ServiceError(f"Run {record.run_id} is not complete yet ({record.status}); fetch it first.")
     if pack is None:
         from ..core.packs import load_pack, resolve_pack
 
-        pack = load_pack(resolve_pack(record.pack), ("hqnn",))
+        folder = record.pack_path if record.pack_path and Path(record.pack_path).is_dir() else record.pack
+        pack = load_pack(resolve_pack(folder), ("hqnn",))
     hw_z = np.concatenate([np.asarray(j.z, np.float64) for j in record.jobs])
     report = build_report(pack, record.backend, RunOptions.from_dict(record.options),
                           LocalPass.from_dict(record.inputs), hw_z, [j.job_id for j in record.jobs])

@@ -69,7 +69,7 @@ def differential(review: Review) -> Differential:
     truth_counts = np.bincount(truth, minlength=n)
     pre_counts, matrices, agreement, kappa = {}, {}, {}, {}
     for m in review.models:
-        pre_counts[m] = np.bincount([c.pred[m] for c in review.cells], minlength=n)
+        pre_counts[m] = np.bincount(review.predictions(m), minlength=n)
         pred = np.array([c.pred[m] for c, _ in verified], dtype=int)
         matrices[m] = confusion_matrix(truth, pred, n)
         agreement[m] = float((pred == truth).mean()) if len(truth) else None

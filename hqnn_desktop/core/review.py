@@ -25,6 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .inputs import ImageResult
 from .paths import data_dir
 from .results import disagreement, low_confidence, unlike_training
@@ -111,6 +113,8 @@ class Review:
         self.unusable = list(unusable or [])
         self.decisions: dict[str, str] = {p: lab for p, lab in (decisions or {}).items() if lab in self.labels}
         self.file = file or review_file(self.folder)
+        self._cells_json: str | None = None
+        self._predictions: dict[str, np.ndarray] = {}
         self._undo: list[list[Change]] = []
         self._redo: list[list[Change]] = []
 
@@ -158,19 +162,29 @@ class Review:
         """Write the whole review atomically (called after every change).
 
         Compact ASCII JSON: quick to rewrite on every key press, and file names that
-        are not valid UTF-8 (possible on Linux) survive as escapes.
+        are not valid UTF-8 (possible on Linux) survive as escapes. The cells never
+        change, so their JSON is made once and only the rest is encoded each time
+        (a 10,000-cell review would otherwise spend most of each key press here).
         """
-        atomic_write_text(self.file, json.dumps({
+        if self._cells_json is None:
+            self._cells_json = json.dumps([{"path": c.path, "pred": c.pred, "conf": c.conf,
+                                            "priority": c.priority, "flags": c.flags} for c in self.cells])
+        rest = json.dumps({
             "format": FORMAT, "folder": self.folder, "pack": self.pack, "labels": self.labels,
             "models": list(self.models),
             "updated": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-            "cells": [{"path": c.path, "pred": c.pred, "conf": c.conf, "priority": c.priority,
-                       "flags": c.flags} for c in self.cells],
             "unusable": self.unusable,
             "decisions": self.decisions,
-        }) + "\n")
+        })
+        atomic_write_text(self.file, f'{rest[:-1]}, "cells": {self._cells_json}}}\n')
 
     # ------------------------------------------------------------------ reading the state
+    def predictions(self, model: str) -> np.ndarray:
+        """Class index ``model`` gave each cell, in the order of :attr:`cells` (made once)."""
+        if model not in self._predictions:
+            self._predictions[model] = np.array([c.pred[model] for c in self.cells], dtype=int)
+        return self._predictions[model]
+
     def predicted_label(self, path: str, model: str) -> str:
         return self.labels[self.by_path[path].pred[model]]
 

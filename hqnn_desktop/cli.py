@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=15, help="backbone adaptation epochs (with --fine-tune)")
     t.add_argument("--fine-tune-per-model", action="store_true",
                    help="after training the heads, fine-tune each model end to end with its own copy of the "
-                        "backbone (classification then runs one backbone per model: about three times slower)")
+                        "backbone (classification then runs one backbone per model: about three to four times slower)")
     t.add_argument("--fine-tune-per-model-epochs", type=int, default=3,
                    help="epochs of that per-model fine-tuning (with --fine-tune-per-model)")
     t.add_argument("--fine-tune-per-model-lr", type=float, default=1e-4,

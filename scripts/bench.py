@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,11 +51,19 @@ def image_files(data: Path) -> list[Path]:
 
 
 def link_folder(files: list[Path], n: int, root: Path) -> Path:
-    """A folder of ``n`` symbolic links to ``files`` (cycled), so any size can be measured."""
+    """A folder of ``n`` distinct files made from ``files`` (cycled), so any size can be measured.
+
+    Hard links where possible, copies otherwise; not symbolic links, which the
+    engine rightly classifies once per real file.
+    """
     folder = root / f"images_{n}"
     folder.mkdir(parents=True, exist_ok=True)
     for i, src in enumerate(spread(files, n)):
-        (folder / f"{i:06d}{src.suffix}").symlink_to(src.resolve())
+        dst = folder / f"{i:06d}{src.suffix}"
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copyfile(src, dst)
     return folder
 
 
@@ -69,6 +78,7 @@ def measure_engine(args: argparse.Namespace) -> dict:
     from hqnn_desktop.core.predict import Engine
 
     engine = Engine(load_pack(resolve_pack(args.pack)), batch_size=args.batch_size)
+    engine.warm_up()  # as the app does while loading: one-off costs are not steady state
     paths = [str(p) for p in spread(image_files(Path(args.data)), args.n)]
     stamps = []
     for _ in engine.classify(paths):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QItemSelectionModel, Qt, Signal
-from PySide6.QtGui import QImage, QImageReader, QPixmap
+from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -29,11 +29,14 @@ from PySide6.QtWidgets import (
 from ..core.inputs import ImageResult, iter_image_paths
 from ..core.kinds import MODEL_TITLES
 from .results_model import THUMB, ResultsFilter, ResultsModel
+from .thumbnails import ThumbnailCache
 from .workers import start_worker
 
 if TYPE_CHECKING:
     from ..core.predict import Engine
 
+#: Longest side of the large picture of the selected image (decoded at this size, in the background).
+PREVIEW = 720
 MODEL_COLORS = {"hqnn": (90, 60, 200), "classical": (30, 150, 110), "baseline": (150, 150, 150)}
 
 
@@ -145,6 +148,8 @@ class ClassifyTab(QWidget):
         self.preview = QLabel()
         self.preview.setAlignment(Qt.AlignCenter)
         self.preview.setMinimumSize(260, 260)
+        self.previews = ThumbnailCache(PREVIEW, capacity=64, parent=self)
+        self.previews.loaded.connect(self._preview_loaded)
         self.detail = QLabel()
         self.detail.setWordWrap(True)
         self.detail.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -264,9 +269,6 @@ class ClassifyTab(QWidget):
         eta = (total - done) / rate if rate > 0 else 0.0
         self.progress_label.setText(f"{done} of {total} images · {rate:.1f}/s · about {eta:.0f} s left"
                                     if done < total else f"{done} images classified")
-        if done and self.table.currentIndex().row() < 0 and self.proxy.rowCount():
-            self.table.selectionModel().setCurrentIndex(self.proxy.index(0, 0),
-                                                        QItemSelectionModel.ClearAndSelect | QItemSelectionModel.Rows)
 
     def _on_error(self, exc: Exception) -> None:
         self.error.emit("Classification stopped because of an unexpected problem.", repr(exc))
@@ -280,12 +282,31 @@ class ClassifyTab(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         self.progress_label.setText(f"{'Cancelled: ' if cancelled else ''}{n} images, {bad} not usable.")
+        if self.table.currentIndex().row() < 0 and self.proxy.rowCount():
+            # the first image in detail once the batch is done (drawing it mid-batch stalls the window)
+            self.table.selectionModel().setCurrentIndex(self.proxy.index(0, 0),
+                                                        QItemSelectionModel.ClearAndSelect | QItemSelectionModel.Rows)
         self.status.emit("Ready")
         if self._queued and not cancelled:
             queued, self._queued = self._queued, []
             self.add_paths(queued)
 
     # ------------------------------------------------------------------ saliency
+    def _show_preview(self, path: str) -> None:
+        """The selected image, large; decoded in the background (a camera photo takes a while)."""
+        pixmap = self.previews.get(path)
+        if pixmap is None:
+            self.preview.setText("Loading the picture…")
+        elif pixmap.isNull():
+            self.preview.setText("(no preview)")
+        else:
+            self._set_preview(pixmap)
+
+    def _preview_loaded(self, path: str) -> None:
+        r = self.current_result()
+        if r is not None and r.path == path and not self.saliency_box.isChecked():
+            self._show_preview(path)
+
     def _set_preview(self, pixmap: QPixmap) -> None:
         self.preview.setPixmap(pixmap.scaled(self.preview.size(), Qt.KeepAspectRatio, Qt.SmoothTransformation))
 
@@ -335,13 +356,7 @@ class ClassifyTab(QWidget):
             self.detail.clear()
             self.plot.show_result(None, [], ())
             return
-        reader = QImageReader(r.path)
-        reader.setAutoTransform(True)
-        image = reader.read()
-        if image.isNull():
-            self.preview.setText("(no preview)")
-        else:
-            self._set_preview(QPixmap.fromImage(image))
+        self._show_preview(r.path)
         if self.saliency_box.isChecked() and not r.error and self.engine is not None:
             self._start_saliency(r.path, self.saliency_model.currentData())
         if r.error:

@@ -8,6 +8,7 @@ QPU time, and shows simulation and backend side by side.
 from __future__ import annotations
 
 import datetime
+import functools
 import threading
 
 import numpy as np
@@ -17,6 +18,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
@@ -25,6 +27,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
     QTableWidget,
@@ -39,8 +42,25 @@ from .evaluate_tab import ConfusionPlot
 from .workers import start_worker
 
 TRISTATE = {"as the resilience level decides": None, "on": True, "off": False}
+_QISKIT_IMPORT = threading.Lock()
 
 
+def qiskit_loaded_first(func):
+    """Workers import qiskit on first use. Two threads importing it at once can see half-initialised
+    modules (qiskit's modules import each other: "cannot import name 'Backend' from partially
+    initialized module"), so the first import happens under one lock, whichever worker comes first."""
+
+    @functools.wraps(func)
+    def run(*args, **kwargs):
+        with _QISKIT_IMPORT:
+            import qiskit_aer  # noqa: F401
+            import qiskit_ibm_runtime.fake_provider  # noqa: F401
+        return func(*args, **kwargs)
+
+    return run
+
+
+@qiskit_loaded_first
 def account_backends(creds: Credentials | None):
     """Worker: log in and list the account's backends."""
     from ..hardware.service import test_connection
@@ -48,6 +68,7 @@ def account_backends(creds: Credentials | None):
     return test_connection(creds)
 
 
+@qiskit_loaded_first
 def offline_backends() -> list[str]:
     """Worker: the noiseless simulator and every fake device (a device too small for the pack is refused
     with a message when the run starts)."""
@@ -56,6 +77,7 @@ def offline_backends() -> list[str]:
     return ["aer_simulator", *fake_backend_names()]
 
 
+@qiskit_loaded_first
 def plan_hardware_run(pack, backend: str, options, paths: list[str] | None, folder: str | None,
                       stop: threading.Event):
     """Worker: images (Classify tab list or a labelled folder), local pass, transpilation, QPU estimate."""
@@ -71,6 +93,7 @@ def plan_hardware_run(pack, backend: str, options, paths: list[str] | None, fold
     return plan_run(pack, paths or [], backend, truth, options, service, stop.is_set)
 
 
+@qiskit_loaded_first
 def fetch_run(run_id: str):
     """Worker: ask for the run's job states; the report when every job is done."""
     from ..hardware.jobs import JobStore
@@ -80,6 +103,7 @@ def fetch_run(run_id: str):
     return record, (report_for(record) if record.complete else None)
 
 
+@qiskit_loaded_first
 def cancel_hardware_run(run_id: str):
     """Worker: cancel the run's queued jobs."""
     from ..hardware.jobs import JobStore
@@ -108,21 +132,26 @@ class HardwareTab(QWidget):
         self.job_progress.connect(self._on_job)
 
         layout = QVBoxLayout(self)
-        top = QHBoxLayout()
+        controls = QWidget()
+        top = QHBoxLayout(controls)
+        top.setContentsMargins(0, 0, 0, 0)
         top.addWidget(self._account_box(), 1)
         top.addWidget(self._run_box(), 1)
-        layout.addLayout(top)
+        # in a scroll area, so the tab never forces the window taller than a laptop screen
+        scroll = QScrollArea()
+        scroll.setWidget(controls)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
         split = QSplitter(Qt.Vertical)
+        split.addWidget(scroll)
         split.addWidget(self._jobs_box())
         split.addWidget(self._results_box())
-        split.setStretchFactor(0, 1)
-        split.setStretchFactor(1, 4)
-        split.setSizes([150, 600])
+        split.setStretchFactor(1, 1)
+        split.setStretchFactor(2, 4)
+        split.setSizes([controls.sizeHint().height(), 150, 600])
         layout.addWidget(split, 1)
         self._account_read = False
         self._set_backends([], offline=None)
-        self._workers.append(start_worker(offline_backends, returned=lambda names: self._set_backends([], names)))
-        self.refresh_jobs()
 
     # ----------------------------------------------------------------- layout
     def _account_box(self) -> QGroupBox:
@@ -244,7 +273,7 @@ class HardwareTab(QWidget):
         plots = QWidget()
         row = QHBoxLayout(plots)
         self.sim_plot, self.hw_plot = ConfusionPlot(), ConfusionPlot()
-        plots.setMinimumHeight(280)
+        plots.setMinimumHeight(200)
         row.addWidget(self.sim_plot)
         row.addWidget(self.hw_plot)
         self.images_table = QTableWidget(0, 0)
@@ -266,10 +295,14 @@ class HardwareTab(QWidget):
 
     # ------------------------------------------------------------ credentials
     def showEvent(self, event) -> None:  # Qt API name
-        """Read the keyring only when the tab is first shown (it may ask to be unlocked)."""
+        """Read the keyring, list the devices and the recorded runs only when the tab is first shown:
+        the keyring may ask to be unlocked, and importing qiskit at start-up would slow the window."""
         if not self._account_read:
             self._account_read = True
             self._show_saved()
+            self._workers.append(start_worker(offline_backends,
+                                              returned=lambda names: self._set_backends(None, names)))
+            self.refresh_jobs()
         super().showEvent(event)
 
     def _show_saved(self) -> None:
@@ -340,10 +373,15 @@ class HardwareTab(QWidget):
         self.storage_label.setText(str(exc))
         self.error.emit("The connection test failed.", str(exc))
 
-    def _set_backends(self, real: list[str], offline: list[str] | None) -> None:
+    def _set_backends(self, real: list[str] | None, offline: list[str] | None) -> None:
+        """Fill the backend choice; ``None`` keeps the account's (or the offline) names already listed,
+        whichever of the two background lists arrives first."""
+        listed = [(self.backend_combo.itemText(i), self.backend_combo.itemData(i))
+                  for i in range(self.backend_combo.count())]
+        if real is None:
+            real = [name for name, is_real in listed if is_real]
         if offline is None:
-            offline = [self.backend_combo.itemText(i) for i in range(self.backend_combo.count())
-                       if not self.backend_combo.itemData(i)]
+            offline = [name for name, is_real in listed if not is_real]
         current = self.backend_combo.currentText() or "fake_brisbane"
         self.backend_combo.clear()
         for name in real:

@@ -99,10 +99,12 @@ class MainWindow(QMainWindow):
         self.hardware.status.connect(self.statusBar().showMessage)
         self.hardware.error.connect(self.show_error)
         self.tabs.addTab(self.hardware, "Hardware")
-        for i, key in enumerate(("Ctrl+1", "Ctrl+2", "Ctrl+3", "Ctrl+4")):
+        for i in range(self.tabs.count()):
+            key = f"Ctrl+{i + 1}"
             action = QAction(self, shortcut=QKeySequence(key))
             action.triggered.connect(lambda _=False, i=i: self.tabs.setCurrentIndex(i))
             self.addAction(action)
+            self.tabs.setTabToolTip(i, f"{self.tabs.tabText(i)} ({key})")
         self.setCentralWidget(self.tabs)
         self._build_menus()
         self.statusBar().showMessage("Starting…")

@@ -32,8 +32,10 @@ PREVIOUS_CSV = b"path,model,label\r\nfrom yesterday.png,hqnn,neutrophil\r\n"
 
 #: The real CLI, with each batch slowed down a little so that a kill always lands mid-run
 #: however fast the machine is (the rows, files and renames are the CLI's own).
+#: Ctrl+C is re-enabled first: a test run started in the background inherits an ignored SIGINT.
 SLOW_CLI = """
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from hqnn_desktop.core import predict
 real = predict.Engine.run_batch
 def slow(self, *args, **kwargs):

@@ -35,6 +35,9 @@ def test_drop_files_and_folder_then_export(window, qtbot, tmp_path):
                     timeout=60_000)
     model = window.classify.model
     assert model.rowCount() == 5 and model.columnCount() == 6
+    proxy = window.classify.proxy  # rows in the order the images were given, the first one shown
+    assert [proxy.index(i, 1).data() for i in range(5)] == [r.path.rsplit("/", 1)[-1] for r in model.results]
+    assert window.classify.current_result() is model.results[0]
     by_name = {r.path.rsplit("/", 1)[-1]: r for r in model.results}
     assert by_name["broken.png"].error
     text = model.data(model.index([r.path for r in model.results].index(str(one)), 2))

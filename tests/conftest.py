@@ -57,9 +57,8 @@ def tiny_dataset(tmp_path_factory) -> tuple[Path, Path]:
     return make_dataset(base / "train", 24, 0), make_dataset(base / "val", 8, 1)
 
 
-@pytest.fixture
-def window(qtbot):
-    """The main window on the bundled pbc8 pack, models loaded; background work stopped afterwards."""
+def open_main_window(qtbot):
+    """The main window on the bundled pbc8 pack, shown, with its models loaded."""
     from hqnn_desktop.core.settings import Settings
     from hqnn_desktop.gui.main_window import MainWindow
 
@@ -71,6 +70,13 @@ def window(qtbot):
     w.start_loading()
     qtbot.waitUntil(lambda: w.classify.engine is not None, timeout=60_000)
     assert w.classify.engine.pack.name == "pbc8"
+    return w
+
+
+@pytest.fixture
+def window(qtbot):
+    """The main window on the bundled pbc8 pack, models loaded; background work stopped afterwards."""
+    w = open_main_window(qtbot)
     yield w
     w.classify.cancel()
     w.training.cancel()

@@ -12,11 +12,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
 from hqnn_desktop.core.review import Review, list_reviews
-from hqnn_desktop.core.settings import Settings
-from hqnn_desktop.gui.main_window import MainWindow
 from hqnn_desktop.gui.review_gallery import PATH_ROLE
 
-from .conftest import BUNDLED, SAMPLES
+from .conftest import BUNDLED, SAMPLES, open_main_window
 
 pytestmark = pytest.mark.skipif(not (BUNDLED / "pbc8" / "card.json").exists(), reason="pbc8 pack not built")
 PBC = SAMPLES / "pbc8"
@@ -108,13 +106,7 @@ def test_verify_by_keyboard_undo_reopen_count_and_export(window, qtbot, tmp_path
 
     # close the app, open it again on the same user folder: every decision is back
     window.close()
-    settings = Settings()
-    settings.set("pack", str(BUNDLED / "pbc8"))
-    again = MainWindow(settings=settings)
-    qtbot.addWidget(again)
-    again.show()
-    again.start_loading()
-    qtbot.waitUntil(lambda: again.classify.engine is not None, timeout=60_000)
+    again = open_main_window(qtbot)
     restored = classify_and_review(again, qtbot)
     assert restored.decisions == expected
     assert tab_diff(again.review).kappa["hqnn"] == pytest.approx(diff.kappa["hqnn"])

@@ -4,7 +4,9 @@ Steps: scan the class folders; split validation (a second folder, or a grouped
 fraction); decode images; optionally adapt the backbone (stage 1); extract
 features once; train the requested heads on identical features (stage 3);
 optionally fine-tune each model end to end with its own backbone copy (stage 4);
-score them on validation; write a pack whose card records everything.
+fit each model's temperature on the validation logits (:mod:`core.calibration`);
+score them on validation with calibrated probabilities; write a pack whose card
+records everything.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from . import ood
 from .augment import AugmentConfig
 from .backbones import get_spec
+from .calibration import calibrate_or_skip, calibrated_proba, head_logits, record_calibration
 from .circuits import ANSATZ_ID, circuit_parameter_count
 from .datasets import LabelledFiles, load_images, read_manifest, scan_dataset, split_validation
 from .heads import MODEL_KINDS
@@ -33,7 +36,6 @@ from .train import (
     adapt_backbone,
     extract_features,
     fine_tune_models,
-    predict_proba,
     train_heads,
 )
 
@@ -110,11 +112,17 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
         model_extractors, heads, per_model_history = fine_tune_models(
             extractor, heads, x_train, y_train, per_model_config(recipe), recipe.device,
             checkpoints=model_checkpoints, callbacks=callbacks, val=(x_val, y_val))
-    metrics = {}
+    val_logits = {}
     for kind, head in heads.items():
         features = (extract_features(model_extractors[kind], x_val, device=recipe.device, callbacks=callbacks)
                     if kind in model_extractors else f_val)
-        metrics[kind] = classification_report(y_val, predict_proba(head, features), labels)
+        val_logits[kind] = head_logits(head, features)
+    split = {"val_fraction": None, "group_pattern": None} if recipe.val_dir else {
+        "val_fraction": recipe.val_fraction, "group_pattern": recipe.group_pattern}
+    calibration = calibrate_or_skip(val_logits, y_val, {"folder": str(recipe.val_dir or recipe.train_dir), **split})
+    temperature = {kind: fit["temperature"] for kind, fit in calibration["models"].items()}
+    metrics = {kind: classification_report(y_val, calibrated_proba(z, temperature[kind]), labels)
+               for kind, z in val_logits.items()}
     card = make_card(
         name=recipe.name, labels=labels, backbone=cfg.backbone, input_size=cfg.input_size,
         n_qubits=recipe.heads.n_qubits, layers=recipe.heads.layers, feature_dim=spec.feature_dim,
@@ -133,6 +141,7 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
         data={"description": recipe.description or f"User dataset {Path(recipe.train_dir).name}",
               "class_counts": train_files.class_counts()},
     )
+    record_calibration(card, calibration)
     path = save_pack(out_dir, card, extractor, heads, ood=ood.fit(f_train, y_train, f_val, len(labels)),
                      model_extractors=model_extractors)
     for path_done in (checkpoint, *model_checkpoints.values()):

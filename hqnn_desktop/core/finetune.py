@@ -8,6 +8,12 @@ labelled folder or another manifest added), bottleneck included, because a
 confusion between two classes is often in the code itself, which a frozen
 bottleneck could not fix. The new pack's card says which corrections it used
 (manifest path, count, sha256) and keeps the base pack's figures apart.
+
+Calibration (:mod:`core.calibration`): with validation images the temperatures
+are refitted on them, since the heads have moved; without (or where those images
+cannot calibrate), the base pack's temperatures are carried over (refitting on
+the corrections the heads were just trained on would make them over-confident),
+and the card says so.
 """
 
 from __future__ import annotations
@@ -21,11 +27,18 @@ from pathlib import Path
 import numpy as np
 
 from .build import manifest_record
+from .calibration import (
+    calibrate_or_skip,
+    calibrated_proba,
+    head_logits,
+    record_calibration,
+    temperature_of,
+)
 from .datasets import DatasetError, load_images, read_manifest, scan_dataset
 from .heads import MODEL_KINDS
 from .metrics import classification_report
 from .packs import HEADS_FILE, load_pack, read_card, save_pack
-from .train import Callbacks, HeadConfig, continue_heads, extract_features, predict_proba
+from .train import Callbacks, HeadConfig, continue_heads, extract_features
 
 
 @dataclass
@@ -57,17 +70,16 @@ def _images(pack, files) -> tuple[np.ndarray, np.ndarray]:
 def _train_each_backbone(pack, train: tuple[np.ndarray, np.ndarray], val: tuple | None, cfg: HeadConfig,
                          callbacks: Callbacks, device: str | None) -> tuple[dict, dict]:
     """Continue every head on the features of its own backbone (shared by most packs, one per
-    model in packs fine-tuned per model); returns histories and validation reports per model."""
-    histories, reports = {}, {}
+    model in packs fine-tuned per model); returns histories and validation logits per model."""
+    histories, logits = {}, {}
     for extractor in {id(pack.extractor_for(k)): pack.extractor_for(k) for k in pack.heads}.values():
         heads = {k: h for k, h in pack.heads.items() if pack.extractor_for(k) is extractor}
         x = extract_features(extractor, train[0], device=device, callbacks=callbacks)
         v = (extract_features(extractor, val[0], device=device, callbacks=callbacks), val[1]) if val else None
         histories.update(continue_heads(heads, x, train[1], cfg, val=v, callbacks=callbacks))
         if v is not None:
-            reports.update({k: classification_report(v[1], predict_proba(h, v[0]), pack.labels)
-                            for k, h in heads.items()})
-    return histories, reports
+            logits.update({k: head_logits(h, v[0]) for k, h in heads.items()})
+    return histories, logits
 
 
 def fine_tune_pack(recipe: FineTuneRecipe, out_dir: str | os.PathLike,
@@ -89,7 +101,7 @@ def fine_tune_pack(recipe: FineTuneRecipe, out_dir: str | os.PathLike,
     cfg = HeadConfig(n_qubits=int(card["n_qubits"]), layers=int(card["layers"]), epochs=recipe.epochs,
                      lr=recipe.lr, batch_size=recipe.batch_size, warmup_epochs=0, seed=recipe.seed,
                      freeze_bottleneck=False)
-    histories, reports = _train_each_backbone(pack, train, val, cfg, callbacks, recipe.device)
+    histories, val_logits = _train_each_backbone(pack, train, val, cfg, callbacks, recipe.device)
     y = train[1]
     new_card = copy.deepcopy(card)
     for key in ("files", "weights_dtype", "ood"):
@@ -102,6 +114,14 @@ def fine_tune_pack(recipe: FineTuneRecipe, out_dir: str | os.PathLike,
         "heads": asdict(cfg), "seed": recipe.seed, "n_train": len(y),
         "history": {"heads": histories}, "base_training": card.get("training"),
     }
+    if val:
+        base = {k: temperature_of(card, k) for k in val_logits}
+        record_calibration(new_card, calibrate_or_skip(val_logits, val[1], {"folder": str(recipe.val)}, base))
+    else:
+        new_card["calibration"] = {"carried_over_from": card["name"], "base": card.get("calibration"),
+                                   "reason": "no validation images given; the base pack's temperatures are kept"}
+    reports = {k: classification_report(val[1], calibrated_proba(z, temperature_of(new_card, k)), pack.labels)
+               for k, z in val_logits.items()}
     new_card["metrics"] = {
         "validation": {"split": "val" if val else "none given", "models": reports},
         "base_pack_validation": card.get("metrics", {}).get("validation"),

@@ -21,6 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import torch
 
+from .calibration import calibrated_softmax, temperature_of
 from .imageio import ImageError, load_model_input
 from .inputs import ImageResult, iter_image_paths
 from .kinds import MODEL_KINDS
@@ -52,6 +53,9 @@ class Engine:
     device computes it natively and the pack passed its bf16 check, else fp32),
     ``fp32`` or ``bf16``; see :mod:`core.runtime`. ``stage_seconds`` adds up the
     time spent in the backbone and in each head, for the benchmarks.
+
+    Probabilities are softmax(logits / T) with each model's temperature from the
+    card (:mod:`core.calibration`; T = 1 for packs without one).
     """
 
     def __init__(self, pack: Pack, models: tuple[str, ...] = MODEL_KINDS, batch_size: int = 32,
@@ -67,6 +71,7 @@ class Engine:
         self.decode_workers = decode_workers or max(2, min(8, (os.cpu_count() or 2)))
         self.device = torch.device(device or "cpu")
         self.precision = choose_precision(pack.card, self.device, precision)
+        self.temperatures = {kind: temperature_of(pack.card, kind) for kind in self.models}
         self.pack.extractor.to(self.device, memory_format=torch.channels_last).eval()
         for kind in self.models:
             self.pack.extractor_for(kind).to(self.device, memory_format=torch.channels_last).eval()
@@ -92,8 +97,8 @@ class Engine:
     @torch.inference_mode()
     def run_batch(self, images: np.ndarray, keep_latents: bool = False
                   ) -> tuple[dict[str, np.ndarray], np.ndarray, dict, dict]:
-        """Probabilities per model and backbone features for a uint8 NHWC batch (codes and
-        embeddings on request)."""
+        """Calibrated probabilities per model and backbone features for a uint8 NHWC batch (codes
+        and embeddings on request)."""
         start = time.perf_counter()
         feats = self.features(images)
         self.stage_seconds["backbone"] += time.perf_counter() - start
@@ -107,7 +112,7 @@ class Engine:
             start = time.perf_counter()
             code, emb = self.pack.heads[kind].embed(own)
             logits = self.pack.heads[kind].classifier(emb)
-            proba[kind] = torch.softmax(logits.float(), dim=1).cpu().numpy()
+            proba[kind] = calibrated_softmax(logits.float(), self.temperatures[kind]).cpu().numpy()
             self.stage_seconds[kind] += time.perf_counter() - start
             if keep_latents:
                 codes[kind], embs[kind] = code.cpu().numpy(), emb.float().cpu().numpy()

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core.calibration import calibrated_softmax, temperature_of
 from ..core.metrics import classification_report
 from ..core.packs import Pack
 from ..core.predict import Engine
@@ -123,9 +124,11 @@ def local_pass(pack: Pack, paths: list[str], truth: list[int] | None = None,
 
 
 def _probabilities(pack: Pack, z: np.ndarray) -> np.ndarray:
+    """The HQNN's probabilities from <Z> values, calibrated like the engine's, so that simulated and
+    hardware probabilities stay comparable with each other and with the Classify tab."""
     with torch.no_grad():
         logits = pack.heads["hqnn"].classifier(torch.as_tensor(z, dtype=torch.float32))
-        return torch.softmax(logits, 1).numpy()
+        return calibrated_softmax(logits, temperature_of(pack.card, "hqnn")).numpy()
 
 
 def build_report(pack: Pack, backend_name: str, options: RunOptions, local: LocalPass, hw_z: np.ndarray,

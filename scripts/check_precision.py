@@ -6,8 +6,14 @@ The engine uses bf16 autocast only for packs whose card holds a passed check
 GPU computes bf16 natively (elsewhere bf16 is emulated and very slow):
 
     python scripts/check_precision.py --pack pbc8 --data ../shared/data/pbc/val [--device cuda] [--record]
+    python scripts/check_precision.py --pack bci4 --data ../shared/data/bci/TRAIN \
+        --val-fraction 0.15 --group-pattern '^g(\d+)_' --record
 
-``--per-class N`` checks N images per class only (a quick look, not a verdict to record).
+``--val-fraction`` checks the validation part of a training folder, split as
+the training command splits it (same seed, same grouping). ``--per-class N``
+checks N images per class only (a quick look, not a verdict to record). The
+record says whether bf16 was native or emulated: emulated bf16 rounds the same
+way (bf16 operands, fp32 accumulation) and only runs slower.
 """
 
 from __future__ import annotations
@@ -19,25 +25,34 @@ import tempfile
 import time
 from pathlib import Path
 
-from hqnn_desktop.core.datasets import scan_class_folders
+import torch
+
+from hqnn_desktop.core.datasets import LabelledFiles, scan_class_folders, split_validation
 from hqnn_desktop.core.evaluate import evaluate_folder
 from hqnn_desktop.core.kinds import MODEL_KINDS
 from hqnn_desktop.core.packs import load_pack, read_card, resolve_pack
-from hqnn_desktop.core.runtime import BF16_MAX_F1_DELTA, BF16_MIN_AGREEMENT
+from hqnn_desktop.core.runtime import BF16_MAX_F1_DELTA, BF16_MIN_AGREEMENT, native_bf16
 from hqnn_desktop.core.storage import atomic_write_json
 
 
-def subset_folder(data: Path, labels: list[str], per_class: int, root: Path) -> Path:
-    """A folder of links to the first ``per_class`` images of each class."""
-    files = scan_class_folders(data, labels)
-    taken: dict[int, int] = {}
+def link_folder(files: LabelledFiles, root: Path) -> Path:
+    """A folder of class subfolders holding links to ``files``."""
     for path, target in zip(files.paths, files.targets):
+        link = root / files.labels[target] / Path(path).name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(Path(path).resolve())
+    return root
+
+
+def first_per_class(files: LabelledFiles, per_class: int) -> LabelledFiles:
+    """The first ``per_class`` images of each class."""
+    taken: dict[int, int] = {}
+    keep = []
+    for i, target in enumerate(files.targets):
         if taken.get(target, 0) < per_class:
             taken[target] = taken.get(target, 0) + 1
-            link = root / labels[target] / Path(path).name
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(Path(path).resolve())
-    return root
+            keep.append(i)
+    return files.subset(keep)
 
 
 def compare(pack_dir: Path, data: Path, device: str | None) -> dict:
@@ -66,15 +81,28 @@ def main() -> int:
     parser.add_argument("--pack", required=True)
     parser.add_argument("--data", type=Path, required=True, help="validation folder, one subfolder per class")
     parser.add_argument("--device", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--val-fraction", type=float,
+                        help="check the validation split of a training folder (as `hqnn-desktop train` splits it)")
+    parser.add_argument("--group-pattern", help="regular expression naming the group of a file (split by group)")
     parser.add_argument("--per-class", type=int, help="only this many images per class (a quick look)")
     parser.add_argument("--record", action="store_true", help="write the verdict into the pack's card")
     args = parser.parse_args()
     pack_dir = resolve_pack(args.pack)
     card = read_card(pack_dir)
     with tempfile.TemporaryDirectory() as tmp:
-        data = subset_folder(args.data, card["labels"], args.per_class, Path(tmp)) if args.per_class else args.data
+        data = args.data
+        if args.val_fraction or args.per_class:
+            files = scan_class_folders(args.data, card["labels"])
+            if args.val_fraction:
+                _, files = split_validation(files, args.val_fraction, seed=0, group_pattern=args.group_pattern)
+            if args.per_class:
+                files = first_per_class(files, args.per_class)
+            data = link_folder(files, Path(tmp))
         check = compare(pack_dir, data, args.device)
-    check.update(folder=str(args.data), device=args.device or "cpu", date=time.strftime("%Y-%m-%d"))
+    device = args.device or "cpu"
+    check.update(folder=str(args.data), val_fraction=args.val_fraction, group_pattern=args.group_pattern,
+                 device=device, bf16="native" if native_bf16(torch.device(device)) else "emulated",
+                 date=time.strftime("%Y-%m-%d"))
     print(json.dumps(check, indent=2))
     if args.record:
         if args.per_class:

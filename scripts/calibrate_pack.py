@@ -10,8 +10,11 @@ folder instead, split as ``hqnn-desktop train`` splits it (seed 0, whole groups
 at a time). Logits come from the classification engine in fp32. The fit
 (:mod:`hqnn_desktop.core.calibration`) is printed as JSON; ``--record`` writes
 each model's temperature and the fit into the pack's card (atomically, re-read
-just before writing so that nothing else in the card is lost). Only the card
-changes: the weights and their checksums stay as they are.
+just before writing so that nothing else in the card is lost), and refreshes the
+card's recorded validation report of every model (what the Evaluate tab shows
+when the pack loads) with the calibrated probabilities: same predictions, ECE and
+reliability curve as the pack now behaves. Only the card changes: the weights and
+their checksums stay as they are.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hqnn_desktop.core.calibration import calibrate, engine_logits, record_calibration
+from hqnn_desktop.core.calibration import calibrate, calibrated_proba, engine_logits, record_calibration
 from hqnn_desktop.core.datasets import scan_class_folders, split_validation
 from hqnn_desktop.core.kinds import MODEL_KINDS
+from hqnn_desktop.core.metrics import classification_report
 from hqnn_desktop.core.packs import CARD, load_pack, read_card, resolve_pack
 from hqnn_desktop.core.storage import atomic_write_json
 
@@ -48,7 +52,8 @@ def main() -> int:
         _, files = split_validation(files, args.val_fraction, seed=0, group_pattern=args.group_pattern)
     kept, logits, errors = engine_logits(load_pack(pack_dir, models), [str(p) for p in files.paths], models,
                                          precision="fp32", device=args.device)
-    record = calibrate(logits, np.asarray(files.targets)[kept], {
+    targets = np.asarray(files.targets)[kept]
+    record = calibrate(logits, targets, {
         "folder": str(args.data), "val_fraction": args.val_fraction, "group_pattern": args.group_pattern,
         "n_unusable": len(errors), "precision": "fp32"})
     print(json.dumps(record, indent=2))
@@ -56,7 +61,12 @@ def main() -> int:
         print(f"{kind:>9}: T={fit['temperature']:.4f}  ECE {fit['ece_before']:.4f} -> {fit['ece_after']:.4f}  "
               f"NLL {fit['nll_before']:.4f} -> {fit['nll_after']:.4f}", file=sys.stderr)
     if args.record:
-        atomic_write_json(pack_dir / CARD, record_calibration(read_card(pack_dir), record))
+        card = record_calibration(read_card(pack_dir), record)
+        reports = card.setdefault("metrics", {}).setdefault("validation", {}).setdefault("models", {})
+        for kind, fit in record["models"].items():
+            reports[kind] = classification_report(targets, calibrated_proba(logits[kind], fit["temperature"]),
+                                                  card["labels"])
+        atomic_write_json(pack_dir / CARD, card)
         print(f"recorded in {pack_dir / CARD}", file=sys.stderr)
     return 0
 

@@ -20,6 +20,11 @@ def test_evaluate_tab_shows_bundled_results_then_a_folder(window, qtbot, tmp_pat
     n = card_models["hqnn"]["n"]
     assert tab.matrices["hqnn"].matrix.sum() == n
     assert tab.summary.item(0, 3).text() == f"{card_models['hqnn']['macro_f1']:.4f}"
+    curves = [item for item in tab.reliability.listDataItems() if item.name()]
+    assert len(curves) == 3
+    counts = [c for c in card_models["hqnn"]["reliability"]["count"] if c]
+    sizes = curves[0].opts["symbolSize"]
+    assert len(sizes) == len(counts) and sizes[counts.index(max(counts))] == max(sizes) > min(sizes)
     tab.evaluate(str(SAMPLES / "pbc8"))
     qtbot.waitUntil(lambda: tab.worker is None and tab.report and "folder" in tab.report, timeout=120_000)
     assert tab.report["n_images"] == 24

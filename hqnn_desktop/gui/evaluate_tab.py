@@ -34,6 +34,16 @@ def run_evaluation(pack, folder: str, models: tuple[str, ...], stop: threading.E
     return evaluate_folder(pack, folder, models, cancelled=stop.is_set, keep_latents=True)
 
 
+def reliability_dot_sizes(counts: tuple[int, ...], smallest: float = 4.0, largest: float = 18.0) -> list[float]:
+    """Dot diameters whose area follows each bin's share of images.
+
+    After calibration nearly every image sits in the top bin, and a bin of one or
+    two images far from the diagonal would otherwise look as weighty as it.
+    """
+    most = max(counts) or 1
+    return [smallest + (largest - smallest) * (n / most) ** 0.5 for n in counts]
+
+
 class ConfusionPlot(pg.PlotWidget):
     """One model's confusion matrix as a heat map with the counts written in."""
 
@@ -101,9 +111,12 @@ class EvaluateTab(QWidget):
         self.summary.setHorizontalHeaderLabels(["model", "images", "accuracy", "macro-F1", "ECE"])
         self.per_class = QTableWidget(0, 0)
         self.matrices = {k: ConfusionPlot() for k in MODEL_TITLES}
-        self.reliability = pg.PlotWidget(title="Reliability (confidence vs accuracy)")
+        self.reliability = pg.PlotWidget(title="Reliability (dot area = images)")
         self.reliability.setBackground(None)
         self.reliability.addLegend()
+        self.reliability.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.05)
+        self.reliability.setLabel("bottom", "confidence")
+        self.reliability.setLabel("left", "share correct")
         self.embeddings = EmbeddingView()
 
         top = QHBoxLayout()
@@ -212,11 +225,13 @@ class EvaluateTab(QWidget):
         for m in models:
             rel = r["models"][m].get("reliability")
             if rel:
-                pts = [(c, a) for c, a in zip(rel["confidence"], rel["accuracy"]) if c is not None]
+                pts = [(c, a, n) for c, a, n in zip(rel["confidence"], rel["accuracy"], rel["count"])
+                       if c is not None]
                 if pts:
-                    xs, ys = zip(*pts)
+                    xs, ys, counts = zip(*pts)
                     self.reliability.plot(xs, ys, pen=pg.mkPen(colors[m], width=2), symbol="o",
-                                          symbolBrush=colors[m], name=MODEL_TITLES[m])
+                                          symbolBrush=colors[m], symbolSize=reliability_dot_sizes(counts),
+                                          name=MODEL_TITLES[m])
 
     def table_rows(self) -> list[list[str]]:
         headers = [self.per_class.horizontalHeaderItem(c).text() for c in range(self.per_class.columnCount())]

@@ -27,7 +27,7 @@ bench: install
 	$(BIN)/python scripts/bench.py
 
 lint: install
-	$(BIN)/ruff check hqnn_desktop tests training
+	$(BIN)/ruff check hqnn_desktop tests training scripts
 
 # README screenshots from the real app (needs Debian's xvfb and libxcb-cursor0)
 screenshots: install

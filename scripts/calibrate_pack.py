@@ -26,7 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hqnn_desktop.core.calibration import calibrate, calibrated_proba, engine_logits, record_calibration
+from hqnn_desktop.core.calibration import (
+    calibrate,
+    calibrated_proba,
+    engine_logits,
+    record_calibration,
+)
 from hqnn_desktop.core.datasets import scan_class_folders, split_validation
 from hqnn_desktop.core.kinds import MODEL_KINDS
 from hqnn_desktop.core.metrics import classification_report

@@ -7,7 +7,7 @@ GPU computes bf16 natively (elsewhere bf16 is emulated and very slow):
 
     python scripts/check_precision.py --pack pbc8 --data ../shared/data/pbc/val [--device cuda] [--record]
     python scripts/check_precision.py --pack bci4 --data ../shared/data/bci/TRAIN \
-        --val-fraction 0.15 --group-pattern '^g(\d+)_' --record
+        --val-fraction 0.15 --group-pattern '^g(\\d+)_' --record
 
 ``--val-fraction`` checks the validation part of a training folder, split as
 the training command splits it (same seed, same grouping). ``--per-class N``

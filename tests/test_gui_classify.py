@@ -55,7 +55,7 @@ def test_drop_files_and_folder_then_export(window, qtbot, tmp_path):
 
     out = tmp_path / "table.csv"
     write_csv(out, model.results, model.models, model.labels)
-    rows = list(csv.DictReader(open(out, encoding="utf-8")))
+    rows = list(csv.DictReader(out.read_text(encoding="utf-8").splitlines()))
     assert len(rows) == 15 and {r["model"] for r in rows} == {"hqnn", "classical", "baseline"}
 
 

@@ -47,7 +47,7 @@ def test_evaluate_tab_shows_bundled_results_then_a_folder(window, qtbot, tmp_pat
     np.testing.assert_allclose(tab.matrices["hqnn"].matrix.sum(1), 1.0)
     out = tmp_path / "per_class.csv"
     tab.write_table(str(out))
-    rows = list(csv.reader(open(out, encoding="utf-8")))
+    rows = list(csv.reader(out.read_text(encoding="utf-8").splitlines()))
     assert len(rows) == 9 and rows[0][0] == "class"
     written = tab.write_plots(str(tmp_path / "cm.png"))
     assert len(written) == 3 and all((tmp_path / f"cm_{k}.png").stat().st_size > 1000

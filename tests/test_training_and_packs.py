@@ -101,7 +101,7 @@ def test_adaptation_is_deterministic_resumable_and_cancellable(tiny_dataset, tmp
     images, _ = load_images(files.paths, 32)
     y = np.asarray(files.targets)
     cfg = _AC(input_size=32, epochs=2, batch_size=24, seed=3)
-    a, hist_a = adapt_backbone(images, y, 3, cfg, device="cpu")
+    a, _ = adapt_backbone(images, y, 3, cfg, device="cpu")
     b, _ = adapt_backbone(images, y, 3, cfg, device="cpu")
     for (k, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(va, vb), k
@@ -125,7 +125,7 @@ def test_adaptation_is_deterministic_resumable_and_cancellable(tiny_dataset, tmp
 def test_grouped_split_keeps_groups_together(tiny_dataset):
     files = scan_class_folders(tiny_dataset[0])
     tr, va = split_validation(files, 0.3, seed=0, group_pattern=r"^s(\d+)_")
-    groups = lambda f: {p.name.split("_")[0] for p in f.paths}  # noqa: E731
+    groups = lambda f: {p.name.split("_")[0] for p in f.paths}
     assert groups(tr).isdisjoint(groups(va))
     assert len(tr) + len(va) == len(files)
     with pytest.raises(DatasetError, match="between 0 and 1"):

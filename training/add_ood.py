@@ -14,11 +14,10 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from build_bundled import load_train
 
 from hqnn_desktop.core import ood
 from hqnn_desktop.core.packs import load_pack, save_pack
-
-from build_bundled import load_train
 
 
 def main() -> None:

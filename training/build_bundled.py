@@ -177,7 +177,7 @@ def main() -> None:
         training={"protocol": "backbone adapted end to end with an 8-d tanh bottleneck (stage 1), "
                               "then the three heads trained on identical frozen features (stage 3)",
                   "adapt": adapt_record["config"], "adapt_device": adapt_record.get("device"),
-                  "heads": asdict(chosen), "seed": chosen.seed, "n_train": int(len(y_train)),
+                  "heads": asdict(chosen), "seed": chosen.seed, "n_train": len(y_train),
                   "ablation": ablation, "contrastive": contrastive,
                   "history": {"adapt": adapt_record["history"], "heads": history},
                   "rebuild": "see training/README.md"},

@@ -12,10 +12,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -38,7 +38,7 @@ class LabelledFiles:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def subset(self, index: Sequence[int]) -> "LabelledFiles":
+    def subset(self, index: Sequence[int]) -> LabelledFiles:
         return LabelledFiles([self.paths[i] for i in index], [self.targets[i] for i in index],
                              list(self.labels))
 

@@ -22,7 +22,7 @@ from torch import nn
 from .circuits import QuantumLayer, circuit_parameter_count
 from .kinds import MODEL_KINDS, MODEL_TITLES
 
-__all__ = ["MODEL_KINDS", "MODEL_TITLES", "Head", "ClassicalMatched", "MatchedLayer", "parameter_counts"]
+__all__ = ["MODEL_KINDS", "MODEL_TITLES", "ClassicalMatched", "Head", "MatchedLayer", "parameter_counts"]
 
 
 

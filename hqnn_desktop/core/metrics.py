@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import numpy as np
 
@@ -34,25 +35,20 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
 
 
 def expected_calibration_error(proba: np.ndarray, y_true: np.ndarray, bins: int = 15) -> float:
-    """ECE with equal-width confidence bins (Guo et al. 2017)."""
-    conf = proba.max(1)
-    correct = proba.argmax(1) == np.asarray(y_true)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        mask = (conf > lo) & (conf <= hi)
-        if mask.any():
-            ece += mask.mean() * abs(correct[mask].mean() - conf[mask].mean())
-    return float(ece)
+    """ECE with equal-width confidence bins (Guo et al. 2017): the images' average gap between
+    confidence and the share correct in their bin."""
+    curve = reliability_curve(proba, y_true, bins)
+    n = max(1, sum(curve["count"]))
+    return float(sum(k / n * abs(a - c) for k, a, c in zip(curve["count"], curve["accuracy"], curve["confidence"])
+                     if k))
 
 
 def reliability_curve(proba: np.ndarray, y_true: np.ndarray, bins: int = 15) -> dict:
     """Per-bin mean confidence, accuracy and count, for reliability plots."""
     conf = proba.max(1)
     correct = proba.argmax(1) == np.asarray(y_true)
-    edges = np.linspace(0.0, 1.0, bins + 1)
     rows = {"confidence": [], "accuracy": [], "count": []}
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in pairwise(np.linspace(0.0, 1.0, bins + 1)):
         mask = (conf > lo) & (conf <= hi)
         rows["count"].append(int(mask.sum()))
         rows["confidence"].append(float(conf[mask].mean()) if mask.any() else None)
@@ -68,7 +64,7 @@ def classification_report(y_true: np.ndarray, proba: np.ndarray, labels: list[st
     precision, recall, f1 = per_class_prf(cm)
     present = cm.sum(1) > 0
     return {
-        "n": int(len(y_true)),
+        "n": len(y_true),
         "accuracy": float((pred == y_true).mean()) if len(y_true) else 0.0,
         "macro_precision": float(precision[present].mean()) if present.any() else 0.0,
         "macro_recall": float(recall[present].mean()) if present.any() else 0.0,

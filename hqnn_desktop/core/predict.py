@@ -35,7 +35,7 @@ def _decode(path: str, size: int) -> tuple[str, np.ndarray | None, str | None]:
         return path, load_model_input(path, size), None
     except ImageError as exc:
         return path, None, str(exc)
-    except Exception as exc:  # a decoder bug must not stop a batch of thousands
+    except Exception as exc:  # noqa: BLE001 (a decoder bug must not stop a batch of thousands)
         return path, None, f"The image could not be read ({type(exc).__name__}: {exc})."
 
 
@@ -140,7 +140,7 @@ class Engine:
                             break
                         except queue.Full:
                             continue
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 (re-raised to the consumer, Ctrl+C included)
                 end = exc
             finally:
                 while True:

@@ -56,7 +56,7 @@ def saliency_overlay(pack, path: str, kind: str) -> tuple[np.ndarray, str]:
     return np.ascontiguousarray(blended), pack.labels[k]
 
 
-def classify_stream(engine: "Engine", inputs: list[str], stop: threading.Event):
+def classify_stream(engine: Engine, inputs: list[str], stop: threading.Event):
     """Generator run in a worker thread: yields (results chunk, done, total)."""
     paths = list(iter_image_paths(inputs))
     total, done, chunk, last = len(paths), 0, [], time.monotonic()
@@ -107,7 +107,7 @@ class ClassifyTab(QWidget):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.engine: "Engine | None" = None
+        self.engine: Engine | None = None
         self.worker = None
         self._stop = threading.Event()
         self._queued: list[str] = []
@@ -199,7 +199,7 @@ class ClassifyTab(QWidget):
         layout.addLayout(bottom)
 
     # ------------------------------------------------------------------ engine and inputs
-    def set_engine(self, engine: "Engine | None") -> None:
+    def set_engine(self, engine: Engine | None) -> None:
         """Use a newly loaded pack; previous results are cleared (they belong to another pack)."""
         self.cancel()
         self.engine = engine

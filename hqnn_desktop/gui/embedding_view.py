@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pyqtgraph as pg
@@ -32,7 +33,7 @@ class EmbeddingView(QWidget):
     """Scatter plots coloured by true class; hover for file/truth/prediction, click to open the image."""
 
     opened = Signal(str)
-    TITLES = {"code": "Bottleneck code", "hqnn": "After the quantum circuit (HQNN)",
+    TITLES: ClassVar[dict[str, str]] = {"code": "Bottleneck code", "hqnn": "After the quantum circuit (HQNN)",
               "classical": "After the classical layer (Classical Matched)"}
 
     def __init__(self, parent=None) -> None:

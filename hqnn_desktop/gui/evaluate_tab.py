@@ -250,9 +250,8 @@ class EvaluateTab(QWidget):
     def write_table(self, path: str) -> None:
         from ..core.storage import atomic_path
 
-        with atomic_path(path) as tmp:
-            with open(tmp, "w", newline="", encoding="utf-8") as fh:
-                csv.writer(fh).writerows(self.table_rows())
+        with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+            csv.writer(fh).writerows(self.table_rows())
 
     def export_plots(self) -> None:
         if not self.report:

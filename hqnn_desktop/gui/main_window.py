@@ -244,11 +244,11 @@ class MainWindow(QMainWindow):
         self.settings.set("last_export", path)
         self.statusBar().showMessage(f"Saved {path}")
 
-    def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt API)
+    def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
 
-    def dropEvent(self, event) -> None:  # noqa: N802
+    def dropEvent(self, event) -> None:
         paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         if paths:
             event.acceptProposedAction()
@@ -268,7 +268,7 @@ class MainWindow(QMainWindow):
                           "hqnn-desktop compares a hybrid quantum-classical neural network with classical "
                           "models on blood-cell images.<br><br><b>Research use only, not for diagnosis.</b>")
 
-    def closeEvent(self, event) -> None:  # noqa: N802
+    def closeEvent(self, event) -> None:
         self.classify.cancel()
         self.training.cancel()
         self.review.cancel()

@@ -17,6 +17,10 @@ FLAGS_ROLE = Qt.UserRole + 2
 THUMB = 48
 
 
+#: The invisible root of a flat table (Qt's default parent).
+_TOP_LEVEL = QModelIndex()
+
+
 class ResultsModel(QAbstractTableModel):
     """Rows are :class:`ImageResult`; thumbnails are decoded in the background when a row is shown."""
 
@@ -49,13 +53,13 @@ class ResultsModel(QAbstractTableModel):
     def columns(self) -> list[str]:
         return ["Image", "File"] + [MODEL_TITLES[m] for m in self.models] + ["Flags"]
 
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802 (Qt API)
+    def rowCount(self, parent=_TOP_LEVEL) -> int:
         return 0 if parent.isValid() else len(self.results)
 
-    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+    def columnCount(self, parent=_TOP_LEVEL) -> int:
         return 0 if parent.isValid() else len(self.columns())
 
-    def headerData(self, section, orientation, role=Qt.DisplayRole):  # noqa: N802
+    def headerData(self, section, orientation, role=Qt.DisplayRole):
         if orientation == Qt.Horizontal and role == Qt.DisplayRole:
             return self.columns()[section]
         return None
@@ -130,12 +134,10 @@ class ResultsFilter(QSortFilterProxyModel):
         self.class_name, self.flag = class_name, flag
         self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
-    def filterAcceptsRow(self, row: int, parent) -> bool:  # noqa: N802
+    def filterAcceptsRow(self, row: int, parent) -> bool:
         model: ResultsModel = self.sourceModel()
         r = model.results[row]
         if self.class_name and not any(
                 (p := predicted(r, k, model.labels)) and p[0] == self.class_name for k in model.models):
             return False
-        if self.flag and self.flag not in model.flags_of(r):
-            return False
-        return True
+        return not (self.flag and self.flag not in model.flags_of(r))

@@ -81,3 +81,19 @@ def test_training_tab_explains_bad_input(window):
     tab.train_dir.setText("/no/such/folder")
     tab.start()
     assert "dataset folder" in tab.state.text() and not tab.busy()
+
+
+def test_model_card_summary_shows_calibration_and_arithmetic_and_escapes_names():
+    import json
+
+    from hqnn_desktop.gui.main_window import card_summary_html
+
+    card = json.loads((BUNDLED / "pbc8" / "card.json").read_text())
+    html = card_summary_html(card)
+    t = card["models"]["hqnn"]["temperature"]
+    assert f"<td>{t:.2f}</td>" in html and "calibration error (ECE)" in html
+    assert "always 32-bit" in html  # pbc8's recorded bf16 check failed
+    card["title"] = "<b>my & pack</b>"
+    del card["precision_check"]
+    html = card_summary_html(card)
+    assert "&lt;b&gt;my &amp; pack&lt;/b&gt;" in html and "no bfloat16 check recorded" in html

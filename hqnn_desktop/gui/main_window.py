@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from html import escape
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from ..core.kinds import MODEL_TITLES
 from ..core.settings import Settings
 from .classify_tab import ClassifyTab
 from .evaluate_tab import EvaluateTab
@@ -285,18 +287,43 @@ class MainWindow(QMainWindow):
 
 
 def card_summary_html(card: dict) -> str:
-    """A human summary of a model card: data, backbone, labels, metrics, intended use."""
+    """A human summary of a model card: data, backbone, labels, validation metrics with how well
+    each model's confidence is calibrated, the arithmetic used, intended use and limits.
+
+    Every text from the card is escaped: a user pack's name or notes may hold any characters.
+    """
     val = card.get("metrics", {}).get("validation", {})
+    models = card.get("models", {})
     rows = "".join(
-        f"<tr><td>{m}</td><td>{v.get('accuracy', 0):.4f}</td><td>{v.get('macro_f1', 0):.4f}</td></tr>"
+        f"<tr><td>{escape(MODEL_TITLES.get(m, m))}</td><td>{v.get('accuracy', 0):.4f}</td>"
+        f"<td>{v.get('macro_f1', 0):.4f}</td><td>{v.get('ece', 0):.3f}</td>"
+        f"<td>{models.get(m, {}).get('temperature', 1.0):.2f}</td></tr>"
         for m, v in val.get("models", {}).items())
     data = card.get("data", {})
-    return (f"<h3>{card.get('title', card['name'])}</h3>"
-            f"<p><b>Intended use:</b> {card.get('intended_use', 'research only')}</p>"
-            f"<p><b>Data:</b> {data.get('source', data.get('description', ''))} {data.get('licence', '')}</p>"
-            f"<p><b>Backbone:</b> {card['backbone']} at {card['input_size']} px · "
+    return (f"<h3>{escape(str(card.get('title', card['name'])))}</h3>"
+            f"<p><b>Intended use:</b> {escape(str(card.get('intended_use', 'research only')))}</p>"
+            f"<p><b>Data:</b> {escape(str(data.get('source', data.get('description', ''))))} "
+            f"{escape(str(data.get('licence', '')))}</p>"
+            f"<p><b>Backbone:</b> {escape(str(card['backbone']))} at {card['input_size']} px · "
             f"<b>circuit:</b> {card['n_qubits']} qubits × {card['layers']} layers</p>"
-            f"<p><b>Classes:</b> {', '.join(card['labels'])}</p>"
-            f"<p><b>Validation</b> ({val.get('split', '')}):</p>"
-            f"<table border=1 cellpadding=3><tr><th>model</th><th>accuracy</th><th>macro-F1</th></tr>{rows}</table>"
-            f"<p><b>Limits:</b> {card.get('limits', '')}</p>")
+            f"<p><b>Classes:</b> {escape(', '.join(card['labels']))}</p>"
+            f"<p><b>Validation</b> ({escape(str(val.get('split', '')))}):</p>"
+            f"<table border=1 cellpadding=3><tr><th>model</th><th>accuracy</th><th>macro-F1</th>"
+            f"<th>calibration error (ECE)</th><th>temperature</th></tr>{rows}</table>"
+            f"<p><b>Arithmetic:</b> {escape(precision_sentence(card))}</p>"
+            f"<p><b>Limits:</b> {escape(str(card.get('limits', '')))}</p>")
+
+
+def precision_sentence(card: dict) -> str:
+    """Whether this pack may run in bfloat16, in words (see core.runtime's gate)."""
+    from ..core.runtime import bf16_check_passed  # imports torch: not at window start-up
+
+    check = card.get("precision_check", {}).get("bf16")
+    if not check:
+        return "32-bit floating point (no bfloat16 check recorded for this pack)."
+    verdict = "passed" if bf16_check_passed(card) else "failed"
+    return (f"bfloat16 check {verdict} on {check.get('n_images', '?')} validation images "
+            f"({check.get('agreement', 0):.1%} same predictions, macro-F1 moved by up to "
+            f"{check.get('max_macro_f1_delta', 0):.4f}): "
+            + ("bfloat16 where the processor computes it natively, else 32-bit."
+               if verdict == "passed" else "always 32-bit floating point."))

@@ -9,8 +9,6 @@ import sys
 import threading
 from collections.abc import Callable
 
-from superqt.utils import create_worker
-
 #: How much lower than the window the background work runs (Unix nice steps).
 BACKGROUND_NICENESS = 5
 
@@ -54,8 +52,12 @@ def start_worker(func: Callable, *args, yielded: Callable | None = None, returne
     results come back as signals.
 
     Errors go to ``errored`` instead of being re-raised in the event loop, so a
-    failure becomes a message in the window, never a crash.
+    failure becomes a message in the window, never a crash. superqt is imported
+    here, not at start-up: importing it loads all its widgets (~0.2 s), and the
+    first worker starts only after the window is shown.
     """
+    from superqt.utils import create_worker
+
     worker = create_worker(_in_background(func), *args, _start_thread=False, _ignore_errors=True)
     for signal, slot in (("yielded", yielded), ("returned", returned), ("errored", errored),
                          ("finished", finished)):

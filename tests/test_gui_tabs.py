@@ -97,3 +97,24 @@ def test_model_card_summary_shows_calibration_and_arithmetic_and_escapes_names()
     del card["precision_check"]
     html = card_summary_html(card)
     assert "&lt;b&gt;my &amp; pack&lt;/b&gt;" in html and "no bfloat16 check recorded" in html
+
+
+def test_secondary_tabs_are_built_after_the_window_shows_in_place_and_with_their_shortcuts(qtbot):
+    from hqnn_desktop.core.settings import Settings
+    from hqnn_desktop.gui.main_window import DEFERRED_TABS, MainWindow
+
+    w = MainWindow(settings=Settings())
+    qtbot.addWidget(w)
+    assert w._deferred is None  # nothing but Classify costs time before the window shows
+    w.show()
+    qtbot.waitUntil(lambda: w._deferred is not None, timeout=5_000)
+    assert [w.tabs.tabText(i) for i in range(w.tabs.count())] == ["Classify", *DEFERRED_TABS]
+    assert [w.tabs.widget(i) for i in range(1, 5)] == [w.evaluate, w.training, w.review, w.hardware]
+    assert w.tabs.currentIndex() == 0 and w.tabs.tabToolTip(3) == "Review (Ctrl+4)"
+    w.close()
+
+    remembered = Settings()
+    remembered.set("tab", 2)  # reopened on the Training tab: built at once and shown
+    w2 = MainWindow(settings=remembered)
+    qtbot.addWidget(w2)
+    assert w2._deferred is not None and w2.tabs.currentWidget() is w2.training

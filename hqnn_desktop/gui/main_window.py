@@ -7,7 +7,7 @@ import logging
 from html import escape
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtCore import QByteArray, QSignalBlocker, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QTabWidget,
     QToolBar,
     QVBoxLayout,
+    QWidget,
 )
 
 from ..core.kinds import MODEL_TITLES
@@ -34,6 +35,9 @@ from .workers import start_worker
 
 log = logging.getLogger(__name__)
 
+#: Tabs built just after the window shows, in their order after Classify.
+DEFERRED_TABS = ("Evaluate", "Training", "Review", "Hardware")
+DEFERRED_TABS_DELAY_MS = 50
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.tif *.tiff *.bmp *.webp *.gif);;All files (*)"
 
 
@@ -84,23 +88,9 @@ class MainWindow(QMainWindow):
         self.classify.status.connect(self.statusBar().showMessage)
         self.classify.error.connect(self.show_error)
         self.tabs.addTab(self.classify, "Classify")
-        self.evaluate = EvaluateTab()
-        self.evaluate.error.connect(self.show_error)
-        self.tabs.addTab(self.evaluate, "Evaluate")
-        self.training = TrainingTab()
-        self.training.error.connect(self.show_error)
-        self.training.pack_ready.connect(self._new_pack)
-        self.tabs.addTab(self.training, "Training")
-        self.review = ReviewTab(self.classify)
-        self.review.status.connect(self.statusBar().showMessage)
-        self.review.error.connect(self.show_error)
-        self.review.pack_ready.connect(self._new_pack)
-        self.review.corrections_saved.connect(self.training.corrections.setText)
-        self.tabs.addTab(self.review, "Review")
-        self.hardware = HardwareTab(self.classify)
-        self.hardware.status.connect(self.statusBar().showMessage)
-        self.hardware.error.connect(self.show_error)
-        self.tabs.addTab(self.hardware, "Hardware")
+        for title in DEFERRED_TABS:
+            self.tabs.addTab(QWidget(), title)
+        self._deferred: dict[str, QWidget] | None = None
         for i in range(self.tabs.count()):
             key = f"Ctrl+{i + 1}"
             action = QAction(self, shortcut=QKeySequence(key))
@@ -117,7 +107,57 @@ class MainWindow(QMainWindow):
         state = self.settings.get("classify_splitter")
         if state:
             self.classify.splitter.restoreState(QByteArray.fromBase64(state.encode()))
+        self.tabs.currentChanged.connect(self._build_deferred_tabs)
         self.tabs.setCurrentIndex(int(self.settings.get("tab", 0) or 0))
+        QTimer.singleShot(DEFERRED_TABS_DELAY_MS, self._build_deferred_tabs)
+
+    def _build_deferred_tabs(self, *_) -> dict[str, QWidget]:
+        """Build the Evaluate, Training, Review and Hardware tabs once, in place of their empty pages.
+
+        Their dozen plots cost about a third of a second, so they are built just after
+        the window first shows (or as soon as one of them is opened or used).
+        """
+        if self._deferred is None:
+            evaluate = EvaluateTab()
+            evaluate.error.connect(self.show_error)
+            training = TrainingTab()
+            training.error.connect(self.show_error)
+            training.pack_ready.connect(self._new_pack)
+            review = ReviewTab(self.classify)
+            review.status.connect(self.statusBar().showMessage)
+            review.error.connect(self.show_error)
+            review.pack_ready.connect(self._new_pack)
+            review.corrections_saved.connect(training.corrections.setText)
+            hardware = HardwareTab(self.classify)
+            hardware.status.connect(self.statusBar().showMessage)
+            hardware.error.connect(self.show_error)
+            self._deferred = dict(zip(DEFERRED_TABS, (evaluate, training, review, hardware), strict=True))
+            current = self.tabs.currentIndex()
+            with QSignalBlocker(self.tabs):
+                for i, (title, tab) in enumerate(self._deferred.items(), start=1):
+                    tooltip = self.tabs.tabToolTip(i)
+                    self.tabs.widget(i).deleteLater()
+                    self.tabs.removeTab(i)
+                    self.tabs.insertTab(i, tab, title)
+                    self.tabs.setTabToolTip(i, tooltip)
+                self.tabs.setCurrentIndex(current)
+        return self._deferred
+
+    @property
+    def evaluate(self) -> EvaluateTab:
+        return self._build_deferred_tabs()["Evaluate"]
+
+    @property
+    def training(self) -> TrainingTab:
+        return self._build_deferred_tabs()["Training"]
+
+    @property
+    def review(self) -> ReviewTab:
+        return self._build_deferred_tabs()["Review"]
+
+    @property
+    def hardware(self) -> HardwareTab:
+        return self._build_deferred_tabs()["Hardware"]
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")

@@ -81,11 +81,9 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
         raise CalibrationError("Every validation image is classified correctly, so no temperature can be "
                                "fitted (the likelihood keeps rising as confidence grows); use more images.")
 
-    def loss(log_t: float) -> float:
-        return float(-log_softmax(z / math.exp(log_t), axis=1)[rows, y].mean())
-
     lo, hi = (math.log(b) for b in T_BOUNDS)
-    best = minimize_scalar(loss, bounds=(lo, hi), method="bounded", options={"xatol": 1e-6})
+    best = minimize_scalar(lambda log_t: nll(z, y, math.exp(log_t)), bounds=(lo, hi), method="bounded",
+                           options={"xatol": 1e-6})
     return float(math.exp(best.x))
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import traceback
+from pathlib import Path
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from ..core.paths import log_dir
@@ -15,29 +17,64 @@ from ..hardware.credentials import ScrubSecrets, scrub
 log = logging.getLogger("hqnn_desktop")
 
 
+def log_file() -> Path:
+    return log_dir() / "hqnn-desktop.log"
+
+
 def setup_logging() -> None:
-    handler = logging.FileHandler(log_dir() / "hqnn-desktop.log", encoding="utf-8")
+    handler = logging.FileHandler(log_file(), encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(ScrubSecrets())
     root = logging.getLogger()
     root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    root.setLevel(logging.WARNING)  # libraries' chatter (torch, qiskit) stays out unless it matters
+    log.setLevel(logging.INFO)
 
 
-def install_excepthook(app: QApplication) -> None:
-    """Unexpected errors are logged and shown in words, never crash the app."""
+class ErrorDialogs(QObject):
+    """Shows unexpected errors in the window's thread, whichever thread they happened in.
 
-    def hook(exc_type, exc, tb) -> None:
-        details = scrub("".join(traceback.format_exception(exc_type, exc, tb)))
-        log.error("unexpected error: %s", details)
-        window = app.activeWindow()
+    An error escaping a background task reaches the hook in that task's thread, where no
+    dialog may be created (Qt aborts the whole process); the signal queues it to the window.
+    """
+
+    raised = Signal(str)
+
+    def __init__(self, app: QApplication) -> None:
+        super().__init__(app)
+        self.raised.connect(self._show)
+
+    def _show(self, details: str) -> None:
         box = QMessageBox(QMessageBox.Warning, "hqnn-desktop",
-                          "Something went wrong, but your work is safe. Details are in the log file.",
-                          QMessageBox.Ok, window)
+                          "Something went wrong, but your work is safe. Details are below and in the log "
+                          f"file {log_file()}.",
+                          QMessageBox.Ok, QApplication.activeWindow())
         box.setDetailedText(details)
         box.open()
 
+
+def install_excepthook(app: QApplication) -> ErrorDialogs:
+    """Unexpected errors, in any thread, are logged and shown in words, never crash the app.
+
+    While the app is closing (a pack still loading when the window is closed) they are only
+    logged: there is no window left to show them in.
+    """
+    dialogs = ErrorDialogs(app)
+
+    def hook(exc_type, exc, tb) -> None:
+        if QApplication.instance() is None or QApplication.closingDown():
+            log.info("background work cut short by closing the app (%s)", exc_type.__name__)
+            return
+        details = scrub("".join(traceback.format_exception(exc_type, exc, tb)))
+        log.error("unexpected error: %s", details)
+        try:
+            dialogs.raised.emit(details)
+        except RuntimeError:  # reason: the dialogs object went with the application at exit
+            pass
+
     sys.excepthook = hook
+    threading.excepthook = lambda args: hook(args.exc_type, args.exc_value, args.exc_traceback)
+    return dialogs
 
 
 def run(paths: list[str]) -> int:
@@ -47,7 +84,6 @@ def run(paths: list[str]) -> int:
     app.setApplicationName("hqnn-desktop")
     setup_logging()
     install_excepthook(app)
-    window = MainWindow(initial_paths=paths)
+    window = MainWindow(initial_paths=paths, load_when_shown=True)
     window.show()
-    QTimer.singleShot(0, window.start_loading)
     return app.exec()

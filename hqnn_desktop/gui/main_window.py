@@ -7,7 +7,7 @@ import logging
 from html import escape
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSignalBlocker, Qt, QTimer
+from PySide6.QtCore import QByteArray, QSignalBlocker, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
@@ -28,6 +28,7 @@ from ..core.kinds import MODEL_TITLES
 from ..core.settings import Settings
 from .classify_tab import ClassifyTab
 from .evaluate_tab import EvaluateTab
+from .first_exposure import after_first_exposure
 from .hardware_tab import HardwareTab
 from .review_tab import ReviewTab
 from .training_tab import TrainingTab
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 
 #: Tabs built just after the window shows, in their order after Classify.
 DEFERRED_TABS = ("Evaluate", "Training", "Review", "Hardware")
-DEFERRED_TABS_DELAY_MS = 50
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.tif *.tiff *.bmp *.webp *.gif);;All files (*)"
 
 
@@ -59,7 +59,10 @@ def list_pack_infos():
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, initial_paths: list[str] | None = None, settings: Settings | None = None) -> None:
+    def __init__(self, initial_paths: list[str] | None = None, settings: Settings | None = None,
+                 load_when_shown: bool = False) -> None:
+        """``load_when_shown``: find and load the packs by itself once the window is on screen
+        (the app does; tests and scripts call :meth:`start_loading` when they choose)."""
         super().__init__()
         self.setWindowTitle("hqnn-desktop — blood cell classification (research use, not for diagnosis)")
         self.setAcceptDrops(True)
@@ -67,6 +70,7 @@ class MainWindow(QMainWindow):
         self.pack_infos = []
         self._loader = None
         self._initial = list(initial_paths or [])
+        self._load_when_shown = load_when_shown
 
         self.pack_combo = QComboBox()
         self.pack_combo.setToolTip("Model pack used for classification")
@@ -109,13 +113,30 @@ class MainWindow(QMainWindow):
             self.classify.splitter.restoreState(QByteArray.fromBase64(state.encode()))
         self.tabs.currentChanged.connect(self._build_deferred_tabs)
         self.tabs.setCurrentIndex(int(self.settings.get("tab", 0) or 0))
-        QTimer.singleShot(DEFERRED_TABS_DELAY_MS, self._build_deferred_tabs)
+        self._shown_once = False
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._shown_once:
+            self._shown_once = True
+            after_first_exposure(self, self._finish_start)
+
+    def _finish_start(self) -> None:
+        """Once the window is painted: the secondary tabs (~0.4 s), then the packs.
+
+        In that order because loading a pack imports torch in a worker thread, which
+        holds Python's interpreter lock most of the time: tabs built meanwhile took 2-3 s
+        of a frozen window instead of 0.4 s.
+        """
+        self._build_deferred_tabs()
+        if self._load_when_shown:
+            self.start_loading()
 
     def _build_deferred_tabs(self, *_) -> dict[str, QWidget]:
         """Build the Evaluate, Training, Review and Hardware tabs once, in place of their empty pages.
 
         Their dozen plots cost about a third of a second, so they are built just after
-        the window first shows (or as soon as one of them is opened or used).
+        the window is first painted (or as soon as one of them is opened or used).
         """
         if self._deferred is None:
             evaluate = EvaluateTab()
@@ -312,9 +333,9 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.classify.cancel()
-        self.training.cancel()
-        self.review.cancel()
-        self.hardware.cancel()
+        if self._deferred is not None:  # tabs not built yet have nothing to stop
+            for title in ("Training", "Review", "Hardware"):
+                self._deferred[title].cancel()
         self.classify.wait(10)
         self.settings.set("window_geometry", bytes(self.saveGeometry().toBase64()).decode())
         self.settings.set("classify_splitter", bytes(self.classify.splitter.saveState().toBase64()).decode())

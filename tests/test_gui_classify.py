@@ -87,6 +87,39 @@ def test_settings_remember_pack(window, qtbot):
     assert Settings().get("window_geometry")
 
 
+def test_changing_the_pack_classifies_the_same_images_again_and_clear_empties_the_list(window, qtbot):
+    drop(window, [PBC / "lymphocyte", PBC / "monocyte"])
+    qtbot.waitUntil(lambda: not window.classify.busy() and len(window.classify.model.results) == 6,
+                    timeout=60_000)
+    before = [r.path for r in window.classify.model.results]
+    bci = next(i for i in range(window.pack_combo.count()) if "bci4" in window.pack_combo.itemText(i))
+    window.pack_combo.setCurrentIndex(bci)
+    window._pack_chosen(bci)
+    assert not window.classify.model.results and not window.classify.plot.bars  # nothing of pbc8 left
+    qtbot.waitUntil(lambda: window.classify.engine is not None and window.classify.engine.pack.name == "bci4"
+                    and not window.classify.busy() and len(window.classify.model.results) == 6, timeout=60_000)
+    tab = window.classify
+    assert [r.path for r in tab.model.results] == before and tab.model.labels == tab.engine.pack.labels
+    assert all(r.proba["hqnn"].shape == (4,) for r in tab.model.results)
+    assert tab.current_result() is not None and len(tab.plot.bars) == 3
+
+    tab.clear()
+    assert not tab.model.results and tab.current_result() is None and not tab.plot.bars
+    window._pack_chosen(window.pack_combo.currentIndex())
+    qtbot.waitUntil(lambda: tab.engine is not None, timeout=60_000)
+    qtbot.wait(200)
+    assert not tab.model.results and not tab.busy()
+
+
+def test_the_default_pack_is_pbc8_when_none_was_chosen(qtbot):
+    w = MainWindow(settings=Settings())
+    qtbot.addWidget(w)
+    w.show()
+    w.start_loading()
+    qtbot.waitUntil(lambda: w.classify.engine is not None, timeout=60_000)
+    assert w.classify.engine.pack.name == "pbc8" and "pbc8" in w.pack_combo.currentText()
+
+
 def test_saliency_overlay_replaces_the_preview(window, qtbot):
     drop(window, [PBC / "monocyte"])
     qtbot.waitUntil(lambda: not window.classify.busy() and len(window.classify.model.results) == 3,

@@ -318,6 +318,13 @@ def resolve_pack(name_or_dir: str | Path) -> Path:
     return matches[-1]
 
 
-def default_pack_name() -> str | None:
-    packs = list_packs()
-    return packs[0].name if packs else None
+#: The pack used when none was chosen: PBC's eight classes cover Blood Cell Images' four, and
+#: its single-cell crops are what users most often classify.
+DEFAULT_PACK = "pbc8"
+
+
+def default_pack_name(packs: list[PackInfo] | None = None) -> str | None:
+    """``DEFAULT_PACK`` when installed, else the first pack found (``packs``: as listed already)."""
+    packs = list_packs() if packs is None else packs
+    names = [info.name for info in packs]
+    return DEFAULT_PACK if DEFAULT_PACK in names else (names[0] if names else None)

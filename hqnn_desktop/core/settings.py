@@ -22,6 +22,8 @@ class Settings:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or config_dir() / "settings.json"
         self._data: dict[str, Any] = {}
+        #: Where an unreadable settings file was set aside this time (for telling the user).
+        self.damaged_backup: Path | None = None
         remove_leftover_temporaries(self.path)  # from a save that was killed half-way
         if self.path.exists():
             try:
@@ -31,9 +33,22 @@ class Settings:
                 backup = self.path.with_suffix(".damaged.json")
                 log.warning("settings file %s is damaged; kept as %s, using defaults", self.path, backup)
                 self.path.replace(backup)
+                self.damaged_backup = backup
 
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._data.get(key, default)
+    def get(self, key: str, default: Any = None, kind: type | None = None) -> Any:
+        """The stored value, or ``default`` when there is none or it is not of the expected type.
+
+        The type expected is ``kind``, else the default's. A hand-edited or foreign settings
+        file (``"tab": "x"``) must not stop the app from starting.
+        """
+        value = self._data.get(key, default)
+        expected = kind or (type(default) if default is not None else None)
+        if value is None or expected is None:
+            return value
+        if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
+            log.warning("setting %r has an unexpected value %r; using %r", key, value, default)
+            return default
+        return value
 
     def set(self, key: str, value: Any) -> None:
         self._data[key] = value

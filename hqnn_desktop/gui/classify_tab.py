@@ -111,6 +111,8 @@ class ClassifyTab(QWidget):
         self.worker = None
         self._stop = threading.Event()
         self._queued: list[str] = []
+        #: Every file and folder the user gave, in order: classified again when the pack changes.
+        self._inputs: list[str] = []
         self._started = 0.0
 
         self.model = ResultsModel(self)
@@ -145,6 +147,9 @@ class ClassifyTab(QWidget):
         self.cancel_button.setShortcut("Esc")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.setToolTip("Empty the list (the image files are not touched)")
+        self.clear_button.clicked.connect(self.clear)
 
         self.preview = QLabel()
         self.preview.setAlignment(Qt.AlignCenter)
@@ -194,17 +199,23 @@ class ClassifyTab(QWidget):
         bottom.addWidget(self.progress_label, 1)
         bottom.addWidget(self.progress, 1)
         bottom.addWidget(self.cancel_button)
+        bottom.addWidget(self.clear_button)
         layout = QVBoxLayout(self)
         layout.addWidget(split, 1)
         layout.addLayout(bottom)
 
     # ------------------------------------------------------------------ engine and inputs
     def set_engine(self, engine: Engine | None) -> None:
-        """Use a newly loaded pack; previous results are cleared (they belong to another pack)."""
+        """Use a newly loaded pack (``None`` while one loads).
+
+        Results of the previous pack are cleared (they would be read as this pack's), and
+        the images they were for are classified again as soon as the new pack is ready.
+        """
         self.cancel()
+        self._queued.clear()  # they are in _inputs, added again below
         self.engine = engine
+        self._reset_results()
         labels = engine.pack.labels if engine else []
-        self.model.reset(labels, engine.models if engine else ())
         self.saliency_model.blockSignals(True)
         self.saliency_model.clear()
         for kind in (engine.models if engine else ()):
@@ -219,15 +230,28 @@ class ClassifyTab(QWidget):
         for col in range(2, 2 + len(self.model.models)):
             self.table.setColumnWidth(col, 150)
         self.table.setWordWrap(False)
-        if engine and self._queued:
-            queued, self._queued = self._queued, []
-            self.add_paths(queued)
+        if engine and self._inputs:
+            self.add_paths(list(self._inputs))
+
+    def clear(self) -> None:
+        """Stop classifying and empty the list; the pack stays loaded."""
+        self.cancel()
+        self._inputs.clear()
+        self._reset_results()
+        self.progress_label.setText("Drop images or folders here, or use File > Open.")
+
+    def _reset_results(self) -> None:
+        self.model.reset(self.engine.pack.labels if self.engine else [], self.engine.models if self.engine else ())
+        self.progress.reset()
+        self.progress_label.clear()
+        self._show_current()
 
     def add_paths(self, paths: list[str]) -> None:
         """Classify files and folders in the background (queued until a pack is loaded)."""
         paths = [str(p) for p in paths if p]
         if not paths:
             return
+        self._inputs.extend(p for p in dict.fromkeys(paths) if p not in self._inputs)
         if self.engine is None or self.busy():
             self._queued.extend(paths)
             if self.engine is None:
@@ -261,6 +285,8 @@ class ClassifyTab(QWidget):
 
     # ------------------------------------------------------------------ worker callbacks
     def _on_chunk(self, item) -> None:
+        if self._stop.is_set():  # results still in flight after Cancel, Clear or a pack change
+            return
         chunk, done, total = item
         self.model.append(chunk)
         self.progress.setRange(0, max(1, total))
@@ -288,7 +314,7 @@ class ClassifyTab(QWidget):
             self.table.selectionModel().setCurrentIndex(self.proxy.index(0, 0),
                                                         QItemSelectionModel.ClearAndSelect | QItemSelectionModel.Rows)
         self.status.emit("Ready")
-        if self._queued and not cancelled:
+        if self._queued:  # only what was added after a cancel is still queued
             queued, self._queued = self._queued, []
             self.add_paths(queued)
 

@@ -105,14 +105,14 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self.statusBar().showMessage("Starting…")
         self.resize(1200, 800)
-        geometry = self.settings.get("window_geometry")
+        geometry = self.settings.get("window_geometry", kind=str)
         if geometry:
             self.restoreGeometry(QByteArray.fromBase64(geometry.encode()))
-        state = self.settings.get("classify_splitter")
+        state = self.settings.get("classify_splitter", kind=str)
         if state:
             self.classify.splitter.restoreState(QByteArray.fromBase64(state.encode()))
         self.tabs.currentChanged.connect(self._build_deferred_tabs)
-        self.tabs.setCurrentIndex(int(self.settings.get("tab", 0) or 0))
+        self.tabs.setCurrentIndex(self.settings.get("tab", 0))
         self._shown_once = False
 
     def showEvent(self, event) -> None:
@@ -129,6 +129,12 @@ class MainWindow(QMainWindow):
         of a frozen window instead of 0.4 s.
         """
         self._build_deferred_tabs()
+        if self.settings.damaged_backup is not None:
+            box = QMessageBox(QMessageBox.Information, "hqnn-desktop",
+                              "Your saved settings (last pack, folders, window layout) could not be read, so "
+                              "the defaults are used. The damaged file was kept as "
+                              f"{self.settings.damaged_backup}.", QMessageBox.Ok, self)
+            box.open()
         if self._load_when_shown:
             self.start_loading()
 
@@ -215,8 +221,12 @@ class MainWindow(QMainWindow):
         if not self.pack_infos:
             self.statusBar().showMessage("No model pack installed.")
             return
-        wanted = self.settings.get("pack")
-        index = next((i for i, p in enumerate(self.pack_infos) if str(p.path) == wanted), 0)
+        from ..core.packs import default_pack_name  # imported by the pack lister already
+
+        wanted = self.settings.get("pack", kind=str)
+        default = default_pack_name(self.pack_infos)
+        index = next((i for i, p in enumerate(self.pack_infos) if str(p.path) == wanted),
+                     next(i for i, p in enumerate(self.pack_infos) if p.name == default))
         self.pack_combo.setCurrentIndex(index)
         self._pack_chosen(index)
         if self._initial:

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from ..core.inputs import ImageResult, iter_image_paths
 from ..core.kinds import MODEL_TITLES
+from .class_names import axis_names
 from .results_model import THUMB, ResultsFilter, ResultsModel
 from .thumbnails import ThumbnailCache
 from .workers import start_worker
@@ -95,7 +96,7 @@ class ProbabilityPlot(pg.PlotWidget):
                                   brush=pg.mkBrush(*MODEL_COLORS[kind]), name=MODEL_TITLES[kind])
             self.addItem(bar)
             self.bars.append(bar)
-        self.getAxis("bottom").setTicks([list(enumerate(labels))])
+        self.getAxis("bottom").setTicks([list(enumerate(axis_names(labels)))])
         self.setYRange(0, 1.3)
 
 
@@ -131,6 +132,7 @@ class ClassifyTab(QWidget):
         self.table.selectionModel().currentRowChanged.connect(self._show_current)
 
         self.class_filter = QComboBox()
+        self.class_filter.setSizeAdjustPolicy(QComboBox.AdjustToContents)
         self.class_filter.setToolTip("Show only images predicted as this class by any model")
         self.flag_filter = QComboBox()
         self.flag_filter.addItems(["All images", "models disagree", "low confidence", "unlike training data",
@@ -195,6 +197,7 @@ class ClassifyTab(QWidget):
         split.addWidget(right)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
+        split.setSizes([720, 480])  # the three models' columns and the flags visible at the first start
         bottom = QHBoxLayout()
         bottom.addWidget(self.progress_label, 1)
         bottom.addWidget(self.progress, 1)
@@ -226,9 +229,9 @@ class ClassifyTab(QWidget):
         self.class_filter.addItems(["All classes"] + labels)
         self.class_filter.blockSignals(False)
         self.table.setColumnWidth(0, THUMB + 8)
-        self.table.setColumnWidth(1, 220)
+        self.table.setColumnWidth(1, 170)
         for col in range(2, 2 + len(self.model.models)):
-            self.table.setColumnWidth(col, 150)
+            self.table.setColumnWidth(col, 125)  # "eosinophil  99%"
         self.table.setWordWrap(False)
         if engine and self._inputs:
             self.add_paths(list(self._inputs))

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.kinds import MODEL_TITLES
+from .class_names import axis_names
 from .embedding_view import EmbeddingView
 from .workers import start_worker
 
@@ -58,6 +59,8 @@ class ConfusionPlot(pg.PlotWidget):
         self.addItem(self.image)
         self.texts: list[pg.TextItem] = []
         self.matrix = np.zeros((0, 0))
+        for side in ("bottom", "left"):  # no meaningless -1.5..1.5 axes before there is a matrix
+            self.hideAxis(side)
 
     def show_matrix(self, title: str, cm: np.ndarray, labels: list[str], normalised: bool) -> None:
         for t in self.texts:
@@ -75,9 +78,11 @@ class ConfusionPlot(pg.PlotWidget):
                 item.setPos(j + 0.5, i + 0.5)
                 self.addItem(item)
                 self.texts.append(item)
-        self.getAxis("bottom").setTicks([[(k + 0.5, lab[:4]) for k, lab in enumerate(labels)]])
+        self.getAxis("bottom").setTicks([[(k + 0.5, name) for k, name in enumerate(axis_names(labels))]])
         self.getAxis("left").setTicks([[(k + 0.5, lab) for k, lab in enumerate(labels)]])
         self.setTitle(title)
+        for side in ("bottom", "left"):
+            self.showAxis(side)
         self.setLabel("bottom", "predicted")
         self.setLabel("left", "true")
 
@@ -113,7 +118,7 @@ class EvaluateTab(QWidget):
         self.matrices = {k: ConfusionPlot() for k in MODEL_TITLES}
         self.reliability = pg.PlotWidget(title="Reliability (dot area = images)")
         self.reliability.setBackground(None)
-        self.reliability.addLegend()
+        self.reliability.addLegend(offset=(-5, -30))  # bottom right, under the diagonal: rarely any dot there
         self.reliability.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.05)
         self.reliability.setLabel("bottom", "confidence")
         self.reliability.setLabel("left", "share correct")
@@ -214,6 +219,8 @@ class EvaluateTab(QWidget):
                 for key in ("precision", "recall", "f1"):
                     self.per_class.setItem(i, col, QTableWidgetItem(f"{pc[key]:.3f}"))
                     col += 1
+        for table in (self.summary, self.per_class):
+            table.resizeColumnsToContents()
         for kind, plot in self.matrices.items():
             plot.setVisible(kind in models)
             if kind in models:
@@ -229,8 +236,9 @@ class EvaluateTab(QWidget):
                        if c is not None]
                 if pts:
                     xs, ys, counts = zip(*pts)
-                    self.reliability.plot(xs, ys, pen=pg.mkPen(colors[m], width=2), symbol="o",
-                                          symbolBrush=colors[m], symbolSize=reliability_dot_sizes(counts),
+                    # dots only: lines between bins of one or two images drew alarming zigzags
+                    self.reliability.plot(xs, ys, pen=None, symbol="o", symbolPen=None,
+                                          symbolBrush=(*colors[m], 170), symbolSize=reliability_dot_sizes(counts),
                                           name=MODEL_TITLES[m])
 
     def table_rows(self) -> list[list[str]]:

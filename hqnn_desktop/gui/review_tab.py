@@ -198,6 +198,7 @@ class ReviewTab(QWidget):
         self.splitter.setStretchFactor(0, 2)
         self.splitter.setStretchFactor(1, 5)
         self.splitter.setStretchFactor(2, 2)
+        self.splitter.setSizes([330, 600, 270])  # the count table's columns readable at the first start
         bottom = QHBoxLayout()
         for b in (self.export_csv_button, self.export_report_button, self.save_corrections_button,
                   self.fine_tune_button, self.cancel_button):
@@ -418,7 +419,7 @@ class ReviewTab(QWidget):
         self._set_enabled()
 
     def _show_groups(self, current: int) -> None:
-        """One line per class group with its number key, size and cells left to check."""
+        """One line per class group with its number key, size and cells not verified yet."""
         review = self.review
         self.groups.blockSignals(True)
         if self.groups.count() != len(review.labels):
@@ -428,7 +429,7 @@ class ReviewTab(QWidget):
             todo = sum(1 for c in cells if review.verified(c.path) is None)
             key = f"{i + 1}" if i < 9 else " "
             item = self.groups.item(i)
-            item.setText(f"{key}  {label}  —  {len(cells)} cells" + (f", {todo} to check" if todo else ""))
+            item.setText(f"{key}  {label}  —  {len(cells)} cells" + (f", {todo} not verified" if todo else ""))
             item.setForeground(Qt.darkGreen if cells and not todo else self.palette().text().color())
         self.groups.setCurrentRow(current)
         self.groups.blockSignals(False)

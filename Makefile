@@ -20,15 +20,16 @@ run: install
 	$(BIN)/hqnn-desktop
 
 test: install
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
-# Speed and memory figures of README (needs the PBC validation images: BENCH_DATA=DIR to point elsewhere)
+# Speed and memory figures of README (needs the PBC validation images: BENCH_DATA=DIR to point elsewhere);
+# ARGS passes options, e.g. make bench ARGS="--only gui"
 bench: install
-	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench.py $(ARGS)
 
 lint: install
 	$(BIN)/ruff check hqnn_desktop tests training scripts
 
 # README screenshots from the real app (needs Debian's xvfb and libxcb-cursor0)
 screenshots: install
-	xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python scripts/screenshots.py
+	xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python scripts/screenshots.py $(ARGS)

@@ -118,3 +118,10 @@ def test_secondary_tabs_are_built_after_the_window_shows_in_place_and_with_their
     w2 = MainWindow(settings=remembered)
     qtbot.addWidget(w2)
     assert w2._deferred is not None and w2.tabs.currentWidget() is w2.training
+
+
+def test_a_tabs_status_message_does_not_follow_to_another_tab(window):
+    window.statusBar().showMessage("Reviewing /some/folder")
+    window.tabs.setCurrentIndex(4)
+    assert window.statusBar().currentMessage().startswith("Ready: pbc8")
+    assert [window.review.counts.horizontalHeaderItem(j).text() for j in range(2)] == ["Class", "Pre (model)"]

@@ -71,6 +71,7 @@ class MainWindow(QMainWindow):
         self._loader = None
         self._initial = list(initial_paths or [])
         self._load_when_shown = load_when_shown
+        self._ready_message = ""
 
         self.pack_combo = QComboBox()
         self.pack_combo.setToolTip("Model pack used for classification")
@@ -112,6 +113,7 @@ class MainWindow(QMainWindow):
         if state:
             self.classify.splitter.restoreState(QByteArray.fromBase64(state.encode()))
         self.tabs.currentChanged.connect(self._build_deferred_tabs)
+        self.tabs.currentChanged.connect(self._tab_changed)
         self.tabs.setCurrentIndex(self.settings.get("tab", 0))
         self._shown_once = False
 
@@ -253,7 +255,13 @@ class MainWindow(QMainWindow):
         self.pack_combo.setEnabled(True)
         self.classify.set_engine(engine)
         self.evaluate.set_pack(engine.pack)
-        self.statusBar().showMessage(f"Ready: {engine.pack.name} · {', '.join(engine.pack.labels)}")
+        self._ready_message = f"Ready: {engine.pack.name} · {', '.join(engine.pack.labels)}"
+        self.statusBar().showMessage(self._ready_message)
+
+    def _tab_changed(self, *_) -> None:
+        """A tab's last message ("Reviewing ...") does not follow the user to another tab."""
+        if self._ready_message and self.classify.engine is not None:
+            self.statusBar().showMessage(self._ready_message)
 
     def _engine_failed(self, exc: Exception) -> None:
         self.pack_combo.setEnabled(True)

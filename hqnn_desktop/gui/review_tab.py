@@ -119,6 +119,7 @@ class ReviewTab(QWidget):
         self.groups.currentRowChanged.connect(self._group_changed)
         self.groups.cells_dropped.connect(self._dropped)
         self.counts = QTableWidget(0, len(COUNT_COLUMNS))
+        self.counts.setHorizontalHeaderLabels([title.format(model="model") for title, _ in COUNT_COLUMNS])
         self.counts.verticalHeader().hide()
         self.counts.horizontalHeader().setSectionResizeMode(len(COUNT_COLUMNS) - 1, QHeaderView.Stretch)
         self.counts.setEditTriggers(QTableWidget.NoEditTriggers)

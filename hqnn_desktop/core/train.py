@@ -24,7 +24,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .augment import AugmentConfig, augment_batch
+from .augment import augment_batch
 from .backbones import Normalize, build_backbone, get_spec
+from .configs import AdaptConfig, HeadConfig
 from .heads import MODEL_KINDS, Head
 from .storage import atomic_torch_save
 
@@ -67,25 +68,6 @@ def seed_everything(seed: int) -> None:
 
 
 # --------------------------------------------------------------------------- stage 1
-
-
-@dataclass
-class AdaptConfig:
-    """Backbone adaptation settings (defaults: the bundled packs' recipe)."""
-
-    backbone: str = "efficientnet_lite0"
-    pretrained: bool = True
-    input_size: int = 224
-    bottleneck: int = 8
-    epochs: int = 15
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    label_smoothing: float = 0.1
-    seed: int = 0
-    mixup: float = 0.0
-    ema_decay: float = 0.0
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 class FeatureExtractor(nn.Module):
@@ -347,25 +329,6 @@ def extract_features(extractor: nn.Module, images: np.ndarray | torch.Tensor, ba
 
 
 # --------------------------------------------------------------------------- stage 3
-
-
-@dataclass
-class HeadConfig:
-    """Head training settings, identical for the three models."""
-
-    n_qubits: int = 8
-    layers: int = 2
-    epochs: int = 30
-    batch_size: int = 256
-    lr: float = 0.01
-    weight_decay: float = 1e-4
-    contrastive_weight: float = 0.0
-    temperature: float = 0.2
-    feature_dropout: float = 0.2
-    label_smoothing: float = 0.1
-    warmup_epochs: int = 10
-    freeze_bottleneck: bool = True
-    seed: int = 0
 
 
 def supcon_loss(embedding: torch.Tensor, targets: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.configs import AdaptConfig, HeadConfig
 from ..core.kinds import MODEL_KINDS, MODEL_TITLES
 from .workers import start_worker
 
@@ -92,10 +93,11 @@ class TrainingTab(QWidget):
         self.backbone = QComboBox()
         self.backbone.addItems(["efficientnet_lite0", "resnet18", "resnet50"])
         self.model_boxes = {k: QCheckBox(MODEL_TITLES[k], checked=True) for k in MODEL_KINDS}
-        self.qubits = QSpinBox(minimum=2, maximum=12, value=8)
-        self.layers = QSpinBox(minimum=1, maximum=6, value=1)
+        heads = HeadConfig()  # the protocol's defaults, as on the command line
+        self.qubits = QSpinBox(minimum=2, maximum=12, value=heads.n_qubits)
+        self.layers = QSpinBox(minimum=1, maximum=6, value=heads.layers)
         self.fine_tune = QCheckBox("Fine-tune the backbone first (slow without a GPU)")
-        self.epochs = QSpinBox(minimum=1, maximum=200, value=15)
+        self.epochs = QSpinBox(minimum=1, maximum=200, value=AdaptConfig.epochs)
         self.fine_tune_per_model = QCheckBox("Then fine-tune each model with its own backbone")
         self.fine_tune_per_model.setToolTip(
             "After the heads are trained, each model is fine-tuned end to end with its own copy of the "
@@ -103,11 +105,12 @@ class TrainingTab(QWidget):
             "three to four times slower, because each model runs its own backbone.")
         self.per_model_epochs = QSpinBox(minimum=1, maximum=100, value=3)
         self.per_model_epochs.setToolTip("Epochs of the per-model fine-tuning")
-        self.head_epochs = QSpinBox(minimum=1, maximum=500, value=10)
-        self.lr = QDoubleSpinBox(decimals=4, minimum=0.0001, maximum=1.0, singleStep=0.001, value=0.01)
-        self.batch = QSpinBox(minimum=4, maximum=4096, value=256)
-        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
-        self.contrastive = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=10.0, singleStep=0.1, value=0.0)
+        self.head_epochs = QSpinBox(minimum=1, maximum=500, value=heads.epochs)
+        self.lr = QDoubleSpinBox(decimals=4, minimum=0.0001, maximum=1.0, singleStep=0.001, value=heads.lr)
+        self.batch = QSpinBox(minimum=4, maximum=4096, value=heads.batch_size)
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=heads.seed)
+        self.contrastive = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=10.0, singleStep=0.1,
+                                          value=heads.contrastive_weight)
         self.name = QLineEdit("my-pack")
         self.fine_tune.toggled.connect(self.epochs.setEnabled)
         self.epochs.setEnabled(False)

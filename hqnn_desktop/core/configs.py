@@ -1,0 +1,69 @@
+"""Training settings, their defaults (the bundled packs' protocol) and their sane limits.
+
+Kept free of torch: ``hqnn-desktop train`` takes its option defaults and the
+Training tab its initial values from these classes, so the three can never
+disagree, and neither ``--help`` nor the window has to load torch to show them.
+:mod:`core.train` re-exports both classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .augment import AugmentConfig
+
+#: The circuit is simulated exactly, as a 2^n x 2^n matrix per layer: every qubit more
+#: doubles time and quadruples memory (12 qubits: ~0.3 GB, 16 qubits: ~70 GB).
+MAX_QUBITS = 12
+#: The CRX ring entangles each qubit with the next one, so the circuit needs two.
+MIN_QUBITS = 2
+#: Smaller images vanish in the backbone's five halvings; larger ones cost memory for no gain.
+MIN_INPUT_SIZE, MAX_INPUT_SIZE = 32, 1024
+
+
+def _default_augment() -> AugmentConfig:
+    """The augmentation defaults; imported when a run is configured, since that module needs torch."""
+    from .augment import AugmentConfig
+
+    return AugmentConfig()
+
+
+@dataclass
+class AdaptConfig:
+    """Backbone adaptation settings (defaults: the bundled packs' recipe)."""
+
+    backbone: str = "efficientnet_lite0"
+    pretrained: bool = True
+    input_size: int = 224
+    bottleneck: int = 8
+    epochs: int = 15
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    seed: int = 0
+    mixup: float = 0.0
+    ema_decay: float = 0.0
+    augment: AugmentConfig = field(default_factory=_default_augment)
+
+
+@dataclass
+class HeadConfig:
+    """Head training settings, identical for the three models (defaults: the protocol chosen for
+    the bundled packs, ``training/results/pbc8.json`` 'chosen')."""
+
+    n_qubits: int = 8
+    layers: int = 1
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 0.01
+    weight_decay: float = 1e-4
+    contrastive_weight: float = 0.0
+    temperature: float = 0.2
+    feature_dropout: float = 0.2
+    label_smoothing: float = 0.1
+    warmup_epochs: int = 10
+    freeze_bottleneck: bool = True
+    seed: int = 0

@@ -24,10 +24,17 @@ from .augment import AugmentConfig
 from .backbones import get_spec
 from .calibration import calibrate_or_skip, calibrated_proba, head_logits, record_calibration
 from .circuits import ANSATZ_ID, circuit_parameter_count
-from .datasets import LabelledFiles, load_images, read_manifest, scan_dataset, split_validation
+from .datasets import (
+    LabelledFiles,
+    check_classes_present,
+    load_images,
+    read_manifest,
+    scan_dataset,
+    split_validation,
+)
 from .heads import MODEL_KINDS
 from .metrics import classification_report
-from .packs import save_pack, sha256_file
+from .packs import check_pack_destination, save_pack, sha256_file
 from .train import (
     AdaptConfig,
     Callbacks,
@@ -71,7 +78,12 @@ def _load(files: LabelledFiles, size: int, callbacks: Callbacks, stage: str) -> 
 
 
 def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | None = None) -> Path:
-    """Run the whole protocol and write the pack to ``out_dir``; returns its path."""
+    """Run the whole protocol and write the pack to ``out_dir``; returns its path.
+
+    ``out_dir`` is checked first, so a place the pack may not go is refused before
+    the training time is spent rather than when the pack is saved.
+    """
+    check_pack_destination(out_dir, (recipe.train_dir, recipe.val_dir, recipe.corrections))
     callbacks = callbacks or Callbacks()
     cfg = recipe.adapt
     spec = get_spec(cfg.backbone)
@@ -83,6 +95,7 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
         extra = read_manifest(recipe.corrections, train_files.labels)
         corrections.append(manifest_record(recipe.corrections, len(extra)))
         train_files = train_files.plus(extra)
+    check_classes_present(train_files.labels, train_files.targets, "training")
     if recipe.val_dir:
         val_files = scan_dataset(recipe.val_dir, train_files.labels)
     else:
@@ -91,8 +104,8 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
     labels = train_files.labels
     x_train, y_train = _load(train_files, cfg.input_size, callbacks, "load_train")
     x_val, y_val = _load(val_files, cfg.input_size, callbacks, "load_val")
-    if len(x_train) == 0 or len(x_val) == 0:
-        raise ValueError("No readable images are left for training or validation.")
+    for part, targets in (("training", y_train), ("validation", y_val)):
+        check_classes_present(labels, targets, part)
     checkpoint = Path(out_dir).with_name(f".{Path(out_dir).name}.adapt.ckpt")
     if recipe.fine_tune:
         # resumable: a cancelled or crashed run continues from its last finished epoch

@@ -98,6 +98,23 @@ def scan_class_folders(root: str | Path, labels: Sequence[str] | None = None) ->
     return LabelledFiles(paths, targets, list(labels), skipped)
 
 
+def check_classes_present(labels: Sequence[str], targets: Sequence[int], part: str) -> None:
+    """Refuse training data with fewer than two classes, or a class with no image in ``part``.
+
+    Such data still trains, and even scores a "perfect" validation (one class is
+    always right), so the pack would look good and mean nothing.
+    """
+    if len(labels) < 2:
+        raise DatasetError(f"Training needs at least two classes, but the dataset has "
+                           f"{'only ' + labels[0] if labels else 'none'}: put the images of each class "
+                           "in a subfolder named after it.")
+    counts = np.bincount(np.asarray(targets, dtype=int), minlength=len(labels))
+    empty = [label for label, count in zip(labels, counts) if count == 0]
+    if empty:
+        raise DatasetError(f"No usable image of {', '.join(empty)} is in the {part} images; add (readable) "
+                           "images of every class, or choose the validation images with a validation folder.")
+
+
 MANIFEST_COLUMNS = ("path", "label")
 
 

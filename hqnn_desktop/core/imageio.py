@@ -22,9 +22,18 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 MAX_PIXELS = 64_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
-#: File name endings we treat as images when walking folders.
+#: File name endings of the image formats read here.
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
+)
+
+#: Endings of other image files a user may well point us at: phone photos, vector drawings, newer
+#: web formats, camera raw and microscope files. A folder walk takes them too, so each gets an
+#: error row that says what to do instead of being skipped without a word.
+OTHER_IMAGE_SUFFIXES = frozenset(
+    {".heic", ".heif", ".avif", ".svg", ".svgz", ".jxl", ".jp2", ".j2k", ".jfif", ".psd",
+     ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".raf", ".rw2",
+     ".czi", ".nd2", ".lif", ".lsm", ".oib", ".oir", ".ims", ".vsi", ".ndpi", ".svs", ".mrxs", ".scn"}
 )
 
 
@@ -123,6 +132,9 @@ def _unidentified_message(p: Path) -> str:
                 "not an image.")
     if head and _looks_like_text(head):
         return "This file holds plain text, not an image."
+    if p.suffix.lower() in OTHER_IMAGE_SUFFIXES:
+        return (f"This {p.suffix.lower()} file is in a format that cannot be read here; "
+                "export it as TIFF, PNG or JPEG first.")
     return "This file is not an image that can be read (unknown or damaged format)."
 
 
@@ -210,6 +222,12 @@ def load_model_input(path: str | os.PathLike, size: int) -> np.ndarray:
     return to_model_input(load_rgb(path), size)
 
 
-def is_image_name(path: Path) -> bool:
-    """True when the name looks like an image and is not a hidden/system file (``.DS_Store``)."""
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+def is_image_name(path: Path, *, unreadable_too: bool = False) -> bool:
+    """True when the name looks like an image and is not a hidden/system file (``.DS_Store``).
+
+    With ``unreadable_too``, formats that cannot be read here (:data:`OTHER_IMAGE_SUFFIXES`)
+    count as well: a walk through a user's folder reports them rather than skipping them,
+    and no output file is ever written under an image's name.
+    """
+    suffixes = IMAGE_SUFFIXES | OTHER_IMAGE_SUFFIXES if unreadable_too else IMAGE_SUFFIXES
+    return path.suffix.lower() in suffixes and not path.name.startswith(".")

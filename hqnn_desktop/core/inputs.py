@@ -33,8 +33,9 @@ def iter_image_paths(inputs: Iterable[str | os.PathLike]) -> Iterator[str]:
     """Expand files and folders (recursively, sorted) into the image paths to classify.
 
     Files named explicitly are always returned (a non-image then gets an error
-    row); inside folders only image-like names are taken, hidden and system
-    files are skipped, and symbolic-link loops are not followed twice. A file
+    row); inside folders only image-like names are taken (HEIC, SVG, microscope
+    files and other formats that cannot be read too, so they get an error row
+    rather than vanishing), hidden and system files are skipped, and symbolic-link loops are not followed twice. A file
     reached twice (named twice, or inside a folder also given) is returned once,
     under the first path given, so it gets one row per model and not two. A
     subfolder that cannot be opened is returned itself, so that it gets an
@@ -84,6 +85,6 @@ def _walk_folder(root: Path) -> Iterator[str]:
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             path = Path(dirpath) / name
-            if is_image_name(path):
+            if is_image_name(path, unreadable_too=True):
                 yield str(path)
     yield from unreadable

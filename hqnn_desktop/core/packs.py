@@ -15,14 +15,17 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .configs import MAX_INPUT_SIZE, MAX_QUBITS, MIN_INPUT_SIZE, MIN_QUBITS
 from .heads import MODEL_KINDS, Head
 from .storage import DIR_MODE, FILE_MODE, atomic_write_json
 
@@ -73,16 +76,61 @@ def read_card(folder: Path) -> dict:
     card_path = Path(folder) / CARD
     if not card_path.is_file():
         raise PackError(f"{folder} is not a model pack: it has no {CARD}.")
+    damaged = f"The pack {Path(folder).name}'s model card ({card_path}) is damaged"
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PackError(f"The model card {card_path} is damaged ({exc}).") from exc
+        raise PackError(f"{damaged}: it is not readable JSON ({exc}).") from exc
     if not isinstance(card, dict):
-        raise PackError(f"The model card {card_path} is not a JSON object.")
+        raise PackError(f"{damaged}: it is not a JSON object.")
     missing = [k for k in REQUIRED_KEYS if k not in card]
     if missing:
-        raise PackError(f"The model card {card_path} lacks: {', '.join(missing)}.")
+        raise PackError(f"{damaged}: it lacks {', '.join(missing)}.")
+    problem = card_problem(card)
+    if problem:
+        raise PackError(f"{damaged}: {problem}.")
     return card
+
+
+def _is_int(value: object, low: int, high: int | None = None) -> bool:
+    """A whole number (not a boolean, which JSON and Python would also take) in ``low..high``."""
+    return (isinstance(value, int) and not isinstance(value, bool) and value >= low
+            and (high is None or value <= high))
+
+
+def card_problem(card: dict) -> str | None:
+    """What is wrong with the fields of a card that has them all, in words; None when nothing.
+
+    Checked before any use, because a field of the wrong type otherwise crashes deep
+    inside (a number where the labels belong) or, worse, quietly gives wrong results
+    (a string of labels becomes one class per letter).
+    """
+    labels = card["labels"]
+    if not isinstance(card["name"], str) or not card["name"].strip():
+        return "its name is not a piece of text"
+    if not isinstance(labels, list) or len(labels) < 2 or not all(
+            isinstance(label, str) and label.strip() for label in labels):
+        return "its labels must be a list of at least two class names"
+    if len({label.strip().lower() for label in labels}) != len(labels):
+        return "its labels name the same class twice"
+    if not isinstance(card["backbone"], str):
+        return "its backbone is not a name"
+    if not _is_int(card["input_size"], MIN_INPUT_SIZE, MAX_INPUT_SIZE):
+        return f"its input size must be a whole number of pixels from {MIN_INPUT_SIZE} to {MAX_INPUT_SIZE}"
+    if not _is_int(card["n_qubits"], MIN_QUBITS, MAX_QUBITS):
+        return f"its number of qubits must be a whole number from {MIN_QUBITS} to {MAX_QUBITS}"
+    if not _is_int(card["layers"], 1) or not _is_int(card["feature_dim"], 1):
+        return "its circuit layers and feature size must be whole numbers of at least 1"
+    if not isinstance(card["normalization"], dict):
+        return "its normalization is not a table of values"
+    models = card["models"]
+    if not isinstance(models, dict) or not models or not all(isinstance(v, dict) for v in models.values()):
+        return "its models must be a table with one entry per model"
+    files = card["files"]
+    if not isinstance(files, dict) or not files or not all(
+            isinstance(v, dict) and isinstance(v.get("sha256"), str) for v in files.values()):
+        return "its files must be a table giving each weight file's sha256 checksum"
+    return None
 
 
 def verify_files(folder: Path, card: dict) -> None:
@@ -213,6 +261,7 @@ def save_pack(folder: str | Path, card: dict, extractor: torch.nn.Module, heads:
     from safetensors.torch import save_file
 
     folder = Path(folder)
+    check_pack_destination(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
@@ -261,6 +310,66 @@ def save_pack(folder: str | Path, card: dict, extractor: torch.nn.Module, heads:
     return folder
 
 
+#: A pack name becomes a folder name: letters, digits, '_', and inside also '-', '.' and spaces
+#: (Windows drops a trailing dot or space; a leading '-' reads as an option on a command line).
+_PACK_NAME = re.compile(r"\w(?:[\w .-]*\w)?")
+MAX_PACK_NAME = 64
+
+
+def check_pack_name(name: str) -> str:
+    """``name`` when it can name a folder in the user's packs folder; else :class:`PackError` saying why.
+
+    Saving replaces the pack's folder as a whole: an empty name would replace the
+    packs folder itself, and ``..`` or a slash would write (and replace) outside it.
+    """
+    if not name.strip():
+        raise PackError("The pack needs a name, for example my-pack.")
+    if "/" in name or "\\" in name:
+        why = "it may not contain / or \\"
+    elif name.startswith("."):
+        why = "a name starting with a dot is hidden"
+    elif len(name) > MAX_PACK_NAME:
+        why = f"it is longer than {MAX_PACK_NAME} characters"
+    elif not _PACK_NAME.fullmatch(name):
+        why = "use letters, digits, '-', '_', '.' and spaces, and start and end with a letter or digit"
+    else:
+        return name
+    raise PackError(f"'{name}' cannot be a pack name: {why}. For example: my-pack.")
+
+
+def check_pack_destination(folder: str | Path, keep_clear_of: Iterable[str | Path | None] = ()) -> None:
+    """Refuse, with :class:`PackError`, a pack folder whose saving would destroy something.
+
+    Saving replaces ``folder`` as a whole, so it may exist already only as a pack (or
+    an empty folder); and it may neither be, hold nor sit inside the data in
+    ``keep_clear_of`` (the training and validation images), which saving would delete
+    or mix with.
+    """
+    folder = Path(folder)
+    if folder.is_symlink() or folder.exists():
+        if not folder.is_dir():
+            raise PackError(f"{folder} is a file, not a model pack; choose another place for the pack.")
+        if not (folder / CARD).is_file() and not _is_empty_dir(folder):
+            raise PackError(f"{folder} already holds files and is not a model pack (it has no {CARD}); saving "
+                            "a pack there would delete them. Choose a new folder for the pack.")
+    target = folder.resolve()
+    for data in keep_clear_of:
+        if data is None:
+            continue
+        source = Path(data).resolve()
+        if target == source or source in target.parents or target in source.parents:
+            raise PackError(f"The pack cannot be saved in {folder}: that place overlaps the images in {data}, "
+                            "which saving would delete or mix with. Choose a folder outside them.")
+
+
+def _is_empty_dir(folder: Path) -> bool:
+    """True for a folder with nothing in it; a folder that cannot be listed counts as full."""
+    try:
+        return not any(folder.iterdir())
+    except OSError:
+        return False
+
+
 def _set_aside_name(folder: Path) -> Path:
     return folder.with_name(f".{folder.name}.old")
 
@@ -289,9 +398,19 @@ class PackInfo:
         return self.card["name"]
 
 
-def list_packs() -> list[PackInfo]:
-    """Bundled packs first, then the user's; damaged cards are skipped here (load_pack explains)."""
-    found = []
+@dataclass(frozen=True)
+class DamagedPack:
+    """A folder of a packs folder that cannot be used as a pack, and why."""
+
+    path: Path
+    source: str
+    reason: str
+
+
+def scan_packs() -> tuple[list[PackInfo], list[DamagedPack]]:
+    """The packs of the bundled and the user's packs folders (bundled first), and the folders there
+    whose card cannot be used, so that a listing can name them instead of leaving them out."""
+    found, damaged = [], []
     for source, root in (("bundled", bundled_packs_dir()), ("user", user_packs_dir())):
         if not root.is_dir():
             continue
@@ -301,21 +420,47 @@ def list_packs() -> list[PackInfo]:
             if d.is_dir() and not d.name.startswith("."):
                 try:
                     found.append(PackInfo(d, read_card(d), source))
-                except PackError:
-                    continue
-    return found
+                except PackError as exc:
+                    damaged.append(DamagedPack(d, source, str(exc)))
+    return found, damaged
+
+
+def list_packs() -> list[PackInfo]:
+    """The usable packs, bundled first, then the user's (weights not verified: load_pack does that)."""
+    return scan_packs()[0]
 
 
 def resolve_pack(name_or_dir: str | Path) -> Path:
-    """A pack folder from a name (user packs shadow bundled ones) or a path."""
-    p = Path(name_or_dir)
-    if p.is_dir():
+    """The folder of the pack a user named, by name (user packs shadow bundled ones) or by path.
+
+    A folder is taken as a pack when it holds a card (``card.json`` itself may be
+    named), or when it is written as a path (with a separator, or absolute). Any
+    other word is a pack name, so a data folder called like a pack (``pbc8/`` full
+    of images in the current folder) is never mistaken for the pack. A damaged
+    pack of that name is returned as well, so that loading it says what is wrong.
+    """
+    text = str(name_or_dir)
+    if not text.strip():
+        raise PackError("No pack was named: give a pack name (see hqnn-desktop packs) or a pack folder.")
+    p = Path(text)
+    if p.name == CARD and p.is_file():
+        p = p.parent
+    if (p / CARD).is_file():
         return p
-    matches = [info.path for info in list_packs() if info.name == str(name_or_dir) or info.path.name == str(name_or_dir)]
-    if not matches:
-        names = ", ".join(sorted({i.name for i in list_packs()})) or "none installed"
-        raise PackError(f"No model pack named '{name_or_dir}'. Available: {names}.")
-    return matches[-1]
+    if p.is_absolute() or any(sep in text for sep in (os.sep, os.altsep, "/") if sep):
+        if p.is_dir():
+            raise PackError(f"{p} is not a model pack: it has no {CARD}.")
+        raise PackError(f"There is no model pack folder {p}.")
+    packs, damaged = scan_packs()
+    matches = [info.path for info in packs if text in (info.name, info.path.name)]
+    if matches:
+        return matches[-1]
+    broken = [d.path for d in damaged if d.path.name == text]
+    if broken:
+        return broken[-1]
+    names = ", ".join(sorted({info.name for info in packs})) or "none"
+    here = f" (the folder {text} here is not one: it has no {CARD})" if p.is_dir() else ""
+    raise PackError(f"No model pack named '{text}' is installed{here}. Installed packs: {names}.")
 
 
 #: The pack used when none was chosen: PBC's eight classes cover Blood Cell Images' four, and

@@ -10,6 +10,7 @@ be rebuilt from a job fetched days later.
 
 from __future__ import annotations
 
+import difflib
 import math
 import time
 from collections.abc import Callable
@@ -37,17 +38,42 @@ from .runner import (
 from .service import ServiceError, connect, explain, get_job, job_status
 
 SIMULATOR_NAMES = ("aer_simulator", "simulator")
+#: IBM Quantum names its devices ibm_<place> (the older ones ibmq_<place>).
+REAL_PREFIXES = ("ibm_", "ibmq_")
 
 
 class BackendError(ValueError):
     """A backend name that cannot be used here, explained."""
 
 
+class NothingToRun(ValueError):
+    """None of a run's images could be used, so nothing is submitted and no run is recorded."""
+
+
 def backend_kind(name: str) -> str:
-    """'simulator', 'fake' (calibrated local emulation) or 'real' (an IBM Quantum device)."""
+    """'simulator', 'fake' (calibrated local emulation), 'real' (an IBM Quantum device) or 'unknown'."""
     if name in SIMULATOR_NAMES:
         return "simulator"
-    return "fake" if name.startswith("fake_") else "real"
+    if name.startswith("fake_"):
+        return "fake"
+    return "real" if name.startswith(REAL_PREFIXES) else "unknown"
+
+
+def check_backend_name(name: str) -> None:
+    """Raise :class:`BackendError` naming the known backends when ``name`` is none of them.
+
+    Without this a typo (``aer_simulater``) was taken for an IBM device and answered
+    with a request for an API key, which sends the user down the wrong path.
+    """
+    kind = backend_kind(name)
+    fakes = fake_backend_names() if kind in ("fake", "unknown") else []
+    if kind in ("simulator", "real") or name in fakes:
+        return
+    close = difflib.get_close_matches(name, [SIMULATOR_NAMES[0], *fakes], n=1)
+    hint = f" Did you mean {close[0]}?" if close else ""
+    raise BackendError(f"Unknown backend '{name}'.{hint} Use aer_simulator (noiseless), an IBM Quantum device "
+                       "of your account (its name starts with ibm_, for example ibm_torino) or a fake device "
+                       f"with the calibrated noise of a real one: {', '.join(fakes)}.")
 
 
 def _fake_devices() -> dict:
@@ -67,16 +93,14 @@ def fake_backend_names() -> list[str]:
 def resolve_backend(name: str, min_qubits: int, service=None):
     """The backend object for ``name``: the noiseless ``aer_simulator``, a ``fake_*`` device, or a real
     device of the account behind ``service`` (a ``QiskitRuntimeService``)."""
+    check_backend_name(name)
     kind = backend_kind(name)
     if kind == "simulator":
         from qiskit_aer import AerSimulator
 
         return AerSimulator()
     if kind == "fake":
-        devices = _fake_devices()
-        if name not in devices:
-            raise BackendError(f"No fake backend named {name}. Available: {', '.join(sorted(devices))}.")
-        backend = devices[name]()
+        backend = _fake_devices()[name]()
     else:
         if service is None:
             raise BackendError(f"'{name}' is a real IBM Quantum backend: save your IBM Quantum API key and "
@@ -184,6 +208,11 @@ def plan_run(pack: Pack, paths: list[str], backend_name: str, truth: list[int] |
     backend = resolve_backend(backend_name, pack.card["n_qubits"], service)
     options = usable_options(backend, options or RunOptions())
     local = local_pass(pack, paths, truth, cancelled)
+    if not local.paths:
+        reasons = "; ".join(f"{u['path']}: {u['error']}" for u in local.unusable[:3])
+        more = "; ..." if len(local.unusable) > 3 else ""
+        raise NothingToRun(f"No image could be used ({len(paths)} given), so nothing was submitted"
+                           + (f". {reasons}{more}" if reasons else "."))
     layer = transpile_layer(backend, pack.card["n_qubits"], pack.card["layers"], options.optimization_level)
     n = len(local.paths)
     return Plan(pack, backend_name, backend_kind(backend_name), backend, options, local, layer,

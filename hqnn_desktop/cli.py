@@ -1,19 +1,35 @@
 """Command line: ``hqnn-desktop [classify|evaluate|train|packs|hardware] ...``; no subcommand opens the window.
 
 Exit codes: 0 when the inputs were processed (unusable images become error
-rows), 2 on usage errors (bad options, unknown pack or model), 1 when the work
-itself failed (for example a damaged pack), 130 when interrupted.
+rows), 2 on usage errors (bad options, unknown pack or model, an output that
+would overwrite an input), 1 when the work itself failed (for example a damaged
+pack, or no usable image at all), 130 when interrupted.
+
+Building the parser imports no torch, so ``--help`` and argument errors answer
+at once; each command imports what it needs.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import math
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from .core.configs import (
+    MAX_INPUT_SIZE,
+    MAX_QUBITS,
+    MIN_INPUT_SIZE,
+    MIN_QUBITS,
+    AdaptConfig,
+    HeadConfig,
+)
 
 SUBCOMMANDS = ("classify", "evaluate", "train", "packs", "hardware", "hardware-jobs", "hardware-account")
 
@@ -23,18 +39,60 @@ class UsageError(Exception):
 
 
 def _parse_models(text: str) -> tuple[str, ...]:
-    from .core.heads import MODEL_KINDS
+    """The models of ``--models``, each named once (twice would score it twice and break the report)."""
+    from .core.kinds import MODEL_KINDS
 
-    models = tuple(m.strip().lower() for m in text.split(",") if m.strip())
+    models = [m.strip().lower() for m in text.split(",") if m.strip()]
+    if not models:
+        raise argparse.ArgumentTypeError(f"name at least one model: {', '.join(MODEL_KINDS)}")
     bad = [m for m in models if m not in MODEL_KINDS]
-    if not models or bad:
+    if bad:
         raise argparse.ArgumentTypeError(
-            f"unknown model(s) {', '.join(bad) or '(none)'}; choose from {', '.join(MODEL_KINDS)}")
-    return models
+            f"unknown model(s) {', '.join(bad)}; choose from {', '.join(MODEL_KINDS)}")
+    twice = sorted({m for m in models if models.count(m) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"{', '.join(twice)} is named more than once; name each model once")
+    return tuple(models)
+
+
+def _whole(low: int, high: int | None = None, why: str = "") -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high``; ``why`` explains the limits in the message."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            limits = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"must be {limits}{why}, not {value}")
+        return value
+
+    return parse
+
+
+def _real(rule: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
+    """An argparse type: a finite number for which ``ok`` holds (``rule`` says which, in words)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+        if not math.isfinite(value) or not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {rule}, not {text}")
+        return value
+
+    return parse
+
+
+_COUNT = _whole(1)
+_POSITIVE = _real("a number above 0", lambda v: v > 0)
+_NON_NEGATIVE = _real("a number of at least 0", lambda v: v >= 0)
+_FRACTION = _real("between 0 and 1, for example 0.15", lambda v: 0 < v < 1)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .core.heads import MODEL_KINDS
+    """The argument parser; training defaults come from :mod:`core.configs`, as the Training tab's do."""
+    from .core.kinds import MODEL_KINDS
 
     parser = argparse.ArgumentParser(
         prog="hqnn-desktop",
@@ -44,49 +102,58 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("classify", help="classify image files and folders into a CSV")
     c.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
-    c.add_argument("--pack", help="pack name or folder (default: the first bundled pack)")
+    c.add_argument("--pack", help="pack name or folder (default: pbc8, else the first pack installed)")
     c.add_argument("--models", type=_parse_models, default=MODEL_KINDS,
                    help="comma-separated: hqnn,classical,baseline (default: all)")
     c.add_argument("--out", required=True, help="CSV file to write")
-    c.add_argument("--batch-size", type=int, default=32)
+    c.add_argument("--batch-size", type=_COUNT, default=32)
 
     e = sub.add_parser("evaluate", help="score a labelled folder (one subfolder per class)")
     e.add_argument("dir")
     e.add_argument("--pack", required=True)
     e.add_argument("--models", type=_parse_models, default=MODEL_KINDS)
     e.add_argument("--out", required=True, help="JSON report to write")
-    e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument("--batch-size", type=_COUNT, default=32)
 
     sub.add_parser("packs", help="list installed model packs")
 
+    heads = HeadConfig()  # AdaptConfig's defaults are read on the class: an instance would import torch
     t = sub.add_parser("train", help="train a pack from a labelled folder")
-    t.add_argument("train_dir")
+    t.add_argument("train_dir", help="folder with one subfolder of images per class, or a CSV list of "
+                                     "labelled images (columns path,label)")
     t.add_argument("--name", required=True, help="name of the new pack")
-    t.add_argument("--out", help="pack folder (default: your packs folder/NAME)")
+    t.add_argument("--out", help="pack folder (default: your packs folder/NAME); an existing folder is "
+                                 "replaced only if it is a pack")
     t.add_argument("--val-dir", help="validation folder with the same class subfolders")
-    t.add_argument("--val-fraction", type=float, default=0.15)
+    t.add_argument("--val-fraction", type=_FRACTION, default=0.15)
     t.add_argument("--group-pattern", help="regular expression whose first group names the source "
                                            "of an image (images of one group stay together)")
-    t.add_argument("--backbone", default="efficientnet_lite0",
+    t.add_argument("--backbone", default=AdaptConfig.backbone,
                    choices=["efficientnet_lite0", "resnet18", "resnet50"])
     t.add_argument("--models", type=_parse_models, default=MODEL_KINDS)
-    t.add_argument("--qubits", type=int, default=8)
-    t.add_argument("--layers", type=int, default=2)
+    t.add_argument("--qubits", type=_whole(MIN_QUBITS, MAX_QUBITS, " (the circuit is simulated exactly: each "
+                                                                   "qubit more doubles the time and quadruples "
+                                                                   "the memory)"),
+                   default=heads.n_qubits, help="qubits of the circuit (default: %(default)s)")
+    t.add_argument("--layers", type=_COUNT, default=heads.layers, help="circuit layers (default: %(default)s)")
     t.add_argument("--fine-tune", action="store_true", help="adapt the backbone end to end first")
-    t.add_argument("--epochs", type=int, default=15, help="backbone adaptation epochs (with --fine-tune)")
+    t.add_argument("--epochs", type=_COUNT, default=AdaptConfig.epochs,
+                   help="backbone adaptation epochs (with --fine-tune; default: %(default)s)")
     t.add_argument("--fine-tune-per-model", action="store_true",
                    help="after training the heads, fine-tune each model end to end with its own copy of the "
                         "backbone (classification then runs one backbone per model: about three to four times slower)")
-    t.add_argument("--fine-tune-per-model-epochs", type=int, default=3,
+    t.add_argument("--fine-tune-per-model-epochs", type=_COUNT, default=3,
                    help="epochs of that per-model fine-tuning (with --fine-tune-per-model)")
-    t.add_argument("--fine-tune-per-model-lr", type=float, default=1e-4,
+    t.add_argument("--fine-tune-per-model-lr", type=_POSITIVE, default=1e-4,
                    help="learning rate of that per-model fine-tuning")
-    t.add_argument("--head-epochs", type=int, default=30)
-    t.add_argument("--lr", type=float, default=0.01, help="head learning rate")
-    t.add_argument("--batch-size", type=int, default=256, help="head batch size")
-    t.add_argument("--contrastive-weight", type=float, default=0.0)
-    t.add_argument("--input-size", type=int, default=224)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--head-epochs", type=_COUNT, default=heads.epochs, help="default: %(default)s")
+    t.add_argument("--lr", type=_POSITIVE, default=heads.lr, help="head learning rate (default: %(default)s)")
+    t.add_argument("--batch-size", type=_COUNT, default=heads.batch_size,
+                   help="head batch size (default: %(default)s)")
+    t.add_argument("--contrastive-weight", type=_NON_NEGATIVE, default=heads.contrastive_weight)
+    t.add_argument("--input-size", type=_whole(MIN_INPUT_SIZE, MAX_INPUT_SIZE, " pixels"),
+                   default=AdaptConfig.input_size, help="image side in pixels (default: %(default)s)")
+    t.add_argument("--seed", type=_whole(0), default=heads.seed)
     t.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: a GPU when present)")
 
     h = sub.add_parser("hardware", help="rerun a pack's quantum layer on IBM hardware, a fake backend or simulator")
@@ -97,8 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--input", nargs="+", required=True, help="image files or folders")
     h.add_argument("--labels-from-folders", action="store_true",
                    help="each --input is a folder of class subfolders; report accuracy and macro-F1")
-    h.add_argument("--shots", type=int, default=4096)
-    h.add_argument("--batch-size", type=int, default=64, help="images per Estimator job")
+    h.add_argument("--shots", type=_COUNT, default=4096)
+    h.add_argument("--batch-size", type=_COUNT, default=64, help="images per Estimator job")
     h.add_argument("--optimization-level", type=int, default=2, choices=[0, 1, 2, 3])
     h.add_argument("--resilience-level", type=int, default=1, choices=[0, 1, 2],
                    help="0 none, 1 readout mitigation (TREX), 2 also zero-noise extrapolation")
@@ -133,14 +200,51 @@ def _progress(done: int, total: int, start: float, what: str = "images") -> None
 def _load_pack(name: str | None, models: tuple[str, ...]):
     from .core.packs import PackError, default_pack_name, load_pack, resolve_pack
 
-    name = name or default_pack_name()
     if name is None:
-        raise UsageError("No model pack is installed; give one with --pack DIR.")
+        name = default_pack_name()
+        if name is None:
+            raise UsageError("No model pack is installed; give one with --pack DIR.")
     try:
         folder = resolve_pack(name)
     except PackError as exc:
         raise UsageError(str(exc)) from exc
     return load_pack(folder, models)
+
+
+def _check_out(text: str, inputs: Sequence[str] = (), kind: str = "csv") -> Path:
+    """The ``--out`` file, checked before any work, so that a slip costs neither a long run (nor QPU
+    time) nor an input: it must not be a folder, an input, or named like an image (``--out a.jpg b.jpg``
+    would replace a.jpg), and the folder it goes in must be writable (missing folders are created)."""
+    out = Path(text)
+    if not text.strip():
+        raise UsageError("--out needs a file name.")
+    if text.endswith(("/", os.sep)) or out.is_dir():
+        raise UsageError(f"--out must be a file, but {text} is a folder.")
+    if any(os.path.realpath(out) == os.path.realpath(p) for p in inputs):
+        raise UsageError(f"--out {text} is one of the inputs; give the results another file name.")
+    from .core.imageio import is_image_name
+
+    if is_image_name(out, unreadable_too=True):
+        raise UsageError(f"--out {text} is named like an image; the results are a {kind.upper()} file, "
+                         f"so give a name such as results.{kind}.")
+    folder = out.parent
+    while not os.path.lexists(folder) and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"--out {text} cannot be written: {folder} is a file, not a folder.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {text} cannot be written: you have no permission to write in {folder}.")
+    return out
+
+
+def _found_inputs(paths: Sequence[str], what: str) -> list[str]:
+    """The image paths behind ``paths``, or a :class:`UsageError` when not one of them exists."""
+    from .core.inputs import iter_image_paths
+
+    missing = [p for p in paths if not os.path.lexists(p)]
+    if missing and len(missing) == len(paths):
+        raise UsageError(f"Nothing to {what}: {', '.join(missing)} not found.")
+    return list(iter_image_paths(paths))
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -150,16 +254,15 @@ def cmd_classify(args: argparse.Namespace) -> int:
     ``.partial`` file next to it tells the user the last run did not finish;
     it holds only complete rows, usable as they are.
     """
-    from .core.predict import Engine, iter_image_paths
+    from .core.predict import Engine
 
-    out = Path(args.out)
-    if out.is_dir():
-        raise UsageError(f"--out must be a file, but {out} is a folder.")
-    missing = [p for p in args.paths if not os.path.lexists(p)]
-    if missing and len(missing) == len(args.paths):
-        raise UsageError(f"Nothing to classify: {', '.join(missing)} not found.")
+    out = _check_out(args.out, args.paths)
+    paths = _found_inputs(args.paths, "classify")
+    if not paths:
+        print(f"hqnn-desktop classify: no images found in {', '.join(args.paths)}; nothing was classified "
+              f"and {out} was not written.", file=sys.stderr)
+        return 1
     pack = _load_pack(args.pack, args.models)
-    paths = list(iter_image_paths(args.paths))
     engine = Engine(pack, args.models, batch_size=args.batch_size)
     partial = out.with_name(out.name + ".partial")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -211,10 +314,13 @@ def _write_all(fh, data: bytes) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Score the labelled folder and write the report; exit 1 when not one image could be used,
+    since a report of zeros would read as a useless model rather than unreadable files."""
     from .core.datasets import DatasetError
     from .core.evaluate import evaluate_folder
     from .core.storage import atomic_write_json
 
+    out = _check_out(args.out, (args.dir,), kind="json")
     pack = _load_pack(args.pack, args.models)
     start = time.time()
     try:
@@ -222,40 +328,110 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                  progress=lambda d, t: _progress(d, t, start))
     except DatasetError as exc:
         raise UsageError(str(exc)) from exc
-    atomic_write_json(args.out, report)
+    atomic_write_json(out, report)
     print(file=sys.stderr)
+    n, unusable = report["n_images"], report["n_unusable"]
+    if unusable == n:
+        print(f"hqnn-desktop evaluate: none of the {n} images could be used, so nothing was scored; "
+              f"the reason for each is under 'errors' in {out}.", file=sys.stderr)
+        return 1
     for m, r in report["models"].items():
         print(f"{m:10s} n={r['n']} accuracy={r['accuracy']:.4f} macro-F1={r['macro_f1']:.4f} "
               f"ECE={r['ece']:.4f}", file=sys.stderr)
+    reasons = " (reasons under 'errors' in the report)" if unusable else ""
+    print(f"{n} images, {unusable} not usable{reasons} -> {out}", file=sys.stderr)
     return 0
 
 
-def cmd_packs(args: argparse.Namespace) -> int:
-    from .core.packs import list_packs
+def _nested(card: dict, *keys: str):
+    """``card[k1][k2]...``, or None where a level is missing or not a table (cards come from anywhere)."""
+    value = card
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
 
-    packs = list_packs()
-    if not packs:
+
+def cmd_packs(args: argparse.Namespace) -> int:
+    """List the usable packs, then each damaged one on a line with the reason."""
+    from .core.packs import scan_packs
+
+    packs, damaged = scan_packs()
+    if not packs and not damaged:
         print("No model packs installed.")
         return 0
     for info in packs:
         card = info.card
-        val = card.get("metrics", {}).get("validation", {}).get("models", {})
-        f1 = ", ".join(f"{m} {v['macro_f1']:.4f}" for m, v in val.items() if "macro_f1" in v)
+        val = _nested(card, "metrics", "validation", "models")
+        f1 = ", ".join(f"{m} {v['macro_f1']:.4f}" for m, v in (val if isinstance(val, dict) else {}).items()
+                       if isinstance(v, dict) and isinstance(v.get("macro_f1"), int | float))
         print(f"{card['name']}  [{info.source}]  {info.path}")
-        print(f"  dataset:  {card.get('data', {}).get('name', card.get('data', {}).get('description', '?'))}")
+        print(f"  dataset:  {_nested(card, 'data', 'name') or _nested(card, 'data', 'description') or '?'}")
         print(f"  backbone: {card['backbone']} @ {card['input_size']} px, {card['n_qubits']} qubits x "
               f"{card['layers']} layers")
         print(f"  labels:   {', '.join(card['labels'])}")
         print(f"  validation macro-F1: {f1 or 'not recorded'}")
+    for bad in damaged:
+        print(f"{bad.path.name}  [{bad.source}]  {bad.path}")
+        print(f"  damaged, cannot be used: {bad.reason}")
     return 0
 
 
+def _check_device(requested: str | None) -> None:
+    """Refuse a device that torch cannot use here, before any image is read."""
+    if requested is None:
+        return
+    import torch
+
+    unknown = UsageError(f"--device {requested} is not a device: use cpu, cuda or cuda:N (N a GPU number), "
+                         "or leave --device out to use a GPU when there is one.")
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, ValueError):
+        raise unknown from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UsageError(f"--device {requested}: PyTorch finds no CUDA GPU on this computer; "
+                             "use --device cpu or leave --device out.")
+        if device.index is not None and device.index >= count:
+            raise UsageError(f"--device {requested}: there is no GPU number {device.index}; this computer has "
+                             f"{count} (cuda:0 to cuda:{count - 1}).")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"--device {requested}: no Apple GPU can be used here; use --device cpu.")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise unknown
+
+
+def _check_backbone(name: str) -> None:
+    """Build the backbone with its ImageNet weights once, so missing weights are reported before
+    any image is read rather than after the whole dataset has been decoded."""
+    from .core.backbones import BackboneWeightsError, build_backbone
+
+    try:
+        build_backbone(name)
+    except BackboneWeightsError as exc:
+        raise UsageError(str(exc)) from exc
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from .core.build import AdaptConfig, HeadConfig, PackRecipe, train_pack
+    """Check the name, the pack folder, the device and the backbone weights, then train and save the pack."""
+    from .core.build import PackRecipe, train_pack
     from .core.datasets import DatasetError
-    from .core.packs import user_packs_dir
+    from .core.packs import PackError, check_pack_destination, check_pack_name, user_packs_dir
     from .core.train import Callbacks
 
+    if args.out is not None and not args.out.strip():
+        raise UsageError("--out needs a folder name.")
+    try:
+        check_pack_name(args.name)
+        out = Path(args.out) if args.out is not None else user_packs_dir() / args.name
+        check_pack_destination(out, (args.train_dir, args.val_dir))
+    except PackError as exc:
+        raise UsageError(str(exc)) from exc
+    _check_device(args.device)
+    _check_backbone(args.backbone)
     recipe = PackRecipe(
         train_dir=args.train_dir, name=args.name, val_dir=args.val_dir, val_fraction=args.val_fraction,
         group_pattern=args.group_pattern, models=args.models, fine_tune=args.fine_tune,
@@ -274,7 +450,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         if stage in ("adapt_epoch", "fine_tune_model_epoch") or (stage == "heads" and done % max(1, total // 30) == 0):
             print(f"\n{stage}: {json.dumps(metrics)}", file=sys.stderr)
 
-    out = Path(args.out) if args.out else user_packs_dir() / args.name
     try:
         path = train_pack(recipe, out, Callbacks(progress=progress))
     except DatasetError as exc:
@@ -292,17 +467,40 @@ def _confirm(prompt: str) -> bool:
 
 
 def cmd_hardware(args: argparse.Namespace) -> int:
+    """Check the report file, the inputs and the backend name first: a slip found after the jobs ran
+    would cost QPU time and leave a run recorded for nothing."""
     from .core.datasets import DatasetError, scan_class_folders
-    from .core.predict import iter_image_paths
     from .core.storage import atomic_write_json
     from .hardware.options import RunOptions
-    from .hardware.rerun import BackendError, backend_kind, execute, plan_run
+    from .hardware.rerun import (
+        BackendError,
+        NothingToRun,
+        backend_kind,
+        check_backend_name,
+        execute,
+        plan_run,
+    )
     from .hardware.service import ServiceError, connect
 
+    out = _check_out(args.out, args.input, kind="json")
+    if args.labels_from_folders:
+        not_folders = [p for p in args.input if not os.path.isdir(p)]
+        if not_folders:
+            raise UsageError(f"With --labels-from-folders each --input must be a folder of class folders: "
+                             f"{', '.join(not_folders)} is not a folder.")
+        paths = []
+    else:
+        paths = _found_inputs(args.input, "run")
+        if not paths:
+            raise UsageError(f"No images found in {', '.join(args.input)}; nothing was run.")
+    try:
+        check_backend_name(args.backend)
+    except BackendError as exc:
+        raise UsageError(str(exc)) from exc
     pack = _load_pack(args.pack, ("hqnn",))
     truth = None
     if args.labels_from_folders:
-        paths, truth = [], []
+        truth = []
         try:
             for folder in args.input:
                 files = scan_class_folders(folder, pack.labels)
@@ -310,8 +508,6 @@ def cmd_hardware(args: argparse.Namespace) -> int:
                 truth += list(files.targets)
         except DatasetError as exc:
             raise UsageError(str(exc)) from exc
-    else:
-        paths = list(iter_image_paths(args.input))
     options = RunOptions(shots=args.shots, batch_size=args.batch_size, optimization_level=args.optimization_level,
                          resilience_level=args.resilience_level, dynamical_decoupling=args.dd,
                          dd_sequence=args.dd_sequence, twirl_gates=args.twirl_gates, twirl_measure=args.twirl_measure)
@@ -320,6 +516,9 @@ def cmd_hardware(args: argparse.Namespace) -> int:
         plan = plan_run(pack, paths, args.backend, truth, options, service=connect() if real else None)
     except (BackendError, ServiceError) as exc:
         raise UsageError(str(exc)) from exc
+    except NothingToRun as exc:
+        print(f"hqnn-desktop hardware: {exc}", file=sys.stderr)
+        return 1
     if real:
         print(plan.summary(), file=sys.stderr)
         if not args.yes and not _confirm("Submit to IBM Quantum? [y/N] "):
@@ -331,9 +530,9 @@ def cmd_hardware(args: argparse.Namespace) -> int:
     except ServiceError as exc:
         print(f"hqnn-desktop hardware: {exc}", file=sys.stderr)
         return 1
-    atomic_write_json(args.out, report)
-    print(f"{report['n_images']} images, {report['n_jobs']} jobs, agreement {report['agreement']:.3f}",
-          file=sys.stderr)
+    atomic_write_json(out, report)
+    print(f"{report['n_images']} images, {report['n_jobs']} jobs, agreement {report['agreement']:.3f}, "
+          f"{len(report['unusable'])} not usable -> {out}", file=sys.stderr)
     if "macro_f1_drop" in report:
         print(f"macro-F1 simulated {report['simulated']['macro_f1']:.4f}, {args.backend} "
               f"{report['hardware']['macro_f1']:.4f}", file=sys.stderr)
@@ -348,6 +547,9 @@ def cmd_hardware_jobs(args: argparse.Namespace) -> int:
     from .hardware.rerun import cancel_run, refresh_run, report_for
     from .hardware.service import ServiceError
 
+    if args.out is not None and args.action != "fetch":
+        raise UsageError("--out goes with fetch: hardware-jobs fetch RUN --out report.json")
+    out = _check_out(args.out, kind="json") if args.out is not None else None
     store = JobStore()
     if args.action == "list":
         for r in store.all():
@@ -364,9 +566,12 @@ def cmd_hardware_jobs(args: argparse.Namespace) -> int:
             return 0
         record = refresh_run(store, args.run_id)
         print(f"{record.run_id}: {record.status}", file=sys.stderr)
-        if record.complete and args.out:
-            atomic_write_json(args.out, report_for(record))
-            print(f"report written to {args.out}", file=sys.stderr)
+        if out is not None and record.complete:
+            atomic_write_json(out, report_for(record))
+            print(f"report written to {out}", file=sys.stderr)
+        elif out is not None:
+            print(f"The run is not complete, so no report was written to {out}; fetch it again later.",
+                  file=sys.stderr)
         return 0
     except KeyError:
         raise UsageError(f"No hardware run {args.run_id} is recorded (see hardware-jobs list).") from None
@@ -384,7 +589,11 @@ def cmd_hardware_account(args: argparse.Namespace) -> int:
     store = CredentialStore()
     try:
         if args.action == "save":
-            token = getpass.getpass("IBM Quantum API key (not shown): ").strip()
+            try:
+                token = getpass.getpass("IBM Quantum API key (not shown): ").strip()
+            except EOFError:
+                raise UsageError("No API key was typed (the input ended first). Run this command in a terminal "
+                                 "and paste the key when asked.") from None
             store.save(Credentials(token, args.instance, args.channel))
             print(f"Saved in {store.where()}.", file=sys.stderr)
         elif args.action == "forget":
@@ -402,12 +611,47 @@ def cmd_hardware_account(args: argparse.Namespace) -> int:
     return 0
 
 
+def _window_argument_problem(argv: list[str]) -> str | None:
+    """Why ``argv``, which starts with no command, cannot be meant for the window; None to open it.
+
+    The window takes image files and folders. A mistyped command (``clasify``)
+    would otherwise open it, or abort on a server without a display, so a bare
+    word that is neither a command nor an existing file is refused, as are the
+    options that belong to commands. Names that look like paths (a suffix or a
+    separator) still go to the window, which reports missing files itself.
+    """
+    first = argv[0]
+    option = next((a for a in argv if a.startswith("-")), None)
+    if os.path.lexists(first) or Path(first).suffix or any(s in first for s in (os.sep, os.altsep, "/") if s):
+        if option is None:
+            return None
+        return (f"{option} is an option of a command; the window takes only image files and folders. "
+                f"For example: hqnn-desktop classify {first} --pack pbc8 --out results.csv")
+    close = difflib.get_close_matches(first, SUBCOMMANDS, n=1)
+    guess = f" (did you mean '{close[0]}'?)" if close else ""
+    return (f"unknown command '{first}'{guess}, and there is no file or folder of that name. "
+            f"Commands: {', '.join(SUBCOMMANDS)}; or give image files or folders to open them in the window.")
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """Run a command, or open the window; Ctrl+C at any moment ends with status 130 and no traceback."""
+    try:
+        return _main(sys.argv[1:] if argv is None else argv)
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str]) -> int:
     if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-")):
-        return _start_gui(argv)
+        problem = _window_argument_problem(argv) if argv else None
+        if problem is None:
+            return _start_gui(argv)
+        build_parser().error(problem)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:
+        parser.error(f"choose a command: {', '.join(SUBCOMMANDS)}")
     handlers = {"classify": cmd_classify, "evaluate": cmd_evaluate, "packs": cmd_packs,
                 "train": cmd_train, "hardware": cmd_hardware, "hardware-jobs": cmd_hardware_jobs,
                 "hardware-account": cmd_hardware_account}

@@ -1,0 +1,455 @@
+"""The command line's guards: a slip in a command is refused in words before it can cost data or work.
+
+Each test reproduces a case of the CLI QA pass: folders deleted by ``train --out``
+or ``--name ""``, images overwritten by ``--out``, reports lost after the work,
+damaged cards, mistyped commands, unchecked numbers, one-class "perfect" packs,
+silent empty results, junk hardware runs, and tracebacks on Ctrl+C.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hqnn_desktop import cli
+from hqnn_desktop.cli import main
+from hqnn_desktop.core.build import PackRecipe, train_pack
+from hqnn_desktop.core.configs import AdaptConfig, HeadConfig
+from hqnn_desktop.core.packs import (
+    PackError,
+    check_pack_destination,
+    check_pack_name,
+    read_card,
+    resolve_pack,
+    save_pack,
+    scan_packs,
+    user_packs_dir,
+)
+
+from .conftest import BUNDLED, REPO, SAMPLES, make_dataset
+
+needs_pbc8 = pytest.mark.skipif(not (BUNDLED / "pbc8" / "card.json").exists(), reason="pbc8 pack not built")
+A_CELL = next((SAMPLES / "pbc8" / "neutrophil").glob("*.jpg"))
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` with its bytes: what a refused command must leave as it was."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _no_work(monkeypatch) -> None:
+    """Make loading a pack fail the test: the checks under test must come before any work."""
+    def forbidden(*_args):
+        raise AssertionError("the command started working before checking its arguments")
+
+    monkeypatch.setattr(cli, "_load_pack", forbidden)
+
+
+# 1 -------------------------------------------------------------------------------------------------
+
+
+def test_train_out_must_be_a_pack_or_new_and_outside_the_data(tiny_dataset, tmp_path, capsys):
+    train, val = tiny_dataset
+    victim = tmp_path / "thesis"
+    (victim / "sub").mkdir(parents=True)
+    (victim / "thesis.txt").write_text("four years of work")
+    before = _tree(victim)
+    rc = main(["train", str(train), "--val-dir", str(val), "--name", "t", "--out", str(victim)])
+    assert rc == 2 and "not a model pack" in capsys.readouterr().err
+    assert _tree(victim) == before and (victim / "sub").is_dir()
+    with pytest.raises(PackError, match="would delete them"):  # the core refuses too, whoever calls it:
+        train_pack(PackRecipe(train_dir=str(train), name="t", val_dir=str(val)), victim)  # before training
+    with pytest.raises(PackError, match="would delete them"):
+        save_pack(victim, {}, None, {})
+    assert _tree(victim) == before
+
+    data_before = _tree(train)
+    for out, message in ((train, "not a model pack"), (train / "new-pack", "overlaps the images")):
+        assert main(["train", str(train), "--val-dir", str(val), "--name", "t", "--out", str(out)]) == 2
+        assert message in capsys.readouterr().err
+    assert _tree(train) == data_before
+    holder = tmp_path / "old-pack"  # a pack folder in which the user keeps the images
+    shutil.copytree(val, holder / "val")
+    shutil.copy(BUNDLED / "bci4" / "card.json", holder / "card.json")
+    with pytest.raises(PackError, match="overlaps the images"):
+        check_pack_destination(holder, (holder / "val",))
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    check_pack_destination(empty)  # an empty folder holds nothing to lose
+    check_pack_destination(BUNDLED / "pbc8")  # a pack is replaced by its new version
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(PackError, match="is a file"):
+        check_pack_destination(tmp_path / "file")
+
+
+# 2 -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["", "  ", ".", "..", "../x", "a/b", "a\\b", ".hidden", "x" * 65, "-x", "x."])
+def test_bad_pack_names_are_refused(name):
+    with pytest.raises(PackError, match="name"):
+        check_pack_name(name)
+
+
+def test_train_name_cannot_reach_the_packs_folder_or_outside_it(tiny_dataset, capsys):
+    train, val = tiny_dataset
+    packs = user_packs_dir()
+    (packs / "mine").mkdir(parents=True)
+    (packs / "mine" / "card.json").write_text("{}")
+    (packs / "README_keep.txt").write_text("keep")
+    before = _tree(packs.parent)
+    for name in ("", "..", "../x"):
+        assert main(["train", str(train), "--val-dir", str(val), "--name", name]) == 2
+        assert "pack name" in capsys.readouterr().err or name == ""
+    assert _tree(packs.parent) == before
+    assert check_pack_name("my pack_2.v1") == "my pack_2.v1"
+
+
+# 3 -------------------------------------------------------------------------------------------------
+
+
+def test_out_never_replaces_an_input_or_an_image(tmp_path, monkeypatch, capsys):
+    _no_work(monkeypatch)
+    image = tmp_path / "cell.jpg"
+    shutil.copy(A_CELL, image)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image, but an input")
+    labelled = tmp_path / "labelled"
+    (labelled / "neutrophil").mkdir(parents=True)
+    shutil.copy(A_CELL, labelled / "neutrophil" / "a.jpg")
+    before = _tree(tmp_path)
+    cases = [
+        (["classify", str(image), "--out", str(image)], "one of the inputs"),
+        (["classify", str(notes), "--out", str(notes)], "one of the inputs"),
+        (["classify", str(image), "--out", str(tmp_path / "b.jpg")], "named like an image"),
+        (["classify", str(image), "--out", str(tmp_path / "photo.HEIC")], "named like an image"),
+        (["evaluate", str(labelled), "--pack", "pbc8", "--out", str(labelled / "neutrophil" / "a.jpg")],
+         "named like an image"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        assert message in capsys.readouterr().err, argv
+    assert _tree(tmp_path) == before
+
+
+# 4 -------------------------------------------------------------------------------------------------
+
+
+def test_out_is_checked_before_the_work(tmp_path, monkeypatch, capsys):
+    from hqnn_desktop.hardware.jobs import JobStore
+
+    _no_work(monkeypatch)
+    (tmp_path / "a_file").write_text("x")
+    labelled = tmp_path / "labelled"
+    (labelled / "neutrophil").mkdir(parents=True)
+    shutil.copy(A_CELL, labelled / "neutrophil" / "a.jpg")
+    for out, message in ((tmp_path, "is a folder"), (f"{tmp_path}/new/", "is a folder"),
+                         (tmp_path / "a_file" / "r.json", "is a file, not a folder"), ("", "needs a file name")):
+        for argv in (["evaluate", str(labelled), "--pack", "pbc8"],
+                     ["hardware", "--pack", "pbc8", "--backend", "aer_simulator", "--input", str(A_CELL)],
+                     ["hardware-jobs", "fetch", "run1"]):
+            assert main([*argv, "--out", str(out)]) == 2, (argv, out)
+            assert message in capsys.readouterr().err
+    assert JobStore().all() == []  # no hardware run was recorded
+
+
+# 5 -------------------------------------------------------------------------------------------------
+
+
+def test_models_must_be_named_once(tmp_path, capsys):
+    for models, message in (("hqnn,hqnn", "named more than once"), ("hqnn, HQNN", "named more than once"),
+                            ("", "at least one model"), (",", "at least one model"), ("hqnn,magic", "magic")):
+        for command in (["classify", str(A_CELL)], ["evaluate", str(SAMPLES / "pbc8"), "--pack", "pbc8"]):
+            with pytest.raises(SystemExit) as exc:
+                main([*command, "--models", models, "--out", str(tmp_path / "r.csv")])
+            assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert cli._parse_models("Baseline, hqnn") == ("baseline", "hqnn")
+
+
+# 6 -------------------------------------------------------------------------------------------------
+
+
+@needs_pbc8
+def test_a_data_folder_named_like_a_pack_is_not_taken_for_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(SAMPLES / "pbc8", tmp_path / "pbc8")  # the user's images, named like the pack
+    assert resolve_pack("pbc8") == BUNDLED / "pbc8"
+    with pytest.raises(PackError, match="not a model pack"):
+        resolve_pack("./pbc8")  # written as a path: the folder is meant, and it is no pack
+    with pytest.raises(PackError) as exc:
+        resolve_pack("pbc9")
+    assert "No model pack named 'pbc9'" in str(exc.value) and "bci4, pbc8" in str(exc.value)
+    shutil.copy(BUNDLED / "bci4" / "card.json", tmp_path / "card.json")
+    assert resolve_pack("card.json") == Path(".")  # naming the card names its pack
+    out = tmp_path / "r.csv"
+    assert main(["classify", "pbc8", "--pack", "pbc8", "--models", "hqnn", "--out", str(out)]) == 0
+    assert out.read_text().count("\n") == 1 + len(list((tmp_path / "pbc8").rglob("*.jpg")))
+
+
+# 7 -------------------------------------------------------------------------------------------------
+
+
+DAMAGES = {
+    "labels_int": ("labels", 4),
+    "labels_text": ("labels", "abcd"),
+    "labels_numbers": ("labels", [1, 2, 3, 4]),
+    "labels_twice": ("labels", ["eosinophil", "Eosinophil", "monocyte", "neutrophil"]),
+    "labels_one": ("labels", ["eosinophil"]),
+    "files_list": ("files", ["heads.safetensors"]),
+    "files_text": ("files", {"heads.safetensors": "0" * 64}),
+    "models_list": ("models", ["hqnn"]),
+    "input_size_text": ("input_size", "big"),
+    "input_size_tiny": ("input_size", 8),
+    "qubits_huge": ("n_qubits", 40),
+    "layers_bool": ("layers", True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGES))
+def test_card_fields_of_the_wrong_kind_are_refused_in_words(case, tmp_path, capsys):
+    key, value = DAMAGES[case]
+    pack = user_packs_dir() / case
+    shutil.copytree(BUNDLED / "bci4", pack)
+    card = json.loads((pack / "card.json").read_text())
+    card[key] = value
+    (pack / "card.json").write_text(json.dumps(card))
+    with pytest.raises(PackError, match=f"The pack {case}'s model card .* is damaged: its "):
+        read_card(pack)
+    assert main(["classify", str(A_CELL), "--pack", case, "--out", str(tmp_path / "r.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "is damaged" in err and "Traceback" not in err and not (tmp_path / "r.csv").exists()
+
+
+def test_packs_lists_damaged_packs_each_on_a_line(capsys):
+    for name, card in (("broken", {"name": "broken", "labels": 4}), ("wrongtype", {**json.loads(
+            (BUNDLED / "bci4" / "card.json").read_text()), "name": "wrongtype", "labels": 4})):
+        (user_packs_dir() / name).mkdir(parents=True)
+        (user_packs_dir() / name / "card.json").write_text(json.dumps(card))
+    damaged = scan_packs()[1]
+    assert {d.path.name for d in damaged} == {"broken", "wrongtype"}
+    assert main(["packs"]) == 0
+    out = capsys.readouterr().out
+    assert "bci4  [bundled]" in out
+    for name in ("broken", "wrongtype"):
+        assert f"{name}  [user]" in out
+    assert out.count("damaged, cannot be used: ") == 2 and "lacks" in out and "labels must be a list" in out
+
+
+# 8 -------------------------------------------------------------------------------------------------
+
+
+def test_a_mistyped_command_is_refused_and_paths_still_open_the_window(tmp_path, monkeypatch, capsys):
+    opened = []
+    monkeypatch.setattr(cli, "_start_gui", lambda paths: opened.append(paths) or 0)
+    monkeypatch.chdir(tmp_path)
+    for argv, message in ((["clasify", "corpus", "--out", "x.csv"], "did you mean 'classify'"),
+                          (["evalute"], "did you mean 'evaluate'"), (["hello"], "unknown command 'hello'"),
+                          ([str(A_CELL), "--out", "x.csv"], "--out is an option of a command"),
+                          (["missing.jpg", "--pack", "pbc8"], "--pack is an option of a command")):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2 and message in capsys.readouterr().err, argv
+    assert opened == []
+    (tmp_path / "clasify").mkdir()  # an existing folder is a folder, whatever its name
+    for argv in ([], [str(A_CELL)], ["missing.jpg"], ["folder/missing"], ["clasify"]):
+        assert main(argv) == 0
+    assert opened == [[], [str(A_CELL)], ["missing.jpg"], ["folder/missing"], ["clasify"]]
+
+
+# 9 -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option,value", [
+    ("--qubits", "-1"), ("--qubits", "0"), ("--qubits", "1"), ("--qubits", "13"), ("--qubits", "x"),
+    ("--layers", "0"), ("--batch-size", "0"), ("--input-size", "8"), ("--input-size", "5000"),
+    ("--lr", "nan"), ("--lr", "-0.1"), ("--lr", "inf"), ("--head-epochs", "0"), ("--head-epochs", "-1"),
+    ("--epochs", "0"), ("--val-fraction", "0"), ("--val-fraction", "1.5"), ("--contrastive-weight", "-1"),
+    ("--fine-tune-per-model-epochs", "0"), ("--fine-tune-per-model-lr", "0"), ("--seed", "-3"),
+])
+def test_train_numbers_are_checked_before_any_image_is_read(option, value, tiny_dataset, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", str(tiny_dataset[0]), "--name", "t", option, value])
+    assert exc.value.code == 2
+    assert f"argument {option}: " in capsys.readouterr().err
+
+
+def test_train_device_and_backbone_are_checked_before_any_image_is_read(tiny_dataset, tmp_path, monkeypatch,
+                                                                        capsys):
+    import torch
+
+    from hqnn_desktop.core import build
+
+    monkeypatch.setattr(build, "train_pack", lambda *a, **k: pytest.fail("training started"))
+    base = ["train", str(tiny_dataset[0]), "--name", "t", "--out", str(tmp_path / "p")]
+    assert main([*base, "--device", "foo"]) == 2
+    assert "--device foo is not a device" in capsys.readouterr().err
+    assert main([*base, "--device", "cuda:64"]) == 2
+    err = capsys.readouterr().err
+    assert ("no CUDA GPU" if not torch.cuda.is_available() else "there is no GPU number 64") in err
+    monkeypatch.setenv("HQNN_RESNET18_WEIGHTS", str(tmp_path / "missing.pth"))
+    assert main([*base, "--backbone", "resnet18"]) == 2
+    err = capsys.readouterr().err
+    assert "HQNN_RESNET18_WEIGHTS points to a missing file" in err and "Traceback" not in err
+
+
+# 10 ------------------------------------------------------------------------------------------------
+
+
+def test_training_needs_every_class_usable_on_both_sides(tmp_path, monkeypatch, capsys):
+    from hqnn_desktop.core import build
+
+    monkeypatch.setattr(build, "extract_features", lambda *a, **k: pytest.fail("training went on"))
+    one = make_dataset(tmp_path / "one", 8, 0, names=("basophil",))
+    two = make_dataset(tmp_path / "two", 8, 0, names=("alpha", "beta"))
+    val_alpha = make_dataset(tmp_path / "val_alpha", 4, 1, names=("alpha",))
+    (tmp_path / "val_alpha" / "beta").mkdir()
+    broken = make_dataset(tmp_path / "broken", 8, 0, names=("alpha", "beta"))
+    for p in (broken / "beta").iterdir():
+        p.write_bytes(b"not a picture")
+    cases = [([str(one)], "at least two classes, but the dataset has only basophil"),
+             ([str(two), "--val-dir", str(val_alpha)], "No usable image of beta is in the validation images"),
+             ([str(broken), "--val-dir", str(two)], "No usable image of beta is in the training images")]
+    for args, message in cases:
+        assert main(["train", *args, "--name", "t", "--out", str(tmp_path / "pack"), "--input-size", "32"]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "pack").exists()
+
+
+# 11 ------------------------------------------------------------------------------------------------
+
+
+@needs_pbc8
+def test_evaluate_says_when_no_image_could_be_used(tmp_path, capsys):
+    bad = tmp_path / "allbad" / "basophil"
+    bad.mkdir(parents=True)
+    (bad / "a.jpg").write_text("text saved as a picture")
+    (bad / "b.jpg").write_bytes(b"")
+    out = tmp_path / "r.json"
+    assert main(["evaluate", str(tmp_path / "allbad"), "--pack", "pbc8", "--models", "hqnn", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "none of the 2 images could be used" in err and "accuracy" not in err
+    assert len(json.loads(out.read_text())["errors"]) == 2
+    shutil.copy(A_CELL, tmp_path / "allbad" / "basophil" / "c.jpg")
+    assert main(["evaluate", str(tmp_path / "allbad"), "--pack", "pbc8", "--models", "hqnn", "--out", str(out)]) == 0
+    assert "3 images, 2 not usable" in capsys.readouterr().err
+
+
+# 12 ------------------------------------------------------------------------------------------------
+
+
+def test_training_defaults_have_one_source_the_protocol(qtbot):
+    from hqnn_desktop.gui.training_tab import TrainingTab
+
+    chosen = json.loads((REPO / "training" / "results" / "pbc8.json").read_text())["chosen"]
+    heads = HeadConfig()
+    assert (heads.n_qubits, heads.layers, heads.epochs) == (chosen["n_qubits"], chosen["layers"], chosen["epochs"])
+    args = cli.build_parser().parse_args(["train", "data", "--name", "p"])
+    assert (args.qubits, args.layers, args.head_epochs, args.lr, args.batch_size, args.seed) == (
+        heads.n_qubits, heads.layers, heads.epochs, heads.lr, heads.batch_size, heads.seed)
+    assert (args.epochs, args.input_size, args.backbone) == (AdaptConfig.epochs, AdaptConfig.input_size,
+                                                             AdaptConfig.backbone)
+    tab = TrainingTab()
+    qtbot.addWidget(tab)
+    assert (tab.qubits.value(), tab.layers.value(), tab.head_epochs.value(), tab.batch.value()) == (
+        heads.n_qubits, heads.layers, heads.epochs, heads.batch_size)
+    assert tab.epochs.value() == AdaptConfig.epochs and tab.lr.value() == pytest.approx(heads.lr)
+
+
+# 13 ------------------------------------------------------------------------------------------------
+
+
+@needs_pbc8
+def test_classify_reports_unreadable_formats_and_finding_nothing(tmp_path, capsys):
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    (folder / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64))
+    (folder / "drawing.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
+    (folder / "scan.czi").write_bytes(b"ZISRAWFILE" + bytes(100))
+    (folder / "notes.txt").write_text("not an image: skipped")
+    shutil.copy(A_CELL, folder / "cell.jpg")
+    out = tmp_path / "r.csv"
+    assert main(["classify", str(folder), "--pack", "pbc8", "--models", "hqnn", "--out", str(out)]) == 0
+    rows = {Path(line.split(",")[0]).name: line for line in out.read_text().splitlines()[1:]}
+    assert set(rows) == {"IMG_0001.HEIC", "drawing.svg", "scan.czi", "cell.jpg"}
+    assert "HEIC" in rows["IMG_0001.HEIC"] and "SVG" in rows["drawing.svg"] and ".czi file" in rows["scan.czi"]
+    assert "4 images, 3 not usable" in capsys.readouterr().err
+
+    empty, texts = tmp_path / "empty", tmp_path / "texts"
+    empty.mkdir()
+    texts.mkdir()
+    (texts / "a.txt").write_text("x")
+    assert main(["classify", str(empty), str(texts), "--pack", "pbc8", "--out", str(tmp_path / "none.csv")]) == 1
+    err = capsys.readouterr().err
+    assert f"no images found in {empty}, {texts}" in err and not (tmp_path / "none.csv").exists()
+
+
+# 14 ------------------------------------------------------------------------------------------------
+
+
+@needs_pbc8
+def test_hardware_checks_inputs_and_backend_before_recording_a_run(tmp_path, monkeypatch, capsys):
+    from hqnn_desktop.hardware.jobs import JobStore
+    from hqnn_desktop.hardware.rerun import BackendError, check_backend_name
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "blank.jpg").write_bytes(b"")
+    base = ["hardware", "--pack", "pbc8", "--out", str(tmp_path / "r.json")]
+    for argv, rc, message in (
+            (["--backend", "aer_simulator", "--input", str(tmp_path / "nowhere")], 2, "not found"),
+            (["--backend", "aer_simulator", "--input", str(tmp_path / "empty")], 2, "No images found"),
+            (["--backend", "aer_simulater", "--input", str(A_CELL)], 2, "Did you mean aer_simulator?"),
+            (["--backend", "fake_brisbain", "--input", str(A_CELL)], 2, "Unknown backend 'fake_brisbain'"),
+            (["--backend", "aer_simulator", "--input", str(tmp_path / "blank.jpg")], 1, "No image could be used")):
+        assert main([*base, *argv]) == rc, argv
+        assert message in capsys.readouterr().err
+    assert JobStore().all() == [] and not (tmp_path / "r.json").exists()
+    for name in ("aer_simulator", "fake_brisbane", "ibm_torino"):
+        check_backend_name(name)
+    with pytest.raises(BackendError, match="fake_fez"):
+        check_backend_name("ibm-torino")
+
+
+# 15 ------------------------------------------------------------------------------------------------
+
+
+def test_saving_an_api_key_with_no_input_is_a_usage_error(monkeypatch, capsys):
+    import getpass
+
+    def ended(prompt=""):
+        raise EOFError
+
+    monkeypatch.setattr(getpass, "getpass", ended)
+    assert main(["hardware-account", "save"]) == 2
+    err = capsys.readouterr().err
+    assert "No API key was typed" in err and "Traceback" not in err
+
+
+# 16 ------------------------------------------------------------------------------------------------
+
+
+def test_ctrl_c_while_starting_ends_quietly_with_130(monkeypatch, capsys):
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert main(["classify", "x", "--out", "y.csv"]) == 130
+    assert capsys.readouterr().err.strip() == "Interrupted."
+
+
+def test_help_and_argument_errors_do_not_load_torch():
+    code = ("import sys\nfrom hqnn_desktop.cli import build_parser\n"
+            "build_parser().parse_args(['train', 'data', '--name', 'p'])\n"
+            "build_parser().format_help()\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+

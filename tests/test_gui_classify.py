@@ -111,6 +111,29 @@ def test_changing_the_pack_classifies_the_same_images_again_and_clear_empties_th
     assert not tab.model.results and not tab.busy()
 
 
+def test_dropping_images_again_adds_only_new_ones_and_unusable_rows_show_their_picture(window, qtbot, tmp_path):
+    tab = window.classify
+    drop(window, [PBC / "ig"])
+    qtbot.waitUntil(lambda: not tab.busy() and len(tab.model.results) == 3, timeout=60_000)
+    drop(window, [PBC / "ig", PBC / "platelet"])
+    qtbot.waitUntil(lambda: not tab.busy() and len(tab.model.results) == 6, timeout=60_000)
+    qtbot.wait(200)
+    assert len({r.path for r in tab.model.results}) == 6 == len(tab.model.results)
+
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not a picture")
+    tab.saliency_box.setChecked(True)
+    drop(window, [bad])
+    qtbot.waitUntil(lambda: not tab.busy() and len(tab.model.results) == 7, timeout=60_000)
+    row = next(i for i in range(tab.proxy.rowCount()) if tab.proxy.index(i, 1).data() == "notes.jpg")
+    tab.table.selectRow(row)
+    qtbot.waitUntil(lambda: tab.preview.text() != "Loading the picture…", timeout=10_000)
+
+    tab.flag_filter.setCurrentText("unusable")
+    tab.clear()
+    assert tab.flag_filter.currentIndex() == 0 and tab.progress_label.text().startswith("Drop images")
+
+
 def test_the_default_pack_is_pbc8_when_none_was_chosen(qtbot):
     w = MainWindow(settings=Settings())
     qtbot.addWidget(w)

@@ -29,7 +29,7 @@ class ImageResult:
     unlike_training: bool | None = None
 
 
-def iter_image_paths(inputs: Iterable[str | os.PathLike]) -> Iterator[str]:
+def iter_image_paths(inputs: Iterable[str | os.PathLike], already: Iterable[str] = ()) -> Iterator[str]:
     """Expand files and folders (recursively, sorted) into the image paths to classify.
 
     Files named explicitly are always returned (a non-image then gets an error
@@ -39,9 +39,10 @@ def iter_image_paths(inputs: Iterable[str | os.PathLike]) -> Iterator[str]:
     reached twice (named twice, or inside a folder also given) is returned once,
     under the first path given, so it gets one row per model and not two. A
     subfolder that cannot be opened is returned itself, so that it gets an
-    error row instead of silently contributing nothing.
+    error row instead of silently contributing nothing. Files reached by the paths in
+    ``already`` (images classified before, such as those the window shows) are left out.
     """
-    seen: set[str] = set()
+    seen: set[str] = {_identity(p) for p in already}
     for path in _expand(inputs):
         key = _identity(path)
         if key not in seen:

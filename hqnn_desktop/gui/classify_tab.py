@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 #: Longest side of the large picture of the selected image (decoded at this size, in the background).
 PREVIEW = 720
+IDLE_TEXT = "Drop images or folders here, or use File > Open."
 MODEL_COLORS = {"hqnn": (90, 60, 200), "classical": (30, 150, 110), "baseline": (150, 150, 150)}
 
 
@@ -57,9 +58,12 @@ def saliency_overlay(pack, path: str, kind: str) -> tuple[np.ndarray, str]:
     return np.ascontiguousarray(blended), pack.labels[k]
 
 
-def classify_stream(engine: Engine, inputs: list[str], stop: threading.Event):
-    """Generator run in a worker thread: yields (results chunk, done, total)."""
-    paths = list(iter_image_paths(inputs))
+def classify_stream(engine: Engine, inputs: list[str], stop: threading.Event, shown: tuple[str, ...] = ()):
+    """Generator run in a worker thread: yields (results chunk, done, total).
+
+    Images already ``shown`` in the table (a folder dropped again) are not classified twice.
+    """
+    paths = list(iter_image_paths(inputs, already=shown))
     total, done, chunk, last = len(paths), 0, [], time.monotonic()
     yield [], 0, total
     for result in engine.classify(paths, cancelled=stop.is_set):
@@ -143,7 +147,7 @@ class ClassifyTab(QWidget):
 
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
-        self.progress_label = QLabel("Drop images or folders here, or use File > Open.")
+        self.progress_label = QLabel(IDLE_TEXT)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop classifying (Esc); results so far are kept")
         self.cancel_button.setShortcut("Esc")
@@ -169,6 +173,7 @@ class ClassifyTab(QWidget):
         self.saliency_model.currentIndexChanged.connect(self._show_current)
         self._saliency_worker = None
         self._saliency_for: tuple | None = None
+        self._overlay_for: tuple | None = None  # the (path, model) whose overlay the preview shows
 
         filters = QHBoxLayout()
         filters.addWidget(QLabel("Class:"))
@@ -240,8 +245,10 @@ class ClassifyTab(QWidget):
         """Stop classifying and empty the list; the pack stays loaded."""
         self.cancel()
         self._inputs.clear()
+        for combo in (self.class_filter, self.flag_filter):
+            combo.setCurrentIndex(0)
         self._reset_results()
-        self.progress_label.setText("Drop images or folders here, or use File > Open.")
+        self.progress_label.setText(IDLE_TEXT)
 
     def _reset_results(self) -> None:
         self.model.reset(self.engine.pack.labels if self.engine else [], self.engine.models if self.engine else ())
@@ -265,7 +272,8 @@ class ClassifyTab(QWidget):
         self.cancel_button.setEnabled(True)
         self.progress.setRange(0, 0)
         self.progress_label.setText("Looking for images…")
-        self.worker = start_worker(classify_stream, self.engine, paths, self._stop, yielded=self._on_chunk,
+        shown = tuple(r.path for r in self.model.results)
+        self.worker = start_worker(classify_stream, self.engine, paths, self._stop, shown, yielded=self._on_chunk,
                                    errored=self._on_error, finished=self._on_finished)
 
     def busy(self) -> bool:
@@ -311,7 +319,8 @@ class ClassifyTab(QWidget):
         bad = sum(1 for r in self.model.results if r.error)
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
-        self.progress_label.setText(f"{'Cancelled: ' if cancelled else ''}{n} images, {bad} not usable.")
+        self.progress_label.setText(IDLE_TEXT if cancelled and not n else
+                                    f"{'Cancelled: ' if cancelled else ''}{n} images, {bad} not usable.")
         if self.table.currentIndex().row() < 0 and self.proxy.rowCount():
             # the first image in detail once the batch is done (drawing it mid-batch stalls the window)
             self.table.selectionModel().setCurrentIndex(self.proxy.index(0, 0),
@@ -333,8 +342,10 @@ class ClassifyTab(QWidget):
             self._set_preview(pixmap)
 
     def _preview_loaded(self, path: str) -> None:
+        """The picture arrived: shown unless the saliency overlay of this image is already there
+        (an unusable image, or one whose map failed, shows its picture rather than waiting)."""
         r = self.current_result()
-        if r is not None and r.path == path and not self.saliency_box.isChecked():
+        if r is not None and r.path == path and self._overlay_for != (path, self.saliency_model.currentData()):
             self._show_preview(path)
 
     def _set_preview(self, pixmap: QPixmap) -> None:
@@ -359,6 +370,7 @@ class ClassifyTab(QWidget):
         h, w, _ = rgb.shape
         image = QImage(rgb.data, w, h, 3 * w, QImage.Format_RGB888).copy()
         self._set_preview(QPixmap.fromImage(image))
+        self._overlay_for = self._saliency_for
         self.status.emit(f"Saliency of {MODEL_TITLES[self._saliency_for[1]]} for the class {label}")
 
     def _saliency_finished(self) -> None:
@@ -380,6 +392,7 @@ class ClassifyTab(QWidget):
         return self.model.results[self.proxy.mapToSource(idx).row()]
 
     def _show_current(self, *_) -> None:
+        self._overlay_for = None
         r = self.current_result()
         if r is None:
             self.preview.clear()

@@ -76,11 +76,43 @@ def test_training_tab_trains_a_pack_that_becomes_selectable(window, qtbot, tiny_
     assert window.classify.engine.pack.labels == ["alpha", "beta", "gamma"]
 
 
-def test_training_tab_explains_bad_input(window):
+def test_training_tab_explains_bad_input(window, tiny_dataset, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    from hqnn_desktop.core.packs import user_packs_dir
+
     tab = window.training
     tab.train_dir.setText("/no/such/folder")
     tab.start()
     assert "dataset folder" in tab.state.text() and not tab.busy()
+    tab.train_dir.setText(str(tiny_dataset[0]))
+    for name, words in (("", "needs a name"), ("../x", "cannot be a pack name"), ("x" * 300, "longer than"),
+                        ("pbc8", "comes with the app")):
+        tab.name.setText(name)
+        tab.start()
+        assert words in tab.state.text() and not tab.busy()
+    kept = user_packs_dir() / "mine"
+    kept.mkdir(parents=True)
+    (kept / "card.json").write_text("{}")
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a: asked.append(a[2]) or QMessageBox.No)
+    tab.name.setText("mine")
+    tab.start()
+    assert "already exists" in asked[0] and not tab.busy() and (kept / "card.json").read_text() == "{}"
+
+
+def test_a_new_pack_no_better_than_guessing_is_pointed_out():
+    from hqnn_desktop.gui.training_tab import no_better_than_guessing
+
+    def card(acc_hqnn: float, acc_base: float) -> dict:
+        cm = [[6, 0], [4, 0]]  # the most common class is 60 % of the validation images
+        return {"metrics": {"validation": {"models": {
+            "hqnn": {"accuracy": acc_hqnn, "confusion_matrix": cm},
+            "baseline": {"accuracy": acc_base, "confusion_matrix": cm}}}}}
+
+    assert no_better_than_guessing(card(0.6, 0.9)) == "HQNN does"
+    assert no_better_than_guessing(card(0.5, 0.6)) == "HQNN and Baseline do"
+    assert no_better_than_guessing(card(0.9, 0.8)) == ""
 
 
 def test_model_card_summary_shows_calibration_and_arithmetic_and_escapes_names():

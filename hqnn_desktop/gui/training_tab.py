@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -32,6 +33,22 @@ from .workers import start_worker
 
 CURVE_COLORS = {"hqnn": (90, 60, 200), "classical": (30, 150, 110), "baseline": (150, 150, 150),
                 "warm-up": (200, 120, 0)}
+
+
+def no_better_than_guessing(card: dict) -> str:
+    """Which of a new pack's models, in words ("HQNN does", "HQNN and Baseline do"), score no
+    better on validation than always answering the validation images' most common class; "" if none.
+
+    A pack trained on too few images can come out useless while every step succeeded.
+    """
+    weak = []
+    for kind, report in card.get("metrics", {}).get("validation", {}).get("models", {}).items():
+        rows = [sum(row) for row in report.get("confusion_matrix", [])]
+        if sum(rows) and report.get("accuracy", 0.0) <= max(rows) / sum(rows):
+            weak.append(MODEL_TITLES.get(kind, kind))
+    if not weak:
+        return ""
+    return (" and ".join(weak) + " do") if len(weak) > 1 else f"{weak[0]} does"
 
 
 class _Relay(QObject):
@@ -189,8 +206,6 @@ class TrainingTab(QWidget):
         if not models:
             raise ValueError("Choose at least one model to train.")
         name = self.name.text().strip()
-        if not name or any(c in name for c in "/\\:") or name.startswith("."):
-            raise ValueError("Give the pack a name without slashes or colons.")
         return PackRecipe(
             train_dir=train, name=name, val_dir=self.val_dir.text().strip() or None,
             val_fraction=self.val_fraction.value(), group_pattern=self.group_pattern.text().strip() or None,
@@ -204,14 +219,24 @@ class TrainingTab(QWidget):
                              contrastive_weight=self.contrastive.value(), seed=self.seed.value()))
 
     def start(self) -> None:
-        from ..core.packs import user_packs_dir
+        from ..core.packs import PackError, check_pack_name, list_packs, user_packs_dir
 
         try:
             recipe = self.recipe()
-        except ValueError as exc:
+            check_pack_name(recipe.name)
+        except (ValueError, PackError) as exc:
             self.state.setText(str(exc))
             return
+        if recipe.name in {info.name for info in list_packs() if info.source == "bundled"}:
+            self.state.setText(f"{recipe.name} is the name of a pack that comes with the app; choose another "
+                               "name so that both stay available.")
+            return
         out = user_packs_dir() / recipe.name
+        if out.exists() and QMessageBox.question(
+                self, "Replace the pack?", f"A pack named {recipe.name} already exists in your packs folder. "
+                "Replace it with the one about to be trained?") != QMessageBox.Yes:
+            self.state.setText("Nothing started: choose another pack name to keep the existing pack.")
+            return
         self._stop = threading.Event()
         self._curves.clear()
         self.loss_plot.clear()
@@ -268,16 +293,26 @@ class TrainingTab(QWidget):
                 plot.plot(xs, ys, pen=pen, name=title)
 
     def _on_done(self, path: str) -> None:
-        self.state.setText(f"Saved the pack {Path(path).name}; it is now in the pack selector.")
+        from ..core.packs import read_card
+
+        text = f"Saved the pack {Path(path).name}; it is now in the pack selector."
+        weak = no_better_than_guessing(read_card(Path(path)))
+        if weak:
+            text += (f" Warning: on the validation images, {weak} no better than always answering the most "
+                     "common class. More images per class, or more head epochs, may help.")
+        self.state.setText(text)
         self.pack_ready.emit(path)
 
     def _on_error(self, exc: Exception) -> None:
+        from ..core.packs import PackError
         from ..core.train import TrainingCancelled
 
         if isinstance(exc, TrainingCancelled):
             self.state.setText("Training cancelled; no pack was written. Previous packs are untouched.")
-        elif isinstance(exc, ValueError):
+        elif isinstance(exc, (ValueError, PackError)):
             self.state.setText(str(exc))
+        elif isinstance(exc, OSError):
+            self.state.setText(f"The pack could not be written: {exc.strerror or exc}. Nothing else was changed.")
         else:
             self.error.emit("Training stopped because of an unexpected problem.", repr(exc))
 

@@ -15,7 +15,14 @@ from hqnn_desktop.core.datasets import DatasetError, read_manifest, scan_dataset
 from hqnn_desktop.core.differential import differential, write_differential_csv
 from hqnn_desktop.core.inputs import ImageResult
 from hqnn_desktop.core.metrics import cohen_kappa
-from hqnn_desktop.core.review import Review, ReviewError, list_reviews, review_file
+from hqnn_desktop.core.review import (
+    Review,
+    ReviewError,
+    folder_only_review_file,
+    list_reviews,
+    other_pack_reviews,
+    review_file,
+)
 from hqnn_desktop.core.review_report import NOTICE, card_summary_lines, report_thumbnails
 from hqnn_desktop.core.suggest import suggest_next
 
@@ -124,7 +131,7 @@ def test_every_decision_is_saved_and_restored(smear):
     review = Review.from_results(results, LABELS, MODELS, "toy")
     p = paths_of(folder)
     review.decide(p[:2], "c")
-    saved = json.loads(review_file(folder).read_text())
+    saved = json.loads(review_file(folder, "toy").read_text())
     assert saved["decisions"] == {p[0]: "c", p[1]: "c"}
     again = Review.from_results(results, LABELS, MODELS, "toy")
     assert again.decisions == review.decisions and again.file == review.file
@@ -215,3 +222,70 @@ def test_relative_paths_are_made_absolute(smear, monkeypatch):
     review.decide(paths_of(folder)[:1], "a")
     assert Review.from_results(results, LABELS, MODELS, "toy").decisions == {paths_of(folder)[0]: "a"}
     assert read_manifest(write_manifest(review)).paths == [folder / "cell0.png"]
+
+
+def test_reviewing_a_folder_with_another_pack_keeps_the_first_packs_decisions(smear):
+    folder, results = smear
+    p = paths_of(folder)
+    first = Review.from_results(results, LABELS, MODELS, "toy")
+    first.decide(p[:2], "c")
+    first.decide(p[2:3], "a")
+    on_disk = json.loads(first.file.read_text())["decisions"]
+    other = Review.from_results(results, ["x", "y", "z"], MODELS, "other-pack")
+    assert other.decisions == {} and other.file != first.file
+    assert json.loads(first.file.read_text())["decisions"] == on_disk  # untouched on disk
+    other.decide(p[:1], "y")
+    assert [(r.pack, r.n_verified) for r in other_pack_reviews(other)] == [("toy", 3)]
+    back = Review.from_results(results, LABELS, MODELS, "toy")
+    assert back.decisions == {p[0]: "c", p[1]: "c", p[2]: "a"} and back.file == first.file
+    assert sorted((r.pack, r.n_verified) for r in list_reviews()) == [("other-pack", 1), ("toy", 3)]
+
+
+def test_review_files_of_earlier_versions_belong_to_the_pack_recorded_in_them(smear):
+    folder, results = smear
+    p = paths_of(folder)
+    old = folder_only_review_file(folder)
+    old.parent.mkdir(parents=True)
+    Review(str(folder), LABELS, MODELS, "toy", [], decisions={p[0]: "b"}, file=old).save()
+    kept = old.read_text()
+    # another pack leaves the old file alone: still listed, still the same
+    assert Review.from_results(results, ["x", "y", "z"], MODELS, "other-pack").decisions == {}
+    assert old.read_text() == kept and {r.pack for r in list_reviews()} == {"toy", "other-pack"}
+    # its own pack takes it over, decisions and all
+    resumed = Review.from_results(results, LABELS, MODELS, "toy")
+    assert resumed.decisions == {p[0]: "b"} and resumed.file == review_file(folder, "toy") and not old.exists()
+    # a file that records no pack belongs to the pack with its classes
+    data = json.loads(resumed.file.read_text())
+    resumed.file.unlink()
+    del data["pack"]
+    old.write_text(json.dumps(data))
+    assert Review.from_results(results, ["x", "y", "z"], MODELS, "other-pack").decisions == {}
+    assert old.exists()
+    assert Review.from_results(results, LABELS, MODELS, "toy").decisions == {p[0]: "b"} and not old.exists()
+
+
+def test_decisions_of_classes_a_pack_no_longer_has_are_kept_on_disk(smear):
+    folder, results = smear
+    p = paths_of(folder)
+    first = Review.from_results(results, LABELS, MODELS, "toy")
+    first.decide(p[:2], "c")
+    # the pack was replaced by one of the same name whose classes are a, b, d
+    again = Review.from_results(results, ["a", "b", "d"], MODELS, "toy")
+    assert again.decisions == {} and again.n_verified == 0
+    again.decide(p[2:3], "d")
+    assert json.loads(again.file.read_text())["decisions"] == {p[0]: "c", p[1]: "c", p[2]: "d"}
+    again.decide(p[:1], "a")  # deciding a cell again under this pack wins; undo brings the old label back
+    assert json.loads(again.file.read_text())["decisions"][p[0]] == "a"
+    again.undo()
+    assert json.loads(again.file.read_text())["decisions"][p[0]] == "c"
+    assert Review.from_results(results, LABELS, MODELS, "toy").decisions == {p[0]: "c", p[1]: "c"}
+
+
+def test_an_image_listed_twice_is_one_cell(smear):
+    folder, results = smear
+    review = Review.from_results(results + results[:3] + results[-1:], LABELS, MODELS, "toy")
+    assert len(review.cells) == 6 and review.unusable == [str(folder / "broken.png")]
+    review.decide(paths_of(folder), "a")
+    diff = differential(review)
+    assert (diff.n_cells, diff.n_verified, diff.n_unusable) == (6, 6, 1)
+    assert sum(r.pre["hqnn"] for r in diff.rows) == 6

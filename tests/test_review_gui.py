@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from collections import Counter
 
 import pytest
@@ -220,3 +221,68 @@ def test_training_tab_takes_corrections_alone_or_with_a_folder(qtbot, tmp_path):
     tab.corrections.setText(str(tmp_path / "gone.csv"))
     with pytest.raises(ValueError, match="does not exist"):
         tab.recipe()
+
+
+def small_smear(tmp_path):
+    """Two sample images of each of four classes in one folder (a smear of eight cells)."""
+    smear = tmp_path / "smear"
+    smear.mkdir()
+    for name in ("basophil", "ig", "lymphocyte", "neutrophil"):
+        for path in sorted((PBC / name).glob("*.jpg"))[:2]:
+            shutil.copy(path, smear / path.name)
+    return smear
+
+
+def classify_folder(window, qtbot, folder, pack: str) -> None:
+    """Classify ``folder`` with ``pack`` (selected in the pack list if another one is loaded)."""
+    combo = window.pack_combo
+    if window.classify.engine.pack.name != pack:
+        index = next(i for i in range(combo.count()) if combo.itemText(i).startswith(f"{pack} ("))
+        combo.setCurrentIndex(index)
+        combo.activated.emit(index)
+    else:
+        window.classify.add_paths([str(folder)])
+    qtbot.waitUntil(lambda: window.classify.engine is not None and window.classify.engine.pack.name == pack
+                    and not window.classify.busy() and len(window.classify.model.results) == 8, timeout=120_000)
+
+
+def test_reviewing_the_folder_with_another_pack_and_back_keeps_every_decision(window, qtbot, tmp_path):
+    smear = small_smear(tmp_path)
+    tab = window.review
+    classify_folder(window, qtbot, smear, "pbc8")
+    window.tabs.setCurrentWidget(tab)
+    tab.review_classify_results()
+    first = tab.review
+    for cell, key in zip(first.cells, (Qt.Key_Space, Qt.Key_Space, Qt.Key_3)):
+        tab.select_cell(cell.path)
+        QTest.keyClick(tab.gallery, key)
+    verified = dict(first.decisions)
+    assert len(verified) == 3 and json.loads(first.file.read_text())["decisions"] == verified
+
+    classify_folder(window, qtbot, smear, "bci4")  # the pack changes: Classify runs again
+    tab.review_classify_results()
+    assert tab.review.pack == "bci4" and tab.review.decisions == {} and tab.review.file != first.file
+    assert json.loads(first.file.read_text())["decisions"] == verified  # untouched on disk
+    assert "the 3 cells verified with the pack pbc8 are kept" in window.statusBar().currentMessage()
+    saved = [tab.saved.itemText(i) for i in range(1, tab.saved.count())]
+    assert sorted(saved) == ["smear · 0/8 verified · bci4", "smear · 3/8 verified · pbc8"]
+
+    classify_folder(window, qtbot, smear, "pbc8")
+    tab.review_classify_results()
+    back = tab.review
+    assert back.pack == "pbc8" and back.decisions == verified
+    assert json.loads(back.file.read_text())["decisions"] == verified
+    assert "3 of 8 cells verified" in tab.progress_label.text()
+    for path, label in verified.items():
+        tab.select_cell(path)
+        assert current_path(tab) == path and f"Verified as <b>{label}</b>" in tab.detail.text()
+
+
+def test_review_takes_every_classified_image_whatever_the_classify_filters_show(window, qtbot, tmp_path):
+    classify_folder(window, qtbot, small_smear(tmp_path), "pbc8")
+    window.classify.flag_filter.setCurrentText("unusable")  # no image is unusable: the table shows none
+    assert window.classify.proxy.rowCount() == 0
+    window.review.review_classify_results()
+    assert window.review.review is not None and len(window.review.review.cells) == 8
+    assert "0 of 8 cells verified" in window.review.progress_label.text()
+

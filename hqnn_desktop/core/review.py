@@ -7,11 +7,13 @@ of one folder (one smear), the verified label of every cell decided so far, and
 an undo/redo history whose steps can touch many cells at once (accepting a whole
 class group is one step).
 
-Every decision is written at once, atomically, to one JSON file per folder in
-``data_dir()/reviews/`` (named by a hash of the folder's absolute path), so
-closing the app or a crash loses nothing and reopening the folder restores every
-decision. The file also keeps the predictions, so a saved review can be reopened
-and counted without classifying the images again. Free of Qt.
+Every decision is written at once, atomically, to one JSON file per folder and
+pack in ``data_dir()/reviews/`` (named by a hash of the folder's absolute path
+and the pack's name), so closing the app or a crash loses nothing and reopening
+the folder restores every decision. Reviewing the same folder with another pack
+is another review in another file: the cells verified under the first pack stay
+on disk untouched. The file also keeps the predictions, so a saved review can be
+reopened and counted without classifying the images again. Free of Qt.
 """
 
 from __future__ import annotations
@@ -67,10 +69,37 @@ def reviews_dir() -> Path:
     return data_dir() / "reviews"
 
 
-def review_file(folder: str | os.PathLike) -> Path:
-    """The review file of a folder: one per absolute folder path."""
-    key = hashlib.sha256(os.path.abspath(folder).encode("utf-8")).hexdigest()[:16]
+def review_file(folder: str | os.PathLike, pack: str) -> Path:
+    """The review file of a folder under a pack: one per (absolute folder path, pack name), so
+    that reviewing the folder with another pack never touches the decisions made under this one."""
+    key = hashlib.sha256(os.fsencode(os.path.abspath(folder)) + b"\0" + os.fsencode(pack)).hexdigest()[:16]
     return reviews_dir() / f"{key}.json"
+
+
+def folder_only_review_file(folder: str | os.PathLike) -> Path:
+    """Where earlier versions kept a folder's review, whatever the pack (read, never written anew)."""
+    key = hashlib.sha256(os.fsencode(os.path.abspath(folder))).hexdigest()[:16]
+    return reviews_dir() / f"{key}.json"
+
+
+def _adopt_folder_only_file(folder: str, pack: str, labels: list[str], file: Path) -> None:
+    """Move an earlier version's review of ``folder`` to ``file`` when it belongs to ``pack``.
+
+    It belongs to the pack recorded inside it; a file that records none belongs to
+    the pack whose classes it has. A file of another pack stays where it is (it is
+    still listed among the saved reviews, and moves when that pack reviews the
+    folder); a damaged one is left alone.
+    """
+    old = folder_only_review_file(folder)
+    if not old.exists():
+        return
+    try:
+        data = read_review_file(old)
+    except ReviewError:
+        return
+    owner = data.get("pack") or (pack if data.get("labels") == labels else None)
+    if owner == pack:
+        old.replace(file)
 
 
 def common_folder(paths: Iterable[str]) -> str:
@@ -98,6 +127,16 @@ def cell_from_result(result: ImageResult, labels: list[str]) -> Cell:
                 flags=flags)
 
 
+def _first_of_each_file(results: Iterable[ImageResult]) -> Iterable[ImageResult]:
+    """``results`` without repeats of a file (by absolute path), in order."""
+    seen = set()
+    for r in results:
+        path = os.path.abspath(r.path)
+        if path not in seen:
+            seen.add(path)
+            yield r
+
+
 class Review:
     """The cells of one folder, their verified labels, and undo/redo; saved on every change."""
 
@@ -111,8 +150,13 @@ class Review:
         self.cells = sorted(cells, key=lambda c: (-c.priority, c.path))
         self.by_path = {c.path: c for c in self.cells}
         self.unusable = list(unusable or [])
-        self.decisions: dict[str, str] = {p: lab for p, lab in (decisions or {}).items() if lab in self.labels}
-        self.file = file or review_file(self.folder)
+        decisions = decisions or {}
+        self.decisions: dict[str, str] = {p: lab for p, lab in decisions.items() if lab in self.labels}
+        #: decisions naming a class this pack does not have (a pack replaced by one of the same
+        #: name): not shown or counted, but written back (under a new decision of the same cell,
+        #: which wins) so that they are never lost
+        self.other_decisions = {p: lab for p, lab in decisions.items() if lab not in self.labels}
+        self.file = file or review_file(self.folder, pack)
         self._cells_json: str | None = None
         self._predictions: dict[str, np.ndarray] = {}
         self._undo: list[list[Change]] = []
@@ -123,8 +167,11 @@ class Review:
     def from_results(cls, results: Iterable[ImageResult], labels: list[str], models: tuple[str, ...],
                      pack: str, folder: str | None = None) -> Review:
         """Start (or resume) the review of classified images: decisions already saved for
-        this folder are restored (a damaged file is set aside, never overwritten)."""
-        results = list(results)
+        this folder and pack are restored (a damaged file is set aside, never overwritten).
+
+        An image listed twice is one cell: the first result of each file counts.
+        """
+        results = list(_first_of_each_file(results))
         folder = folder or common_folder(r.path for r in results)
         cells = [cell_from_result(r, labels) for r in results if not r.error and r.proba]
         if not cells:
@@ -132,7 +179,9 @@ class Review:
         missing = [m for m in models if m not in cells[0].pred]
         if missing:
             raise ReviewError(f"These results have no predictions of {', '.join(missing)}.")
-        file = review_file(folder)
+        file = review_file(folder, pack)
+        if not file.exists():
+            _adopt_folder_only_file(os.path.abspath(folder), pack, list(labels), file)
         decisions = {}
         if file.exists():
             try:
@@ -174,7 +223,7 @@ class Review:
             "models": list(self.models),
             "updated": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "unusable": self.unusable,
-            "decisions": self.decisions,
+            "decisions": {**self.other_decisions, **self.decisions},
         })
         atomic_write_text(self.file, f'{rest[:-1]}, "cells": {self._cells_json}}}\n')
 
@@ -300,10 +349,16 @@ def list_reviews() -> list[SavedReview]:
     for file in folder.glob("*.json") if folder.is_dir() else []:
         try:
             data = read_review_file(file)
-            paths = {c["path"] for c in data["cells"]}
+            paths, labels = {c["path"] for c in data["cells"]}, set(data["labels"])
             found.append(SavedReview(file, data["folder"], data.get("pack", ""), len(paths),
-                                     sum(1 for p in data.get("decisions", {}) if p in paths),
+                                     sum(1 for p, lab in data.get("decisions", {}).items()
+                                         if p in paths and lab in labels),
                                      data.get("updated", "")))
         except (ReviewError, KeyError, TypeError):
             continue
     return sorted(found, key=lambda r: r.updated, reverse=True)
+
+
+def other_pack_reviews(review: Review) -> list[SavedReview]:
+    """Saved reviews of the same folder under other packs: kept apart, worth pointing out."""
+    return [r for r in list_reviews() if r.folder == review.folder and r.file != review.file]

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 
 from ..core.differential import differential, write_differential_csv
 from ..core.kinds import MODEL_TITLES
-from ..core.review import Change, Review, ReviewError, list_reviews
+from ..core.review import Change, Review, ReviewError, list_reviews, other_pack_reviews
 from ..core.suggest import suggest_next
 from .review_gallery import PATH_ROLE, GalleryModel, GalleryView, GroupList
 from .workers import start_worker
@@ -58,6 +58,11 @@ COUNT_COLUMNS = (
     ("%", "Share of the verified cells"),
     ("Kept", "Of the verified cells {model} put in this class, the share the reviewer left there"),
 )
+
+
+def pack_words(name: str) -> str:
+    """'the pack pbc8', or words for a review saved by a version that did not record its pack."""
+    return f"the pack {name}" if name else "an unnamed pack"
 
 
 class _Relay(QObject):
@@ -94,8 +99,9 @@ class ReviewTab(QWidget):
         self._relay.progress.connect(self._on_progress)
 
         self.from_classify = QPushButton("Review the Classify results")
-        self.from_classify.setToolTip("Verify the images shown in the Classify tab (all of them, or those its "
-                                      "filters show). Decisions saved earlier for the folder come back.")
+        self.from_classify.setToolTip("Verify every image classified in the Classify tab, whatever its filters "
+                                      "show. Decisions saved earlier for the folder with this pack come back; "
+                                      "a review with another pack is kept apart.")
         self.from_classify.clicked.connect(self.review_classify_results)
         self.saved = QComboBox()
         self.saved.setToolTip("Reopen a review saved earlier, without classifying again")
@@ -222,13 +228,13 @@ class ReviewTab(QWidget):
 
     # ------------------------------------------------------------------ starting a review
     def review_classify_results(self) -> None:
-        """Review the results the Classify tab shows (decisions saved for the folder are restored)."""
+        """Review every result of the Classify tab, whatever its filters show: the differential
+        count is of the whole smear (decisions saved for the folder and pack are restored)."""
         tab = self.classify
         if tab.busy():
             self.progress_label.setText("Classification is still running; review when it has finished.")
             return
-        proxy = tab.proxy
-        results = [tab.model.results[proxy.mapToSource(proxy.index(i, 0)).row()] for i in range(proxy.rowCount())]
+        results = list(tab.model.results)
         if not results or tab.engine is None:
             self.progress_label.setText("Nothing to review yet: classify a folder in the Classify tab first.")
             return
@@ -271,7 +277,11 @@ class ReviewTab(QWidget):
             self.select_cell(todo[0].path)
         self.gallery.setFocus()
         n_restored = review.n_verified
-        self.status.emit(f"Reviewing {review.folder}" + (f"; {n_restored} decisions restored" if n_restored else ""))
+        self.status.emit(f"Reviewing {review.folder} with {pack_words(review.pack)}"
+                         + (f"; {n_restored} decisions restored" if n_restored else "")
+                         + "".join(f"; the {other.n_verified} cells verified with {pack_words(other.pack)} are "
+                                   "kept in their own review (Saved reviews)"
+                                   for other in other_pack_reviews(review) if other.n_verified))
 
     @property
     def model_kind(self) -> str:

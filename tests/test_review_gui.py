@@ -286,3 +286,20 @@ def test_review_takes_every_classified_image_whatever_the_classify_filters_show(
     assert window.review.review is not None and len(window.review.review.cells) == 8
     assert "0 of 8 cells verified" in window.review.progress_label.text()
 
+
+def test_report_is_written_in_the_format_its_name_says(qtbot, tmp_path):
+    tab, _ = synthetic_tab(qtbot)
+    statuses = []
+    tab.status.connect(statuses.append)
+    tab.export_report(str(tmp_path / "report.jpg"))
+    with Image.open(tmp_path / "report.jpg") as im:
+        assert im.format == "JPEG" and im.size == (1240, 1754)
+    tab.export_report(str(tmp_path / "report"))  # no suffix: PNG, and the name says so
+    assert not (tmp_path / "report").exists()
+    with Image.open(tmp_path / "report.png") as im:
+        assert im.format == "PNG"
+    assert statuses[-1] == f"Saved {tmp_path / 'report.png'}"
+    tab.export_report(str(tmp_path / "report.weird"))
+    with Image.open(tmp_path / "report.weird.png") as im:
+        assert im.format == "PNG"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.jpg", "report.png", "report.weird.png"]

@@ -1,4 +1,4 @@
-"""Paint the one-page review report (A4 at 150 dpi) as PNG or PDF with QPainter.
+"""Paint the one-page review report (A4 at 150 dpi) as PDF or an image (PNG, JPEG...) with QPainter.
 
 Counts table, a bar chart of pre-classified beside verified percentages, a few
 thumbnails per class, the pack's card summary, and the research-use notice.
@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import QMarginsF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QImage, QPageSize, QPainter, QPdfWriter, QPen
+from PySide6.QtGui import QColor, QFont, QImage, QImageWriter, QPageSize, QPainter, QPdfWriter, QPen
 
 from ..core.differential import Differential, differential
 from ..core.kinds import MODEL_TITLES
@@ -166,11 +166,24 @@ def paint_report(p: QPainter, review: Review, card: dict | None, model: str) -> 
                f"{NOTICE} Made with hqnn-desktop; the verified counts are the reviewer's.")
 
 
-def export_report(path: str | os.PathLike, review: Review, card: dict | None, model: str) -> Path:
-    """Write the report as PDF (by suffix) or PNG, atomically."""
+def report_target(path: str | os.PathLike) -> tuple[Path, str]:
+    """The file and format a report is written as: PDF, or the image format its suffix names
+    (PNG, JPEG, ...); a name without a suffix Qt can write gets '.png' added, so that the
+    file's name always tells what is inside."""
     path = Path(path)
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix == "pdf":
+        return path, "PDF"
+    if suffix and suffix in {bytes(f).decode().lower() for f in QImageWriter.supportedImageFormats()}:
+        return path, suffix.upper()
+    return path.with_name(path.name + ".png"), "PNG"
+
+
+def export_report(path: str | os.PathLike, review: Review, card: dict | None, model: str) -> Path:
+    """Write the report atomically (format by suffix, see :func:`report_target`); returns the file written."""
+    path, fmt = report_target(path)
     with atomic_path(path) as tmp:
-        if path.suffix.lower() == ".pdf":
+        if fmt == "PDF":
             writer = QPdfWriter(str(tmp))
             writer.setResolution(DPI)
             writer.setPageSize(QPageSize(QPageSize.A4))
@@ -185,6 +198,6 @@ def export_report(path: str | os.PathLike, review: Review, card: dict | None, mo
             painter.setRenderHint(QPainter.Antialiasing)
             paint_report(painter, review, card, model)
             painter.end()
-            if not image.save(str(tmp), "PNG"):
+            if not image.save(str(tmp), fmt):
                 raise OSError(f"The report could not be written to {path}.")
     return path

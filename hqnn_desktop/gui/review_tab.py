@@ -159,7 +159,7 @@ class ReviewTab(QWidget):
 
         self.export_csv_button = self._button("Export counts (CSV)…", "Save the differential count as CSV",
                                               self.ask_export_csv)
-        self.export_report_button = self._button("Export report…", "A one-page report (PNG or PDF) with "
+        self.export_report_button = self._button("Export report…", "A one-page report (PNG, JPEG or PDF) with "
                                                  "counts, chart, thumbnails and the pack's card",
                                                  self.ask_export_report)
         self.save_corrections_button = self._button("Save corrections…", "Save the verified cells as a list "
@@ -538,15 +538,15 @@ class ReviewTab(QWidget):
         from .review_report import export_report
 
         try:
-            export_report(path, self.review, self.pack_card(), self.model_kind)
+            written = export_report(path, self.review, self.pack_card(), self.model_kind)
         except OSError as exc:
             self.error.emit("The report could not be written.", str(exc))
             return
-        self.status.emit(f"Saved {path}")
+        self.status.emit(f"Saved {written}")
 
     def ask_export_report(self) -> None:
         path = self._ask_path("Export report", f"{Path(self.review.folder).name}-report.png",
-                              "PNG image (*.png);;PDF (*.pdf)")
+                              "PNG image (*.png);;JPEG image (*.jpg);;PDF (*.pdf)")
         if path:
             self.export_report(path)
 

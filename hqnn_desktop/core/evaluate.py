@@ -9,6 +9,18 @@ from .metrics import classification_report
 from .predict import Engine
 
 
+class EvaluationCancelled(Exception):
+    """The evaluation was stopped before every image was scored; no report is made.
+
+    The images are read class by class, so those scored before a cancel cover only the
+    first classes, and figures made from them would give a misleading picture of the models.
+    """
+
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__(f"cancelled after {done} of {total} images")
+        self.done, self.total = done, total
+
+
 def evaluate_folder(pack, folder: str, models: tuple[str, ...], batch_size: int = 32,
                     progress=None, cancelled=lambda: False, keep_latents: bool = False,
                     precision: str = "auto", device: str | None = None) -> dict:
@@ -17,15 +29,17 @@ def evaluate_folder(pack, folder: str, models: tuple[str, ...], batch_size: int 
     With ``keep_latents`` the report also holds, under ``latents`` (numpy arrays, not
     JSON), each usable image's bottleneck code and its embedding after every model's
     transformation, for the embedding plots. ``precision`` and ``device`` go to the
-    :class:`~core.predict.Engine` (the bf16 check compares precisions this way).
+    :class:`~core.predict.Engine` (the bf16 check compares precisions this way). Raises
+    :class:`EvaluationCancelled` when ``cancelled`` stops it before the last image.
     """
     files = scan_class_folders(folder, pack.labels)
     engine = Engine(pack, models, batch_size=batch_size, precision=precision, device=device)
     truth = {str(p): t for p, t in zip(files.paths, files.targets)}
     kept, probas, errors = [], {m: [] for m in models}, []
     codes, embs = [], {m: [] for m in models}
-    for i, result in enumerate(engine.classify([str(p) for p in files.paths], cancelled, keep_latents),
-                               start=1):
+    done = 0
+    for done, result in enumerate(engine.classify([str(p) for p in files.paths], cancelled, keep_latents),
+                                  start=1):
         if result.error:
             errors.append({"path": result.path, "error": result.error})
         else:
@@ -37,7 +51,9 @@ def evaluate_folder(pack, folder: str, models: tuple[str, ...], batch_size: int 
             if keep_latents:
                 codes.append(result.codes[models[0]])
         if progress:
-            progress(i, len(files))
+            progress(done, len(files))
+    if done < len(files):
+        raise EvaluationCancelled(done, len(files))
     y = np.array([truth[p] for p in kept], dtype=int)
     report = {"pack": pack.name, "folder": str(folder), "labels": pack.labels,
               "n_images": len(files), "n_unusable": len(errors), "errors": errors, "models": {}}
@@ -49,3 +65,27 @@ def evaluate_folder(pack, folder: str, models: tuple[str, ...], batch_size: int 
                              "pred": {m: np.stack(probas[m]).argmax(1) for m in models},
                              "code": np.stack(codes), "embedding": {m: np.stack(embs[m]) for m in models}}
     return report
+
+
+def classes_without_images(report: dict) -> list[str]:
+    """The pack's classes of which the evaluated folder had no usable image.
+
+    Their recall and F1 are undefined, and the macro figures of
+    :func:`core.metrics.classification_report` average only the classes with images.
+    """
+    first = next(iter(report["models"].values()), None)
+    return [lab for lab in report["labels"] if first and first["per_class"][lab]["support"] == 0]
+
+
+def per_class_defined(model_report: dict, labels: list[str]) -> dict[str, dict[str, float | None]]:
+    """Precision, recall and F1 per class, None where undefined: no image of the class
+    (recall, F1) or no image put in it (precision). The report itself writes 0 there."""
+    predicted = [sum(col) for col in zip(*model_report["confusion_matrix"])]
+    out = {}
+    for lab, n_predicted in zip(labels, predicted):
+        row = model_report["per_class"][lab]
+        has_images = row["support"] > 0
+        out[lab] = {"precision": row["precision"] if n_predicted else None,
+                    "recall": row["recall"] if has_images else None,
+                    "f1": row["f1"] if has_images else None}
+    return out

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import csv
+import io
+import os
 import threading
+from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QImage, QPainter
+from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
@@ -22,17 +27,130 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.evaluate import classes_without_images, per_class_defined
 from ..core.kinds import MODEL_TITLES
+from ..core.storage import atomic_write_bytes
 from .class_names import axis_names
 from .embedding_view import EmbeddingView
 from .workers import start_worker
 
+#: what the per-class table shows where a figure is undefined (an empty cell in the CSV)
+UNDEFINED = "—"
+#: PNG exports are drawn at this multiple of the on-screen size, sharp enough for print
+PNG_SCALE = 2
 
-def run_evaluation(pack, folder: str, models: tuple[str, ...], stop: threading.Event):
+
+class _Relay(QObject):
+    """Carries the evaluation's progress (images done, images in all) to the GUI thread."""
+
+    progress = Signal(int, int)
+
+
+def run_evaluation(pack, folder: str, models: tuple[str, ...], stop: threading.Event, relay: _Relay):
     """Worker function: the report of ``hqnn-desktop evaluate`` for ``folder``."""
     from ..core.evaluate import evaluate_folder
 
-    return evaluate_folder(pack, folder, models, cancelled=stop.is_set, keep_latents=True)
+    return evaluate_folder(pack, folder, models, progress=relay.progress.emit, cancelled=stop.is_set,
+                           keep_latents=True)
+
+
+class ExportError(Exception):
+    """An export that cannot be done, explained for the user (no file was written)."""
+
+
+def _check_place(path: str, what: str) -> None:
+    """Refuse, in words, a name that is a folder or lies inside a file (the system's own
+    reasons, "file exists" or "not a directory", would puzzle)."""
+    if os.path.isdir(path):
+        raise ExportError(f"{what} could not be written: {path} is a folder; choose a file name.")
+    above = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(above):  # False, never an error, for a folder that cannot be read
+        above = os.path.dirname(above)
+    if not os.path.isdir(above):
+        raise ExportError(f"{what} could not be written to {path}: {above} is a file, not a folder.")
+
+
+def export_target(path: str, suffixes: tuple[str, ...], what: str) -> str:
+    """``path`` if its suffix is one of ``suffixes``; with the first added when it has none,
+    since the save dialog does not add it everywhere; otherwise an :class:`ExportError`."""
+    _check_place(path, what)
+    suffix = Path(path).suffix.lower()
+    if suffix in suffixes:
+        return path
+    if not suffix:
+        return path + suffixes[0]
+    names = " or ".join(s.lstrip(".").upper() for s in suffixes)
+    ends = " or ".join(suffixes)
+    raise ExportError(f"{what} can be saved as {names} only: choose a name ending in {ends}.")
+
+
+def write_files(contents: dict[str, bytes], what: str) -> None:
+    """Write each file atomically, after checking that none is a folder: a failed export leaves
+    no half-written file, and the user's message names the file, not a temporary one."""
+    for path in contents:
+        _check_place(path, what)
+    for path, data in contents.items():
+        try:
+            atomic_write_bytes(path, data)
+        except OSError as exc:
+            reason = (exc.strerror or str(exc)).lower()
+            raise ExportError(f"{what} could not be written to {path} ({reason}).") from exc
+
+
+def _paint_plot(plot: pg.PlotWidget, device) -> None:
+    """Paint the plot as it is drawn on screen onto ``device``, filling it."""
+    painter = QPainter(device)
+    painter.setRenderHint(QPainter.Antialiasing)
+    plot.scene().render(painter, QRectF(0, 0, device.width(), device.height()), plot.plotItem.sceneBoundingRect())
+    painter.end()
+
+
+def _settle(plot: pg.PlotWidget) -> None:
+    """Make room for every axis label before painting to a file.
+
+    pyqtgraph measures an axis's labels when it first paints it and leaves out those that do
+    not fit yet; a scratch paint, then the layout done at once, gives the file every label,
+    even for a plot not painted on screen yet.
+    """
+    _paint_plot(plot, QImage(_plot_size(plot), QImage.Format_ARGB32))
+    plot.plotItem.layout.activate()
+
+
+def _plot_size(plot: pg.PlotWidget) -> QSize:
+    rect = plot.plotItem.sceneBoundingRect()
+    return QSize(max(1, round(rect.width())), max(1, round(rect.height())))
+
+
+def plot_svg(plot: pg.PlotWidget) -> bytes:
+    """The plot as SVG, lines and text kept as vectors and text.
+
+    Painted with QPainter on a QSvgGenerator: pyqtgraph's own SVG exporter fails on these plots.
+    """
+    _settle(plot)
+    size = _plot_size(plot)
+    buffer = QBuffer()
+    buffer.open(QIODevice.WriteOnly)
+    generator = QSvgGenerator()
+    generator.setOutputDevice(buffer)
+    generator.setSize(size)
+    generator.setViewBox(QRectF(0, 0, size.width(), size.height()))
+    generator.setTitle(plot.plotItem.titleLabel.text)
+    _paint_plot(plot, generator)
+    return bytes(buffer.data())
+
+
+def plot_png(plot: pg.PlotWidget) -> bytes:
+    """The plot as PNG on white (readable in any viewer or document), at :data:`PNG_SCALE`."""
+    _settle(plot)
+    image = QImage(_plot_size(plot) * PNG_SCALE, QImage.Format_ARGB32)
+    image.fill(Qt.white)
+    _paint_plot(plot, image)
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.WriteOnly)
+    if not image.save(buffer, "PNG"):
+        raise ExportError("The matrices could not be drawn as a picture.")
+    return bytes(data)
 
 
 def reliability_dot_sizes(counts: tuple[int, ...], smallest: float = 4.0, largest: float = 18.0) -> list[float]:
@@ -96,9 +214,15 @@ class EvaluateTab(QWidget):
         super().__init__(parent)
         self.pack = None
         self.report: dict | None = None
+        #: what the shown report is ("Folder ...: 24 images, ..."), kept while another one runs
+        self.report_source = ""
+        self._folder = ""  # the folder being evaluated
         self.worker = None
         self._stop = threading.Event()
+        self._relay = _Relay()
+        self._relay.progress.connect(self._on_progress)
         self.source = QLabel("No results yet.")
+        self.source.setWordWrap(True)
         self.evaluate_button = QPushButton("Evaluate a labelled folder…")
         self.evaluate_button.setToolTip("A folder with one subfolder per class, named like the pack's classes")
         self.evaluate_button.clicked.connect(self.choose_folder)
@@ -114,6 +238,8 @@ class EvaluateTab(QWidget):
         self.export_plots_button.clicked.connect(self.export_plots)
         self.summary = QTableWidget(0, 5)
         self.summary.setHorizontalHeaderLabels(["model", "images", "accuracy", "macro-F1", "ECE"])
+        self.summary.horizontalHeaderItem(3).setToolTip("Mean F1 of the classes that have images; a class "
+                                                        "without any image is left out")
         self.per_class = QTableWidget(0, 0)
         self.matrices = {k: ConfusionPlot() for k in MODEL_TITLES}
         self.reliability = pg.PlotWidget(title="Reliability (dot area = images)")
@@ -163,23 +289,37 @@ class EvaluateTab(QWidget):
             self.evaluate(folder)
 
     def evaluate(self, folder: str) -> None:
+        """Score the pack on a labelled folder in the background; the shown report stays until it is done."""
         if self.pack is None or self.worker is not None:
             return
         self._stop = threading.Event()
+        self._folder = folder
         self.progress.setRange(0, 0)
         self.cancel_button.setEnabled(True)
+        self.evaluate_button.setEnabled(False)
         self.source.setText(f"Evaluating {folder}…")
         models = tuple(self.pack.heads)
         self.worker = start_worker(
-            run_evaluation, self.pack, folder, models, self._stop, errored=self._on_error,
+            run_evaluation, self.pack, folder, models, self._stop, self._relay, errored=self._on_error,
             finished=self._on_finished,
             returned=lambda r: self.show_report(
                 r, f"Folder {r['folder']}: {r['n_images']} images, {r['n_unusable']} not usable"))
 
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+        self.source.setText(f"Evaluating {self._folder}: {done} of {total} images…")
+
     def _on_error(self, exc: Exception) -> None:
         from ..core.datasets import DatasetError
+        from ..core.evaluate import EvaluationCancelled
 
-        if isinstance(exc, DatasetError):
+        if isinstance(exc, EvaluationCancelled):
+            still = f" Still shown: {self.report_source}" if self.report else ""
+            self.source.setText(f"Evaluation of {self._folder} cancelled after {exc.done} of {exc.total} images; "
+                                "nothing was scored, since the images are read class by class and the first "
+                                f"ones alone would give a misleading picture.{still}")
+        elif isinstance(exc, DatasetError):
             self.source.setText(str(exc))
         else:
             self.error.emit("The evaluation stopped because of an unexpected problem.", repr(exc))
@@ -187,11 +327,20 @@ class EvaluateTab(QWidget):
     def _on_finished(self) -> None:
         self.worker = None
         self.cancel_button.setEnabled(False)
+        self.evaluate_button.setEnabled(True)
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
 
     def show_report(self, report: dict, source: str) -> None:
+        """Show a report; ``source`` says what it is, and the header adds which classes had no image."""
+        absent = classes_without_images(report)
+        n_present = len(report["labels"]) - len(absent)
+        if absent and n_present:
+            present = "the class" if n_present == 1 else f"the {n_present} classes"
+            source += (f"\nNo image of {', '.join(absent)}: their recall and F1 are undefined (shown as "
+                       f"{UNDEFINED}), and the macro figures average {present} with images only.")
         self.report = report
+        self.report_source = source
         self.source.setText(source)
         self.refresh()
         self.embeddings.set_latents(report.get("latents"), report["labels"])
@@ -211,13 +360,14 @@ class EvaluateTab(QWidget):
         self.per_class.setColumnCount(len(headers))
         self.per_class.setHorizontalHeaderLabels(headers)
         self.per_class.setRowCount(len(labels))
+        defined = {m: per_class_defined(r["models"][m], labels) for m in models}
         for i, lab in enumerate(labels):
             self.per_class.setItem(i, 0, QTableWidgetItem(lab))
             col = 1
             for m in models:
-                pc = r["models"][m]["per_class"][lab]
                 for key in ("precision", "recall", "f1"):
-                    self.per_class.setItem(i, col, QTableWidgetItem(f"{pc[key]:.3f}"))
+                    value = defined[m][lab][key]
+                    self.per_class.setItem(i, col, QTableWidgetItem(UNDEFINED if value is None else f"{value:.3f}"))
                     col += 1
         for table in (self.summary, self.per_class):
             table.resizeColumnsToContents()
@@ -242,10 +392,12 @@ class EvaluateTab(QWidget):
                                           name=MODEL_TITLES[m])
 
     def table_rows(self) -> list[list[str]]:
+        """The per-class table as shown, undefined figures as empty cells (what spreadsheets expect)."""
         headers = [self.per_class.horizontalHeaderItem(c).text() for c in range(self.per_class.columnCount())]
         rows = [headers]
         for i in range(self.per_class.rowCount()):
-            rows.append([self.per_class.item(i, c).text() for c in range(self.per_class.columnCount())])
+            texts = (self.per_class.item(i, c).text() for c in range(self.per_class.columnCount()))
+            rows.append(["" if text == UNDEFINED else text for text in texts])
         return rows
 
     def export_table(self) -> None:
@@ -255,11 +407,19 @@ class EvaluateTab(QWidget):
         if path:
             self.write_table(path)
 
-    def write_table(self, path: str) -> None:
-        from ..core.storage import atomic_path
-
-        with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-            csv.writer(fh).writerows(self.table_rows())
+    def write_table(self, path: str) -> str | None:
+        """Write the per-class table as CSV; the file written, or None after saying why not."""
+        if not self.report:
+            return None
+        try:
+            target = export_target(path, (".csv",), "The table")
+            text = io.StringIO(newline="")
+            csv.writer(text).writerows(self.table_rows())
+            write_files({target: text.getvalue().encode("utf-8")}, "The table")
+        except ExportError as exc:
+            self.error.emit(str(exc), "")
+            return None
+        return target
 
     def export_plots(self) -> None:
         if not self.report:
@@ -269,15 +429,17 @@ class EvaluateTab(QWidget):
             self.write_plots(path)
 
     def write_plots(self, path: str) -> list[str]:
-        """One file per model: name_<model>.png/.svg."""
-        from pyqtgraph.exporters import ImageExporter, SVGExporter
-
-        base, dot, ext = path.rpartition(".")
-        written = []
-        for kind, plot in self.matrices.items():
-            if plot.isVisible() or kind in (self.report or {}).get("models", {}):
-                target = f"{base}_{kind}.{ext}" if dot else f"{path}_{kind}.png"
-                exporter = (SVGExporter if target.lower().endswith(".svg") else ImageExporter)(plot.plotItem)
-                exporter.export(target)
-                written.append(target)
-        return written
+        """One file per model, name_<model>.png or .svg; the files written (none after saying why not)."""
+        if not self.report:
+            return []
+        try:
+            target = export_target(path, (".png", ".svg"), "The matrices")
+            base, ext = os.path.splitext(target)
+            draw = plot_svg if ext.lower() == ".svg" else plot_png
+            contents = {f"{base}_{kind}{ext}": draw(plot)
+                        for kind, plot in self.matrices.items() if kind in self.report["models"]}
+            write_files(contents, "The matrices")
+        except ExportError as exc:
+            self.error.emit(str(exc), "")
+            return []
+        return list(contents)

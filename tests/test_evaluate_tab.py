@@ -1,0 +1,137 @@
+"""The Evaluate tab on the bundled pbc8 pack: a cancelled run, exports (SVG, errors, suffixes), absent classes."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from .conftest import BUNDLED, SAMPLES
+
+pytestmark = pytest.mark.skipif(not (BUNDLED / "pbc8" / "card.json").exists(), reason="pbc8 pack not built")
+PBC = SAMPLES / "pbc8"
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+@pytest.fixture(scope="module")
+def pack():
+    from hqnn_desktop.core.packs import load_pack
+
+    return load_pack(BUNDLED / "pbc8")
+
+
+@pytest.fixture
+def tab(qtbot, pack):
+    """The tab alone, showing the validation results recorded in pbc8; its error messages in ``tab.errors``.
+
+    Closed only when its background work has ended (a worker reporting to a deleted tab prints errors).
+    """
+    from hqnn_desktop.gui.evaluate_tab import EvaluateTab
+
+    tab = EvaluateTab()
+    tab.resize(1200, 800)
+    tab.show()
+    tab.set_pack(pack)
+    tab.errors = []
+    tab.error.connect(lambda message, details: tab.errors.append(message))
+    yield tab
+    tab.cancel_button.click()
+    qtbot.waitUntil(lambda: tab.worker is None and tab.embeddings.worker is None, timeout=120_000)
+    tab.close()
+    tab.deleteLater()
+
+
+def labelled_folder(root, classes, copies: int):
+    """``root/<class>/`` with the class's sample images, each ``copies`` times."""
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for path in sorted((PBC / name).glob("*.jpg")):
+            for k in range(copies):
+                shutil.copy(path, root / name / f"{k}-{path.name}")
+    return root
+
+
+def table_csv(path) -> list[list[str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.reader(fh))
+
+
+def test_a_cancelled_evaluation_keeps_the_report_shown_and_says_so(tab, qtbot, tmp_path):
+    shown = tab.report
+    card_f1 = tab.summary.item(0, 3).text()
+    before = tab.write_table(str(tmp_path / "before.csv"))
+    folder = labelled_folder(tmp_path / "big", sorted(p.name for p in PBC.iterdir()), copies=5)  # 120 images
+    tab.evaluate(str(folder))
+    assert not tab.evaluate_button.isEnabled()
+    qtbot.waitUntil(lambda: tab.progress.maximum() == 120 and tab.progress.value() > 0, timeout=120_000)
+    assert "of 120 images" in tab.source.text()
+    tab.cancel_button.click()
+    qtbot.waitUntil(lambda: tab.worker is None, timeout=120_000)
+    text = tab.source.text()
+    assert f"Evaluation of {folder} cancelled after " in text and " of 120 images; nothing was scored" in text
+    assert "Still shown: Validation results recorded in the pack pbc8" in text
+    assert tab.report is shown and tab.summary.item(0, 3).text() == card_f1
+    assert tab.evaluate_button.isEnabled() and not tab.cancel_button.isEnabled()
+    # what is exported is what is shown: the recorded results, not a part of the folder
+    assert table_csv(tab.write_table(str(tmp_path / "after.csv"))) == table_csv(before)
+    assert tab.errors == []
+
+
+def test_matrices_export_as_svg_with_the_class_names(tab, tmp_path, pack):
+    written = tab.write_plots(str(tmp_path / "cm.svg"))
+    assert written == [str(tmp_path / f"cm_{k}.svg") for k in ("hqnn", "classical", "baseline")]
+    for path in written:
+        root = ET.parse(path).getroot()
+        assert root.tag == f"{SVG}svg"
+        texts = {"".join(e.itertext()).strip() for e in root.iter(f"{SVG}text")}
+        assert set(pack.labels) <= texts and {"predicted", "true"} <= texts
+    assert "HQNN" in {"".join(e.itertext()) for e in ET.parse(written[0]).getroot().iter(f"{SVG}text")}
+    assert tab.errors == []
+
+
+def test_export_problems_are_explained_and_leave_no_file(tab, tmp_path):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine", encoding="utf-8")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    assert tab.write_table(str(folder)) is None
+    assert tab.write_table(str(a_file / "x.csv")) is None
+    assert tab.write_plots(str(tmp_path / "cm.pdf")) == []
+    assert tab.write_plots(str(a_file / "sub" / "cm.svg")) == []
+    assert tab.write_table("/proc/x.csv") is None  # a folder nobody may write in
+    assert tab.errors == [
+        f"The table could not be written: {folder} is a folder; choose a file name.",
+        f"The table could not be written to {a_file / 'x.csv'}: {a_file} is a file, not a folder.",
+        "The matrices can be saved as PNG or SVG only: choose a name ending in .png or .svg.",
+        f"The matrices could not be written to {a_file / 'sub' / 'cm.svg'}: {a_file} is a file, not a folder.",
+        "The table could not be written to /proc/x.csv (no such file or directory).",
+    ]
+    assert not any(".tmp" in message for message in tab.errors)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "notes.txt"]
+    assert list(folder.iterdir()) == [] and a_file.read_text(encoding="utf-8") == "mine"
+    # a name without suffix gets the right one
+    assert tab.write_table(str(tmp_path / "table")) == str(tmp_path / "table.csv")
+    assert tab.write_plots(str(tmp_path / "cm")) == [str(tmp_path / f"cm_{k}.png")
+                                                    for k in ("hqnn", "classical", "baseline")]
+    assert (tmp_path / "cm_hqnn.png").read_bytes().startswith(b"\x89PNG") and len(tab.errors) == 5
+
+
+def test_classes_without_images_are_named_and_left_out_of_the_macro_figures(tab, qtbot, tmp_path, pack):
+    tab.evaluate(str(labelled_folder(tmp_path / "one", ["basophil"], copies=1)))
+    qtbot.waitUntil(lambda: tab.worker is None and "folder" in (tab.report or {}), timeout=120_000)
+    others = [lab for lab in pack.labels if lab != "basophil"]
+    assert tab.report["n_images"] == 3
+    assert (f"No image of {', '.join(others)}: their recall and F1 are undefined (shown as —), and the macro "
+            "figures average the class with images only.") in tab.source.text()
+    macro = float(tab.summary.item(0, 3).text())
+    assert macro == pytest.approx(tab.report["models"]["hqnn"]["per_class"]["basophil"]["f1"], abs=1e-4)
+    rows = {tab.per_class.item(i, 0).text(): [tab.per_class.item(i, c).text() for c in range(1, 4)]
+            for i in range(tab.per_class.rowCount())}
+    assert all(v != "—" for v in rows["basophil"])
+    for lab in others:
+        predicted = sum(row[pack.labels.index(lab)] for row in tab.report["models"]["hqnn"]["confusion_matrix"])
+        assert rows[lab][1:] == ["—", "—"] and (rows[lab][0] == "—") == (predicted == 0)
+    exported = {row[0]: row[1:4] for row in table_csv(tab.write_table(str(tmp_path / "t.csv")))[1:]}
+    assert exported["eosinophil"][1:] == ["", ""] and exported["basophil"] == rows["basophil"]

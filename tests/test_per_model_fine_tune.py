@@ -62,7 +62,7 @@ def test_pack_holds_one_checked_backbone_per_model(per_model_pack):
 
 def _resave(pack, folder, **kw):
     card = {k: v for k, v in pack.card.items() if k not in ("files", "weights_dtype", "ood")}
-    return save_pack(folder, card, pack.extractor, pack.heads, ood=(pack.ood_centroids, pack.ood_threshold), **kw)
+    return save_pack(folder, card, pack.extractor, pack.heads, ood=pack.ood, **kw)
 
 
 def test_round_trip_and_each_model_reads_its_own_backbone(per_model_pack, val_images, tmp_path):

@@ -40,3 +40,43 @@ def test_unlike_training_flag(pbc8, tmp_path):
     flagged = {r.path.rsplit("/", 1)[-1] for r in results if r.unlike_training}
     assert {"noise.png", "green.png"} <= flagged
     assert len(flagged - {"noise.png", "green.png"}) <= 1  # real cells: at most ~1 % expected
+
+
+def test_ood_model_flags_shifted_and_collapsed_features_and_survives_a_pack_round_trip(tmp_path):
+    from hqnn_desktop.core import ood
+    from hqnn_desktop.core.packs import save_pack
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 4, (3, 64)) + 10
+
+    def cells(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, 3, n)
+        return centres[y] + rng.normal(0, 1, (n, 64)), y
+
+    (f_train, y_train), (f_val, _), (f_new, _) = cells(600), cells(400), cells(400)
+    model = ood.fit(f_train, y_train, f_val, max_directions=16)
+    assert model.method == ood.BOTH and np.mean(model.flags(f_new)) < 0.05
+    shifted = f_new + rng.normal(0, 3, f_new.shape)  # another stain: the same cells, blurred apart
+    assert np.mean(model.flags(shifted)) > 0.9
+    assert model.flags(0.05 * f_new[:50]).all()  # a flat picture: tiny features pointing nowhere usual
+
+    pack = load_pack(BUNDLED / "bci4")
+    card = {k: v for k, v in pack.card.items() if k not in ("files", "weights_dtype")}
+    bundled = pack.ood
+    assert bundled is not None and bundled.method == ood.BOTH
+    saved = load_pack(save_pack(tmp_path / "copy", card, pack.extractor, pack.heads, ood=bundled))
+    assert saved.ood.threshold == bundled.threshold and saved.card["ood"]["kind"] == ood.BOTH
+    for name, tensor in bundled.tensors.items():
+        np.testing.assert_array_equal(saved.ood.tensors[name], tensor)
+    old_style = ood.fit(f_train, y_train, f_val, ood.COSINE)
+    assert old_style.tensors.keys() == {"centroids"} and np.mean(old_style.flags(f_new)) < 0.05
+    cosine_only = ood.OodModel(ood.COSINE, {"centroids": saved.ood.tensors["centroids"]}, 0.3)
+    reloaded = load_pack(save_pack(tmp_path / "older", card, pack.extractor, pack.heads, ood=cosine_only))
+    assert reloaded.ood.method == ood.COSINE and reloaded.ood.threshold == pytest.approx(0.3)
+
+
+def test_cells_of_another_dataset_are_mostly_flagged(tmp_path):
+    """PBC's single-cell crops shown to the Blood Cell Images pack (and the reverse)."""
+    for pack_name, other in (("bci4", "pbc8"), ("pbc8", "bci4")):
+        results = list(Engine(load_pack(BUNDLED / pack_name)).classify(list(iter_image_paths([SAMPLES / other]))))
+        assert np.mean([r.unlike_training for r in results]) >= 0.5, pack_name

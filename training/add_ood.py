@@ -1,6 +1,6 @@
 """Add the "unlike training data" statistics to an existing pack without retraining it.
 
-Centroids come from the adaptation run's training features, the threshold from
+The model comes from the adaptation run's training features, the threshold from
 validation features (the same ``core.ood.fit`` that ``build_bundled.py`` calls
 for new packs). The weights are rewritten unchanged; the card gains ``ood``.
 
@@ -28,11 +28,11 @@ def main() -> None:
     args = ap.parse_args()
     pack = load_pack(args.pack)
     f_train, y_train, _ = load_train(args.adapt)
-    stats = ood.fit(f_train, y_train, np.load(args.val)["features"], len(pack.labels))
+    stats = ood.fit(f_train, y_train, np.load(args.val)["features"])
     card = {k: v for k, v in pack.card.items() if k not in ("files", "weights_dtype")}
     save_pack(args.pack, card, pack.extractor, pack.heads, fp16_backbone=True, ood=stats,
               model_extractors=pack.model_extractors)
-    print(args.pack, "threshold", round(stats[1], 4))
+    print(args.pack, stats.method, "threshold", round(stats.threshold, 4))
 
 
 if __name__ == "__main__":

@@ -189,7 +189,7 @@ def main() -> None:
                          "scanners, magnifications or abnormal cells absent from training."},
     )
     path = save_pack(args.out / args.pack, card, extractor, heads, fp16_backbone=True,
-                     ood=ood.fit(f_train, y_train, f_val, n_classes))
+                     ood=ood.fit(f_train, y_train, f_val))
     print("pack", path, f"{time.time() - t_start:.0f} s", flush=True)
 
 

@@ -155,7 +155,7 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
               "class_counts": train_files.class_counts()},
     )
     record_calibration(card, calibration)
-    path = save_pack(out_dir, card, extractor, heads, ood=ood.fit(f_train, y_train, f_val, len(labels)),
+    path = save_pack(out_dir, card, extractor, heads, ood=ood.fit(f_train, y_train, f_val),
                      model_extractors=model_extractors)
     for path_done in (checkpoint, *model_checkpoints.values()):
         path_done.unlink(missing_ok=True)

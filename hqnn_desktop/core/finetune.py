@@ -129,9 +129,6 @@ def fine_tune_pack(recipe: FineTuneRecipe, out_dir: str | os.PathLike,
     new_card["data"] = {"description": f"{card['name']} fine-tuned on {len(y)} verified cells",
                         "class_counts": files.class_counts(), "base": card.get("data")}
     new_card["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    ood = None
-    if pack.ood_centroids is not None and pack.ood_threshold is not None:
-        ood = (pack.ood_centroids, pack.ood_threshold)
     fp16 = card.get("weights_dtype", {}).get("backbone", "float16") == "float16"
-    return save_pack(out_dir, new_card, pack.extractor, pack.heads, fp16_backbone=fp16, ood=ood,
+    return save_pack(out_dir, new_card, pack.extractor, pack.heads, fp16_backbone=fp16, ood=pack.ood,
                      model_extractors=pack.model_extractors)

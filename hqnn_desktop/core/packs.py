@@ -22,16 +22,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .configs import MAX_INPUT_SIZE, MAX_QUBITS, MIN_INPUT_SIZE, MIN_QUBITS
 from .heads import MODEL_KINDS, Head
+from .ood import OodModel
 from .storage import DIR_MODE, FILE_MODE, atomic_write_json
 
 CARD = "card.json"
 BACKBONE_FILE = "backbone.safetensors"
 HEADS_FILE = "heads.safetensors"
+#: Names of the "unlike training data" tensors in the heads file.
+OOD_PREFIX = "ood."
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("name", "labels", "backbone", "input_size", "normalization", "n_qubits", "layers",
                  "feature_dim", "models", "files")
@@ -158,16 +160,12 @@ class Pack:
     card: dict
     extractor: torch.nn.Module
     heads: dict[str, Head]
-    ood_centroids: np.ndarray | None = None
+    ood: OodModel | None = None
     model_extractors: dict[str, torch.nn.Module] = field(default_factory=dict)
 
     def extractor_for(self, kind: str) -> torch.nn.Module:
         """The backbone whose features ``kind``'s head was trained on: its own, else the shared one."""
         return self.model_extractors.get(kind, self.extractor)
-
-    @property
-    def ood_threshold(self) -> float | None:
-        return self.card.get("ood", {}).get("threshold")
 
     @property
     def name(self) -> str:
@@ -222,9 +220,9 @@ def load_pack(folder: str | Path, models: tuple[str, ...] = MODEL_KINDS) -> Pack
         except RuntimeError as exc:
             raise PackError(f"The {kind} weights do not fit the model described by the card.") from exc
         heads[kind] = head.eval()
-    centroids = head_state.get("ood.centroids")
-    return Pack(folder, card, extractor, heads,
-                centroids.numpy() if centroids is not None and "ood" in card else None, model_extractors)
+    ood_tensors = {k[len(OOD_PREFIX):]: v.numpy() for k, v in head_state.items() if k.startswith(OOD_PREFIX)}
+    ood = OodModel.from_pack(card["ood"], ood_tensors) if isinstance(card.get("ood"), dict) else None
+    return Pack(folder, card, extractor, heads, ood, model_extractors)
 
 
 def _own_backbone(card: dict, kind: str) -> str | None:
@@ -249,12 +247,12 @@ def _load_extractor(folder: Path, card: dict, name: str) -> torch.nn.Module:
 
 
 def save_pack(folder: str | Path, card: dict, extractor: torch.nn.Module, heads: dict[str, Head],
-              fp16_backbone: bool = True, ood: tuple[np.ndarray, float] | None = None,
+              fp16_backbone: bool = True, ood: OodModel | None = None,
               model_extractors: dict[str, torch.nn.Module] | None = None) -> Path:
     """Write a pack atomically: build it in a temporary folder, then swap it into place.
 
-    ``ood`` = (class centroids, threshold) from :mod:`core.ood` enables the
-    "unlike training data" flag. ``model_extractors`` are the own backbones of
+    ``ood`` (from :func:`core.ood.fit`) enables the "unlike training data" flag; its
+    tensors are stored in 16 bits beside the heads. ``model_extractors`` are the own backbones of
     models fine-tuned end to end; each is written as :func:`model_backbone_file`
     and named in the card's entry for its model.
     """
@@ -278,10 +276,11 @@ def save_pack(folder: str | Path, card: dict, extractor: torch.nn.Module, heads:
                           for kind, entry in card["models"].items()}  # the card names only what is written
         for kind in model_extractors or {}:
             card["models"][kind]["backbone_file"] = model_backbone_file(kind)
+        card.pop("ood", None)  # describes only what is written below
         if ood is not None:
-            head_tensors["ood.centroids"] = torch.as_tensor(ood[0], dtype=torch.float32).contiguous()
-            card["ood"] = {"threshold": float(ood[1]), "method": "cosine distance of backbone features to "
-                           "the nearest class centroid; threshold = 99th percentile on validation images"}
+            head_tensors.update({f"{OOD_PREFIX}{name}": torch.as_tensor(t).to(torch.float16).contiguous()
+                                 for name, t in ood.tensors.items()})
+            card["ood"] = ood.card_entry()
         save_file(head_tensors, str(tmp / HEADS_FILE))
         card["format_version"] = FORMAT_VERSION
         card["files"] = {name: {"sha256": sha256_file(tmp / name), "bytes": (tmp / name).stat().st_size}

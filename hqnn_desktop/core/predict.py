@@ -25,7 +25,6 @@ from .calibration import calibrated_softmax, temperature_of
 from .imageio import ImageError, load_model_input
 from .inputs import ImageResult, iter_image_paths
 from .kinds import MODEL_KINDS
-from .ood import distances
 from .packs import Pack
 from .runtime import choose_precision, tune_allocator
 
@@ -183,9 +182,7 @@ class Engine:
         if good:
             images = np.stack([batch[i][1] for i in good])
             proba, feats, codes, embs = self.run_batch(images, keep_latents)
-            unlike = None
-            if self.pack.ood_centroids is not None and self.pack.ood_threshold is not None:
-                unlike = distances(feats, self.pack.ood_centroids) > self.pack.ood_threshold
+            unlike = self.pack.ood.flags(feats) if self.pack.ood is not None else None
             for j, i in enumerate(good):
                 results[i].proba = {k: v[j] for k, v in proba.items()}
                 if unlike is not None:

@@ -642,11 +642,23 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _window_pack(argv: list[str]) -> tuple[str | None, list[str]]:
+    """``--pack NAME`` (or ``--pack=NAME``) given to the window, and the other arguments."""
+    if argv and argv[0] == "--pack" and len(argv) > 1:
+        return argv[1], argv[2:]
+    if argv and argv[0].startswith("--pack="):
+        return argv[0].split("=", 1)[1], argv[1:]
+    return None, argv
+
+
 def _main(argv: list[str]) -> int:
-    if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-")):
-        problem = _window_argument_problem(argv) if argv else None
+    pack, window_argv = _window_pack(argv)
+    if not window_argv or (window_argv[0] not in SUBCOMMANDS and not window_argv[0].startswith("-")):
+        if pack is not None and window_argv[:1] and window_argv[0] in SUBCOMMANDS:
+            build_parser().error(f"put --pack after the command: hqnn-desktop {window_argv[0]} ... --pack {pack}")
+        problem = _window_argument_problem(window_argv) if window_argv else None
         if problem is None:
-            return _start_gui(argv)
+            return _start_gui(window_argv, pack)
         build_parser().error(problem)
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -671,10 +683,10 @@ def _main(argv: list[str]) -> int:
         return 130
 
 
-def _start_gui(paths: list[str]) -> int:
+def _start_gui(paths: list[str], pack: str | None = None) -> int:
     from .gui.app import run
 
-    return run(paths)
+    return run(paths, pack)
 
 
 if __name__ == "__main__":

@@ -247,7 +247,7 @@ def test_packs_lists_damaged_packs_each_on_a_line(capsys):
 
 def test_a_mistyped_command_is_refused_and_paths_still_open_the_window(tmp_path, monkeypatch, capsys):
     opened = []
-    monkeypatch.setattr(cli, "_start_gui", lambda paths: opened.append(paths) or 0)
+    monkeypatch.setattr(cli, "_start_gui", lambda paths, pack=None: opened.append(paths) or 0)
     monkeypatch.chdir(tmp_path)
     for argv, message in ((["clasify", "corpus", "--out", "x.csv"], "did you mean 'classify'"),
                           (["evalute"], "did you mean 'evaluate'"), (["hello"], "unknown command 'hello'"),
@@ -261,6 +261,16 @@ def test_a_mistyped_command_is_refused_and_paths_still_open_the_window(tmp_path,
     for argv in ([], [str(A_CELL)], ["missing.jpg"], ["folder/missing"], ["clasify"]):
         assert main(argv) == 0
     assert opened == [[], [str(A_CELL)], ["missing.jpg"], ["folder/missing"], ["clasify"]]
+
+
+def test_the_window_takes_a_pack_before_the_images(monkeypatch, capsys):
+    opened = []
+    monkeypatch.setattr(cli, "_start_gui", lambda paths, pack=None: opened.append((paths, pack)) or 0)
+    assert main(["--pack", "bci4", str(A_CELL)]) == 0 and main(["--pack=pbc8"]) == 0
+    assert opened == [([str(A_CELL)], "bci4"), ([], "pbc8")]
+    with pytest.raises(SystemExit) as exc:
+        main(["--pack", "pbc8", "classify", str(A_CELL)])
+    assert exc.value.code == 2 and "put --pack after the command" in capsys.readouterr().err
 
 
 # 9 -------------------------------------------------------------------------------------------------

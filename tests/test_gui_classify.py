@@ -143,6 +143,28 @@ def test_the_default_pack_is_pbc8_when_none_was_chosen(qtbot):
     assert w.classify.engine.pack.name == "pbc8" and "pbc8" in w.pack_combo.currentText()
 
 
+def test_a_pack_named_at_start_wins_over_the_remembered_one(qtbot, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    settings = Settings()
+    settings.set("pack", str(BUNDLED / "pbc8"))
+    w = MainWindow(settings=settings, initial_pack="bci4")
+    qtbot.addWidget(w)
+    w.show()
+    w.start_loading()
+    qtbot.waitUntil(lambda: w.classify.engine is not None, timeout=60_000)
+    assert w.classify.engine.pack.name == "bci4"
+
+    shown = []
+    monkeypatch.setattr(QMessageBox, "open", lambda box: shown.append(box.text()))
+    w2 = MainWindow(settings=settings, initial_pack="no-such-pack")
+    qtbot.addWidget(w2)
+    w2.show()
+    w2.start_loading()
+    qtbot.waitUntil(lambda: w2.classify.engine is not None, timeout=60_000)
+    assert "There is no model pack no-such-pack" in shown[0] and w2.classify.engine.pack.name == "bci4"
+
+
 def test_saliency_overlay_replaces_the_preview(window, qtbot):
     drop(window, [PBC / "monocyte"])
     qtbot.waitUntil(lambda: not window.classify.busy() and len(window.classify.model.results) == 3,

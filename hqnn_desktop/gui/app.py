@@ -77,13 +77,14 @@ def install_excepthook(app: QApplication) -> ErrorDialogs:
     return dialogs
 
 
-def run(paths: list[str]) -> int:
+def run(paths: list[str], pack: str | None = None) -> int:
+    """Open the window on ``paths``; ``pack`` (a name or folder) is used instead of the remembered one."""
     from .main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("hqnn-desktop")
     setup_logging()
     install_excepthook(app)
-    window = MainWindow(initial_paths=paths, load_when_shown=True)
+    window = MainWindow(initial_paths=paths, load_when_shown=True, initial_pack=pack)
     window.show()
     return app.exec()

@@ -60,9 +60,10 @@ def list_pack_infos():
 
 class MainWindow(QMainWindow):
     def __init__(self, initial_paths: list[str] | None = None, settings: Settings | None = None,
-                 load_when_shown: bool = False) -> None:
+                 load_when_shown: bool = False, initial_pack: str | None = None) -> None:
         """``load_when_shown``: find and load the packs by itself once the window is on screen
-        (the app does; tests and scripts call :meth:`start_loading` when they choose)."""
+        (the app does; tests and scripts call :meth:`start_loading` when they choose).
+        ``initial_pack``: a pack name or folder to use instead of the remembered one."""
         super().__init__()
         self.setWindowTitle("hqnn-desktop — blood cell classification (research use, not for diagnosis)")
         self.setAcceptDrops(True)
@@ -71,6 +72,7 @@ class MainWindow(QMainWindow):
         self._loader = None
         self._initial = list(initial_paths or [])
         self._load_when_shown = load_when_shown
+        self._initial_pack = initial_pack
         self._ready_message = ""
 
         self.pack_combo = QComboBox()
@@ -229,6 +231,15 @@ class MainWindow(QMainWindow):
         default = default_pack_name(self.pack_infos)
         index = next((i for i, p in enumerate(self.pack_infos) if str(p.path) == wanted),
                      next(i for i, p in enumerate(self.pack_infos) if p.name == default))
+        if self._initial_pack is not None:
+            asked, self._initial_pack = self._initial_pack, None
+            found = [i for i, p in enumerate(self.pack_infos)
+                     if asked in (p.name, p.path.name) or Path(asked).resolve() == p.path.resolve()]
+            if found:
+                index = found[-1]  # user packs come last and shadow bundled ones, as on the command line
+            else:
+                self.show_error(f"There is no model pack {asked}; the pack {self.pack_infos[index].name} is "
+                                "used instead.", "Installed packs: " + ", ".join(p.name for p in self.pack_infos))
         self.pack_combo.setCurrentIndex(index)
         self._pack_chosen(index)
         if self._initial:

@@ -653,9 +653,9 @@ def _window_pack(argv: list[str]) -> tuple[str | None, list[str]]:
 
 def _main(argv: list[str]) -> int:
     pack, window_argv = _window_pack(argv)
+    if pack is not None and window_argv[:1] and window_argv[0] in SUBCOMMANDS:
+        build_parser().error(f"put --pack after the command: hqnn-desktop {window_argv[0]} ... --pack {pack}")
     if not window_argv or (window_argv[0] not in SUBCOMMANDS and not window_argv[0].startswith("-")):
-        if pack is not None and window_argv[:1] and window_argv[0] in SUBCOMMANDS:
-            build_parser().error(f"put --pack after the command: hqnn-desktop {window_argv[0]} ... --pack {pack}")
         problem = _window_argument_problem(window_argv) if window_argv else None
         if problem is None:
             return _start_gui(window_argv, pack)

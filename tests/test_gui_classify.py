@@ -165,6 +165,21 @@ def test_a_pack_named_at_start_wins_over_the_remembered_one(qtbot, monkeypatch):
     assert "There is no model pack no-such-pack" in shown[0] and w2.classify.engine.pack.name == "bci4"
 
 
+def test_the_last_pack_chosen_is_the_one_loaded_whatever_finishes_first(window, qtbot):
+    from hqnn_desktop.core.packs import load_pack
+    from hqnn_desktop.core.predict import Engine
+
+    combo = window.pack_combo
+    bci = next(i for i in range(combo.count()) if "bci4" in combo.itemText(i))
+    pbc = next(i for i in range(combo.count()) if "pbc8" in combo.itemText(i))
+    window._pack_chosen(bci)
+    window._pack_chosen(pbc)  # e.g. a pack trained meanwhile is selected
+    qtbot.waitUntil(lambda: window.classify.engine is not None, timeout=60_000)
+    window._engine_ready(Engine(load_pack(BUNDLED / "bci4")))  # the earlier load, finishing late
+    window._engine_failed(RuntimeError("late"), str(BUNDLED / "bci4"))
+    assert window.classify.engine.pack.name == "pbc8" and "pbc8" in combo.currentText()
+
+
 def test_saliency_overlay_replaces_the_preview(window, qtbot):
     drop(window, [PBC / "monocyte"])
     qtbot.waitUntil(lambda: not window.classify.busy() and len(window.classify.model.results) == 3,

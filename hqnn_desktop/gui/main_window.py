@@ -74,6 +74,7 @@ class MainWindow(QMainWindow):
         self._load_when_shown = load_when_shown
         self._initial_pack = initial_pack
         self._ready_message = ""
+        self._loading = ""  # the pack folder whose load counts; earlier ones finishing late are ignored
 
         self.pack_combo = QComboBox()
         self.pack_combo.setToolTip("Model pack used for classification")
@@ -254,8 +255,9 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Loading models of {Path(folder).name}…")
         self.pack_combo.setEnabled(False)
         self.classify.set_engine(None)
+        self._loading = folder
         self._loader = start_worker(load_engine, folder, returned=self._engine_ready,
-                                    errored=self._engine_failed)
+                                    errored=lambda exc, folder=folder: self._engine_failed(exc, folder))
 
     def _new_pack(self, path: str) -> None:
         """A pack was trained: list it and select it."""
@@ -263,6 +265,8 @@ class MainWindow(QMainWindow):
         self.start_loading()
 
     def _engine_ready(self, engine) -> None:
+        if str(engine.pack.path) != self._loading:  # a newer choice (a pack just trained) is loading
+            return
         self.pack_combo.setEnabled(True)
         self.classify.set_engine(engine)
         self.evaluate.set_pack(engine.pack)
@@ -274,7 +278,9 @@ class MainWindow(QMainWindow):
         if self._ready_message and self.classify.engine is not None:
             self.statusBar().showMessage(self._ready_message)
 
-    def _engine_failed(self, exc: Exception) -> None:
+    def _engine_failed(self, exc: Exception, folder: str) -> None:
+        if folder != self._loading:
+            return
         self.pack_combo.setEnabled(True)
         self.show_error("This model pack cannot be used.", str(exc))
 

@@ -132,6 +132,19 @@ def test_grouped_split_keeps_groups_together(tiny_dataset):
         split_validation(files, 1.5, 0)
 
 
+def test_a_small_split_puts_every_class_on_both_sides():
+    from pathlib import Path
+
+    from hqnn_desktop.core.datasets import LabelledFiles
+
+    files = LabelledFiles([Path(f"/d/{c}/{c}_{i}.png") for c in "abc" for i in range(4)],
+                          [k for k in range(3) for _ in range(4)], ["a", "b", "c"])
+    for seed in range(20):
+        tr, va = split_validation(files, 0.15, seed)
+        assert set(tr.targets) == set(va.targets) == {0, 1, 2}, seed
+        assert len(tr) + len(va) == 12 and not set(tr.paths) & set(va.paths)
+
+
 def test_supcon_prefers_clustered_embeddings():
     y = torch.tensor([0, 0, 1, 1])
     good = torch.tensor([[1.0, 0], [0.9, 0.1], [0, 1.0], [0.1, 0.9]])

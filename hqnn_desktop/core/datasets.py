@@ -181,7 +181,10 @@ def split_validation(files: LabelledFiles, fraction: float, seed: int,
     """Split off about ``fraction`` of the images for validation, whole groups at a time.
 
     Groups are assigned by a hash of (seed, group), so the split is deterministic,
-    independent of file order, and stable when images are added.
+    independent of file order, and stable when images are added. A class that the
+    draw left entirely on one side (likely with a few images per class) gets its
+    group nearest the cut moved across, when it has more than one group, so that
+    every class can be trained and checked.
     """
     if not 0.0 < fraction < 1.0:
         raise DatasetError("The validation fraction must be between 0 and 1 (for example 0.15).")
@@ -190,11 +193,20 @@ def split_validation(files: LabelledFiles, fraction: float, seed: int,
             re.compile(group_pattern)
         except re.error as exc:
             raise DatasetError(f"The grouping pattern is not a valid regular expression: {exc}") from exc
-    train_idx, val_idx = [], []
-    for i, p in enumerate(files.paths):
-        key = f"{seed}:{group_key(p, group_pattern)}".encode()
-        u = int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64
-        (val_idx if u < fraction else train_idx).append(i)
+    groups = [group_key(p, group_pattern) for p in files.paths]
+    draw = {g: int.from_bytes(hashlib.sha256(f"{seed}:{g}".encode()).digest()[:8], "big") / 2**64
+            for g in set(groups)}
+    in_val = {g: u < fraction for g, u in draw.items()}
+    for k in range(len(files.labels)):
+        mine = sorted({g for g, t in zip(groups, files.targets) if t == k}, key=draw.get)
+        if len(mine) < 2:
+            continue
+        if not any(in_val[g] for g in mine):
+            in_val[mine[0]] = True
+        elif all(in_val[g] for g in mine):
+            in_val[mine[-1]] = False
+    train_idx = [i for i, g in enumerate(groups) if not in_val[g]]
+    val_idx = [i for i, g in enumerate(groups) if in_val[g]]
     if not train_idx or not val_idx:
         raise DatasetError("The validation split is empty on one side; use more images or another fraction.")
     return files.subset(train_idx), files.subset(val_idx)

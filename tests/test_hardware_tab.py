@@ -98,3 +98,10 @@ def test_real_backend_asks_first_and_cancel_submits_nothing(window, qtbot, ibm_c
     qtbot.waitUntil(lambda: not tab.busy(), timeout=10_000)
     assert "Nothing was submitted" in tab.run_status.text()
     assert JobStore().all() == [] and ibm_cloud.jobs == {}
+
+
+def test_forget_says_whether_anything_was_saved(window, qtbot, memory_keyring):  # noqa: F811
+    tab = window.hardware
+    with qtbot.waitSignal(tab.status) as said:
+        tab.forget_credentials()
+    assert said.args == ["No IBM Quantum credentials were saved."]

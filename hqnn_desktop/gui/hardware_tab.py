@@ -338,11 +338,15 @@ class HardwareTab(QWidget):
         self.status.emit("IBM Quantum credentials saved.")
 
     def forget_credentials(self) -> None:
+        try:
+            had = self.store.load() is not None
+        except CredentialsError:  # damaged or unreadable: there is something to remove
+            had = True
         self.store.forget()
         self.instance_edit.clear()
         self.backend_table.setRowCount(0)
         self._show_saved()
-        self.status.emit("IBM Quantum credentials removed.")
+        self.status.emit("IBM Quantum credentials removed." if had else "No IBM Quantum credentials were saved.")
 
     def _form_credentials(self) -> Credentials | None:
         """The form's credentials when a key is typed in, else None (the saved ones are used)."""

@@ -255,7 +255,7 @@ class TrainingTab(QWidget):
     def cancel(self) -> None:
         if self.worker is not None:
             self._stop.set()
-            self.state.setText("Cancelling… (the last finished checkpoint is kept)")
+            self.state.setText("Cancelling…")
 
     STAGES: ClassVar[dict[str, str]] = {
         "load_train": "Reading training images", "load_val": "Reading validation images",
@@ -308,7 +308,9 @@ class TrainingTab(QWidget):
         from ..core.train import TrainingCancelled
 
         if isinstance(exc, TrainingCancelled):
-            self.state.setText("Training cancelled; no pack was written. Previous packs are untouched.")
+            self.state.setText("Training cancelled; no pack was written and previous packs are untouched. "
+                               "With backbone fine-tuning on, starting the same training again resumes "
+                               "from its last finished epoch.")
         elif isinstance(exc, (ValueError, PackError)):
             self.state.setText(str(exc))
         elif isinstance(exc, OSError):

@@ -57,6 +57,7 @@ def test_account_run_results_and_export(window, qtbot, tmp_path, ibm_cloud, memo
     qtbot.waitUntil(lambda: tab.report is not None and not tab.busy(), timeout=120_000)
     report = tab.report
     assert report["backend"] == "fake_brisbane" and report["n_images"] == 4 and report["n_jobs"] == 2
+    assert tab.progress.value() == tab.progress.maximum()
     assert "macro-F1: simulation" in tab.summary.text() and "agreement" in tab.summary.text()
     assert tab.sim_plot.matrix.shape == tab.hw_plot.matrix.shape == (8, 8)
     assert tab.images_table.rowCount() == 4 and tab.images_table.columnCount() == 5 + 2 * 8

@@ -475,6 +475,7 @@ class HardwareTab(QWidget):
 
     def _finished_run(self, report: dict) -> None:
         self._set_running(False, f"Done: {report['n_images']} images in {report['n_jobs']} job(s).")
+        self.progress.setValue(1)  # complete, not the 0 % of a run that stopped
         self.refresh_jobs()
         self.show_report(report)
 

@@ -180,6 +180,23 @@ def test_the_last_pack_chosen_is_the_one_loaded_whatever_finishes_first(window, 
     assert window.classify.engine.pack.name == "pbc8" and "pbc8" in combo.currentText()
 
 
+def test_an_export_that_cannot_be_written_says_why_in_words(window, qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    drop(window, [PBC / "platelet"])
+    qtbot.waitUntil(lambda: not window.classify.busy() and len(window.classify.model.results) == 3,
+                    timeout=60_000)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    target = a_file / "results.csv"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), "CSV (*.csv)"))
+    shown = []
+    monkeypatch.setattr(QMessageBox, "open", lambda box: shown.append(box.text()))
+    window.export_csv()
+    assert shown and str(target) in shown[0] and ".tmp" not in shown[0]
+    assert a_file.read_text() == "keep me"
+
+
 def test_saliency_overlay_replaces_the_preview(window, qtbot):
     drop(window, [PBC / "monocyte"])
     qtbot.waitUntil(lambda: not window.classify.busy() and len(window.classify.model.results) == 3,

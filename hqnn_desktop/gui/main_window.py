@@ -336,8 +336,9 @@ class MainWindow(QMainWindow):
             return
         try:
             write_csv(path, list(model.results), model.models, model.labels)
-        except OSError as exc:
-            self.show_error("The CSV file could not be written.", str(exc))
+        except OSError as exc:  # the reason, not the name of the temporary file it failed on
+            self.show_error(f"The CSV file {path} could not be written: {exc.strerror or exc}. "
+                            "Nothing was changed there.")
             return
         self.settings.set("last_export", path)
         self.statusBar().showMessage(f"Saved {path}")

@@ -55,3 +55,24 @@ def test_hardware_command_on_a_fake_backend(tiny_dataset, tmp_path):
                  "--out", str(out)]) == 2
     assert main(["hardware", "--pack", str(pack), "--backend", "fake_nowhere", "--input", str(val),
                  "--out", str(out)]) == 2
+
+
+def test_a_run_stopped_during_submission_is_recorded_as_stopped(tmp_path):
+    import pytest
+
+    from hqnn_desktop.core.packs import load_pack
+    from hqnn_desktop.hardware.jobs import JobStore
+    from hqnn_desktop.hardware.rerun import execute, plan_run
+    from hqnn_desktop.hardware.runner import Cancelled
+
+    from .conftest import BUNDLED, SAMPLES
+
+    paths = sorted(str(p) for p in (SAMPLES / "pbc8").rglob("*.jpg"))[:6]
+    plan = plan_run(load_pack(BUNDLED / "pbc8"), paths, "fake_brisbane",
+                    options=RunOptions(shots=256, batch_size=2, seed=1))
+    store = JobStore(tmp_path / "runs")
+    submitted = []
+    with pytest.raises(Cancelled):
+        execute(plan, store, on_job=lambda job, k, n: submitted.append(k), cancelled=lambda: len(submitted) >= 1)
+    (record,) = store.all()
+    assert record.status == "STOPPED" and len(record.jobs) == 1 and record.n_jobs_planned == 3

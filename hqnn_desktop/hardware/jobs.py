@@ -48,6 +48,8 @@ class RunRecord:
     jobs: list[JobEntry] = field(default_factory=list)
     n_jobs_planned: int = 0
     pack_path: str = ""
+    #: The user stopped it before every batch was submitted.
+    stopped: bool = False
 
     @property
     def n_images(self) -> int:
@@ -55,9 +57,10 @@ class RunRecord:
 
     @property
     def status(self) -> str:
-        """SUBMITTING until every batch is queued, then the least advanced job's status."""
+        """SUBMITTING until every batch is queued (STOPPED if the user stopped that), then the least
+        advanced job's status."""
         if len(self.jobs) < self.n_jobs_planned:
-            return "SUBMITTING"
+            return "STOPPED" if self.stopped else "SUBMITTING"
         states = {j.status for j in self.jobs}
         for s in ("ERROR", "CANCELLED", "QUEUED", "INITIALIZING", "RUNNING", "VALIDATING"):
             if s in states:

@@ -241,8 +241,13 @@ def execute(plan: Plan, store: JobStore | None = None, on_job: Callable[[object,
         if on_job is not None:
             on_job(job, k, n)
 
-    jobs = [job for job, _ in submit_batches(plan.local.codes, weights, plan.backend, plan.layer, plan.options,
-                                             recorded, cancelled=cancelled)]
+    try:
+        jobs = [job for job, _ in submit_batches(plan.local.codes, weights, plan.backend, plan.layer, plan.options,
+                                                 recorded, cancelled=cancelled)]
+    except Cancelled:
+        record.stopped = True  # not "SUBMITTING" for ever in the runs list
+        store.save(record)
+        raise
     for job, entry in zip(jobs, record.jobs):
         _wait(job, cancelled, poll_s)
         _settle(entry, job)

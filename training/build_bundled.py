@@ -53,7 +53,7 @@ DATASETS = {
         "source": "P. Mooney, Kaggle 'Blood Cell Images' (dataset2-master), built from the BCCD "
                   "dataset (Shenggan, 2017)",
         "licence": "MIT (BCCD)",
-        "train": "TRAIN minus the validation groups (augmentations of about 235 smear fields)",
+        "train": "TRAIN minus the validation groups (augmentations of 226 original photographs of 211 smear fields)",
         "validation": "15% of TRAIN split by overlap group (file-name prefix g<GGGGG>), so no smear "
                       "field is on both sides; TEST_SIMPLE (71 originals) as a second check",
         "notes": "Six overlap groups of the official split straddle TRAIN and TEST, so the official "

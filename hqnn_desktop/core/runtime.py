@@ -7,7 +7,7 @@ next batch. Raising the mmap and trim thresholds keeps those buffers in the
 heap, which is what :func:`tune_allocator` does once per process.
 
 bfloat16 autocast is used only where the processor computes it natively (on
-other CPUs it is emulated and dozens of times slower) and only for packs whose
+other CPUs it is emulated, about ten times slower here) and only for packs whose
 card records a passed bf16 check (``scripts/check_precision.py``): the same
 predictions as fp32 on at least 99.5 % of validation images and macro-F1 within
 0.002.

@@ -70,3 +70,13 @@ def test_an_error_in_a_background_thread_is_shown_in_the_window_thread(qtbot, mo
     worker.join()
     qtbot.waitUntil(lambda: len(shown) == 2, timeout=10_000)
     assert "ZeroDivisionError" in shown[1][0] and shown[1][1]
+
+
+def test_the_first_start_size_fits_the_screen(qtbot):
+    from PySide6.QtGui import QGuiApplication
+
+    from hqnn_desktop.gui.main_window import first_start_size
+
+    room = QGuiApplication.primaryScreen().availableGeometry()
+    size = first_start_size()
+    assert size.width() <= min(1200, room.width()) and size.height() <= min(800, room.height())

@@ -7,8 +7,8 @@ import logging
 from html import escape
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSignalBlocker, Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QByteArray, QSignalBlocker, QSize, Qt
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -39,6 +39,15 @@ log = logging.getLogger(__name__)
 #: Tabs built just after the window shows, in their order after Classify.
 DEFERRED_TABS = ("Evaluate", "Training", "Review", "Hardware")
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.tif *.tiff *.bmp *.webp *.gif);;All files (*)"
+
+
+def first_start_size() -> QSize:
+    """1200x800, or less on a smaller screen (a 1366x768 laptop would cut off the status bar)."""
+    screen = QGuiApplication.primaryScreen()
+    if screen is None:
+        return QSize(1200, 800)
+    room = screen.availableGeometry()
+    return QSize(min(1200, int(room.width() * 0.95)), min(800, int(room.height() * 0.92)))
 
 
 def load_engine(folder: str):
@@ -108,7 +117,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.tabs)
         self._build_menus()
         self.statusBar().showMessage("Starting…")
-        self.resize(1200, 800)
+        self.resize(first_start_size())
         geometry = self.settings.get("window_geometry", kind=str)
         if geometry:
             self.restoreGeometry(QByteArray.fromBase64(geometry.encode()))

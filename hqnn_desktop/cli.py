@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="backbone adaptation epochs (with --fine-tune; default: %(default)s)")
     t.add_argument("--fine-tune-per-model", action="store_true",
                    help="after training the heads, fine-tune each model end to end with its own copy of the "
-                        "backbone (classification then runs one backbone per model: about three to four times slower)")
+                        "backbone (classification then runs one backbone per model: about 3.3 times slower)")
     t.add_argument("--fine-tune-per-model-epochs", type=_COUNT, default=3,
                    help="epochs of that per-model fine-tuning (with --fine-tune-per-model)")
     t.add_argument("--fine-tune-per-model-lr", type=_POSITIVE, default=1e-4,

@@ -119,7 +119,7 @@ class TrainingTab(QWidget):
         self.fine_tune_per_model.setToolTip(
             "After the heads are trained, each model is fine-tuned end to end with its own copy of the "
             "backbone (same seed, epochs and schedule for all). Classifying with the pack is then about "
-            "about 3.3 times slower, because each model runs its own backbone.")
+            "3.3 times slower, because each model runs its own backbone.")
         self.per_model_epochs = QSpinBox(minimum=1, maximum=100, value=3)
         self.per_model_epochs.setToolTip("Epochs of the per-model fine-tuning")
         self.head_epochs = QSpinBox(minimum=1, maximum=500, value=heads.epochs)

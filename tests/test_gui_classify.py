@@ -143,7 +143,7 @@ def test_the_default_pack_is_pbc8_when_none_was_chosen(qtbot):
     assert w.classify.engine.pack.name == "pbc8" and "pbc8" in w.pack_combo.currentText()
 
 
-def test_a_pack_named_at_start_wins_over_the_remembered_one(qtbot, monkeypatch):
+def test_a_pack_named_at_start_wins_over_the_remembered_one(qtbot, monkeypatch, tmp_path):
     from PySide6.QtWidgets import QMessageBox
 
     settings = Settings()
@@ -162,7 +162,17 @@ def test_a_pack_named_at_start_wins_over_the_remembered_one(qtbot, monkeypatch):
     w2.show()
     w2.start_loading()
     qtbot.waitUntil(lambda: w2.classify.engine is not None, timeout=60_000)
-    assert "There is no model pack no-such-pack" in shown[0] and w2.classify.engine.pack.name == "bci4"
+    assert "No model pack named 'no-such-pack'" in shown[0] and "used instead" in shown[0]
+    assert w2.classify.engine.pack.name == "bci4"
+
+    elsewhere = tmp_path / "colleague-pack"
+    shutil.copytree(BUNDLED / "pbc8", elsewhere)
+    w3 = MainWindow(settings=settings, initial_pack=str(elsewhere))  # a pack folder not installed
+    qtbot.addWidget(w3)
+    w3.show()
+    w3.start_loading()
+    qtbot.waitUntil(lambda: w3.classify.engine is not None, timeout=60_000)
+    assert w3.classify.engine.pack.path == elsewhere and "(folder)" in w3.pack_combo.currentText()
 
 
 def test_the_last_pack_chosen_is_the_one_loaded_whatever_finishes_first(window, qtbot):

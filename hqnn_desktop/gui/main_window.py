@@ -61,10 +61,21 @@ def load_engine(folder: str):
     return engine
 
 
-def list_pack_infos():
-    from ..core.packs import list_packs
+def list_pack_infos(asked: str | None = None):
+    """Worker function: the installed packs, the folder of the pack ``asked`` for at start (added
+    to the list when it lies elsewhere), and why there is none when it cannot be found."""
+    from ..core.packs import PackError, PackInfo, list_packs, read_card, resolve_pack
 
-    return list_packs()
+    infos = list_packs()
+    if asked is None:
+        return infos, None, None
+    try:
+        folder = resolve_pack(asked)
+        if not any(info.path.resolve() == folder.resolve() for info in infos):
+            infos.append(PackInfo(folder, read_card(folder), "folder"))
+        return infos, folder, None
+    except PackError as exc:
+        return infos, None, str(exc)
 
 
 class MainWindow(QMainWindow):
@@ -221,11 +232,13 @@ class MainWindow(QMainWindow):
     def start_loading(self) -> None:
         """Find packs and load the remembered (or first) one in the background."""
         self.statusBar().showMessage("Looking for model packs…")
-        self._lister = start_worker(list_pack_infos, returned=self._packs_found,
+        asked, self._initial_pack = self._initial_pack, None
+        self._lister = start_worker(list_pack_infos, asked, returned=self._packs_found,
                                     errored=lambda e: self.show_error("The model packs could not be listed.",
                                                                       repr(e)))
 
-    def _packs_found(self, infos) -> None:
+    def _packs_found(self, found) -> None:
+        infos, asked_folder, asked_problem = found
         self.pack_infos = list(infos)
         self.pack_combo.clear()
         for info in self.pack_infos:
@@ -241,15 +254,10 @@ class MainWindow(QMainWindow):
         default = default_pack_name(self.pack_infos)
         index = next((i for i, p in enumerate(self.pack_infos) if str(p.path) == wanted),
                      next(i for i, p in enumerate(self.pack_infos) if p.name == default))
-        if self._initial_pack is not None:
-            asked, self._initial_pack = self._initial_pack, None
-            found = [i for i, p in enumerate(self.pack_infos)
-                     if asked in (p.name, p.path.name) or Path(asked).resolve() == p.path.resolve()]
-            if found:
-                index = found[-1]  # user packs come last and shadow bundled ones, as on the command line
-            else:
-                self.show_error(f"There is no model pack {asked}; the pack {self.pack_infos[index].name} is "
-                                "used instead.", "Installed packs: " + ", ".join(p.name for p in self.pack_infos))
+        if asked_folder is not None:
+            index = next(i for i, p in enumerate(self.pack_infos) if p.path.resolve() == asked_folder.resolve())
+        elif asked_problem is not None:
+            self.show_error(f"{asked_problem} The pack {self.pack_infos[index].name} is used instead.")
         self.pack_combo.setCurrentIndex(index)
         self._pack_chosen(index)
         if self._initial:

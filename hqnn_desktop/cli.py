@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .core.configs import (
+    MAX_CELL_WINDOW,
     MAX_INPUT_SIZE,
     MAX_QUBITS,
+    MIN_CELL_WINDOW,
     MIN_INPUT_SIZE,
     MIN_QUBITS,
     AdaptConfig,
@@ -88,6 +90,8 @@ _COUNT = _whole(1)
 _POSITIVE = _real("a number above 0", lambda v: v > 0)
 _NON_NEGATIVE = _real("a number of at least 0", lambda v: v >= 0)
 _FRACTION = _real("between 0 and 1, for example 0.15", lambda v: 0 < v < 1)
+_CELL_WINDOW = _real(f"between {MIN_CELL_WINDOW} and {MAX_CELL_WINDOW} (a share of the picture's shorter side), "
+                     "for example 0.6", lambda v: MIN_CELL_WINDOW <= v <= MAX_CELL_WINDOW)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--contrastive-weight", type=_NON_NEGATIVE, default=heads.contrastive_weight)
     t.add_argument("--input-size", type=_whole(MIN_INPUT_SIZE, MAX_INPUT_SIZE, " pixels"),
                    default=AdaptConfig.input_size, help="image side in pixels (default: %(default)s)")
+    t.add_argument("--cell-window", type=_CELL_WINDOW, metavar="FRACTION",
+                   help="for photographs of whole smear fields with one white cell each: cut a square this "
+                        "share of the shorter side around the most strongly stained cell before resizing, "
+                        "in training and whenever the pack is used (bci4 uses 0.6)")
     t.add_argument("--seed", type=_whole(0), default=heads.seed)
     t.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: a GPU when present)")
 
@@ -442,7 +450,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         heads=HeadConfig(n_qubits=args.qubits, layers=args.layers, epochs=args.head_epochs, lr=args.lr,
                          batch_size=args.batch_size, contrastive_weight=args.contrastive_weight,
                          seed=args.seed),
-        device=args.device)
+        device=args.device, cell_window=args.cell_window)
     start = time.time()
 
     def progress(stage: str, done: int, total: int, metrics: dict) -> None:

@@ -73,7 +73,6 @@ def measure_engine(args: argparse.Namespace) -> dict:
     import numpy as np
     import torch
 
-    from hqnn_desktop.core.imageio import load_model_input
     from hqnn_desktop.core.packs import load_pack, resolve_pack
     from hqnn_desktop.core.predict import Engine
 
@@ -87,7 +86,7 @@ def measure_engine(args: argparse.Namespace) -> dict:
     stages = dict(engine.stage_seconds)
     batches = -(-len(paths) // engine.batch_size)
 
-    preload = np.stack([load_model_input(p, engine.pack.input_size) for p in paths[:8 * engine.batch_size]])
+    preload = np.stack([engine.pack.model_input(p) for p in paths[:8 * engine.batch_size]])
     chunks = [preload[i:i + engine.batch_size] for i in range(0, len(preload), engine.batch_size)]
     engine.features(chunks[0])
     repeats = max(1, (args.n - WARMUP_IMAGES) // len(preload))

@@ -209,6 +209,10 @@ DAMAGES = {
     "input_size_tiny": ("input_size", 8),
     "qubits_huge": ("n_qubits", 40),
     "layers_bool": ("layers", True),
+    "preprocessing_text": ("preprocessing", "stretch"),
+    "crop_unknown": ("preprocessing", {"crop": {"kind": "nucleus"}}),
+    "crop_side_huge": ("preprocessing", {"crop": {"kind": "stained_cell", "side": 3}}),
+    "crop_side_text": ("preprocessing", {"crop": {"kind": "stained_cell", "side": "wide"}}),
 }
 
 
@@ -282,6 +286,7 @@ def test_the_window_takes_a_pack_before_the_images(monkeypatch, capsys):
     ("--lr", "nan"), ("--lr", "-0.1"), ("--lr", "inf"), ("--head-epochs", "0"), ("--head-epochs", "-1"),
     ("--epochs", "0"), ("--val-fraction", "0"), ("--val-fraction", "1.5"), ("--contrastive-weight", "-1"),
     ("--fine-tune-per-model-epochs", "0"), ("--fine-tune-per-model-lr", "0"), ("--seed", "-3"),
+    ("--cell-window", "0"), ("--cell-window", "1.5"), ("--cell-window", "wide"),
 ])
 def test_train_numbers_are_checked_before_any_image_is_read(option, value, tiny_dataset, capsys):
     with pytest.raises(SystemExit) as exc:

@@ -29,6 +29,7 @@ import numpy as np
 from hqnn_desktop.core import ood
 from hqnn_desktop.core.backbones import load_state_file
 from hqnn_desktop.core.build import make_card
+from hqnn_desktop.core.cell_crop import CellCrop
 from hqnn_desktop.core.heads import MODEL_KINDS
 from hqnn_desktop.core.metrics import classification_report, macro_f1, mcnemar, mean_std
 from hqnn_desktop.core.packs import save_pack
@@ -172,7 +173,8 @@ def main() -> None:
         validation["test_simple"] = first["check"]
     card = make_card(
         name=args.pack, labels=labels, backbone=adapt_record["config"]["backbone"],
-        input_size=adapt_record["config"]["input_size"], n_qubits=chosen.n_qubits, layers=chosen.layers,
+        input_size=adapt_record["config"]["input_size"],
+        crop=CellCrop.from_card(adapt_record["crop"]) if adapt_record.get("crop") else None, n_qubits=chosen.n_qubits, layers=chosen.layers,
         feature_dim=f_train.shape[1], models=MODEL_KINDS,
         training={"protocol": "backbone adapted end to end with an 8-d tanh bottleneck (stage 1), "
                               "then the three heads trained on identical frozen features (stage 3)",

@@ -17,16 +17,17 @@ import numpy as np
 from PIL import Image
 
 from hqnn_desktop.core.backbones import load_state_file
+from hqnn_desktop.core.cell_crop import CellCrop
 from hqnn_desktop.core.datasets import scan_class_folders, split_validation
 from hqnn_desktop.core.imageio import load_rgb, to_model_input
 from hqnn_desktop.core.train import FeatureExtractor, extract_features
 
 
-def reencoded(path: Path, size: int, quality: int) -> np.ndarray:
+def reencoded(path: Path, size: int, quality: int, crop: CellCrop | None) -> np.ndarray:
     buf = io.BytesIO()
     load_rgb(path).save(buf, "WEBP", quality=quality)
     buf.seek(0)
-    return to_model_input(Image.open(buf).convert("RGB"), size)
+    return to_model_input(Image.open(buf).convert("RGB"), size, crop)
 
 
 def main() -> None:
@@ -39,17 +40,20 @@ def main() -> None:
     ap.add_argument("--val-fraction", type=float, default=0.15)
     ap.add_argument("--reencode", type=int, help="WebP quality for a re-encoded copy")
     ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--crop", type=float, help="cut the window on the stained cell first (fraction of "
+                                               "the shorter side), as the pack was trained")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
+    crop = CellCrop(args.crop) if args.crop else None
     files = scan_class_folders(args.dir, args.labels.split(",") if args.labels else None)
     if args.group_val:
         _, files = split_validation(files, args.val_fraction, 0, args.group_val)
     ex = FeatureExtractor(args.name, pretrained=False)
     ex.load_state_dict(load_state_file(str(args.backbone)))
     if args.reencode:
-        images = np.stack([reencoded(p, args.size, args.reencode) for p in files.paths])
+        images = np.stack([reencoded(p, args.size, args.reencode, crop) for p in files.paths])
     else:
-        images = np.stack([to_model_input(load_rgb(p), args.size) for p in files.paths])
+        images = np.stack([to_model_input(load_rgb(p), args.size, crop) for p in files.paths])
     feats = extract_features(ex, images, batch_size=32, device="cpu")
     np.savez(args.out, features=feats, targets=np.asarray(files.targets),
              paths=np.array([str(p) for p in files.paths]), labels=np.array(files.labels))

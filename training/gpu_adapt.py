@@ -78,6 +78,9 @@ def main() -> None:
     ap.add_argument("--device")
     ap.add_argument("--mixup", type=float, default=0.0)
     ap.add_argument("--ema", type=float, default=0.0, help="EMA decay of the weights (0: off)")
+    ap.add_argument("--resumable", action="store_true",
+                    help="checkpoint each variant's epochs under --out and resume from them when rerun "
+                         "(long runs on a CPU)")
     ap.add_argument("--variants", help="JSON list of config overrides to try; the best by "
                                        "validation macro-F1 is exported")
     args = ap.parse_args()
@@ -109,13 +112,14 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     t1 = time.time()
     tried, best = [], None
-    for overrides in variants:
+    for number, overrides in enumerate(variants):
         aug = {**asdict(base.augment), **overrides.get("augment", {})}
         cfg = replace(base, **{k: v for k, v in overrides.items() if k != "augment"},
                       augment=AugmentConfig(**aug))
         print("variant", json.dumps(overrides), flush=True)
         model, history = adapt_backbone(images[tr], targets[tr], len(index["labels"]), cfg,
                                         device=args.device, callbacks=Callbacks(progress=progress),
+                                        checkpoint=args.out / f"variant{number}.ckpt" if args.resumable else None,
                                         val=(images[va], targets[va]) if va.any() else None)
         scores = {name: score(model, images[m], targets[m], len(index["labels"]), args.device)
                   for name, m in (("val", va), ("check", ck)) if m.any()}
@@ -138,7 +142,7 @@ def main() -> None:
     save_file(state, str(args.out / "backbone.safetensors"))
     device_name = torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else "cpu"
     record = {"config": {**asdict(cfg), "augment": asdict(cfg.augment)}, "labels": index["labels"],
-              "variants": tried,
+              "crop": index.get("crop"), "variants": tried,
               "n_train": int(tr.sum()), "n_val_monitor": int(va.sum()), "history": history,
               "seconds": {"decode": t_decode, "adapt": t_train, "features": t_feat},
               "device": device_name, "torch": torch.__version__}

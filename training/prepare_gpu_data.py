@@ -23,6 +23,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from hqnn_desktop.core.backbones import _lite0_weights
+from hqnn_desktop.core.cell_crop import CellCrop
 from hqnn_desktop.core.datasets import scan_class_folders, split_validation
 from hqnn_desktop.core.imageio import load_model_input
 
@@ -30,9 +31,9 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BCI_GROUP = r"^g(\d+)_"
 
 
-def encode(path: Path, size: int, quality: int) -> bytes:
+def encode(path: Path, size: int, quality: int, crop: CellCrop | None) -> bytes:
     buf = io.BytesIO()
-    Image.fromarray(load_model_input(path, size)).save(buf, "WEBP", quality=quality, method=4)
+    Image.fromarray(load_model_input(path, size, crop)).save(buf, "WEBP", quality=quality, method=4)
     return buf.getvalue()
 
 
@@ -43,7 +44,10 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--quality", type=int, default=85)
     ap.add_argument("--val-subset", type=int, default=400, help="validation images carried for monitoring (0: all)")
+    ap.add_argument("--crop", type=float, help="cut a window on the stained cell first, this fraction "
+                                               "of the shorter side (the pack's preprocessing.crop)")
     args = ap.parse_args()
+    crop = CellCrop(args.crop) if args.crop else None
     if args.dataset == "pbc":
         train = scan_class_folders(DATA / "pbc" / "train")
         val = scan_class_folders(DATA / "pbc" / "val", train.labels)
@@ -58,7 +62,7 @@ def main() -> None:
         check = scan_class_folders(DATA / "bci" / "TEST_SIMPLE", train.labels)
         items += [(p, t, "check") for p, t in zip(check.paths, check.targets)]
     with ThreadPoolExecutor(4) as pool:
-        blobs = list(pool.map(lambda it: encode(it[0], args.size, args.quality), items))
+        blobs = list(pool.map(lambda it: encode(it[0], args.size, args.quality, crop), items))
     args.out.mkdir(parents=True, exist_ok=True)
     offsets, pos = [], 0
     with open(args.out / "images.bin", "wb") as fh:
@@ -67,6 +71,7 @@ def main() -> None:
             offsets.append([pos, len(b)])
             pos += len(b)
     index = {"labels": train.labels, "size": args.size, "offsets": offsets,
+             "crop": crop.to_card() if crop else None,
              "targets": [t for _, t, _ in items], "split": [s for _, _, s in items],
              "names": [p.name for p, _, _ in items]}
     (args.out / "index.json").write_text(json.dumps(index))

@@ -23,6 +23,7 @@ from . import ood
 from .augment import AugmentConfig
 from .backbones import get_spec
 from .calibration import calibrate_or_skip, calibrated_proba, head_logits, record_calibration
+from .cell_crop import CellCrop
 from .circuits import ANSATZ_ID, circuit_parameter_count
 from .datasets import (
     LabelledFiles,
@@ -68,10 +69,14 @@ class PackRecipe:
     description: str = ""
     #: a manifest of verified cells (a review's corrections) added to the training images
     corrections: str | None = None
+    #: for whole smear fields: first cut a window on the stained white cell, this fraction of the
+    #: image's shorter side (:mod:`core.cell_crop`); None uses the whole image
+    cell_window: float | None = None
 
 
-def _load(files: LabelledFiles, size: int, callbacks: Callbacks, stage: str) -> tuple[np.ndarray, np.ndarray]:
-    images, errors = load_images(files.paths, size,
+def _load(files: LabelledFiles, size: int, crop: CellCrop | None, callbacks: Callbacks,
+          stage: str) -> tuple[np.ndarray, np.ndarray]:
+    images, errors = load_images(files.paths, size, crop=crop,
                                  progress=lambda d, t: (callbacks.check(), callbacks.progress(stage, d, t, {})))
     ok = np.array([e is None for e in errors], dtype=bool)
     return images[ok], np.asarray(files.targets)[ok]
@@ -102,8 +107,9 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
         train_files, val_files = split_validation(train_files, recipe.val_fraction, cfg.seed,
                                                   recipe.group_pattern)
     labels = train_files.labels
-    x_train, y_train = _load(train_files, cfg.input_size, callbacks, "load_train")
-    x_val, y_val = _load(val_files, cfg.input_size, callbacks, "load_val")
+    crop = CellCrop(recipe.cell_window) if recipe.cell_window else None
+    x_train, y_train = _load(train_files, cfg.input_size, crop, callbacks, "load_train")
+    x_val, y_val = _load(val_files, cfg.input_size, crop, callbacks, "load_val")
     for part, targets in (("training", y_train), ("validation", y_val)):
         check_classes_present(labels, targets, part)
     checkpoint = Path(out_dir).with_name(f".{Path(out_dir).name}.adapt.ckpt")
@@ -137,7 +143,7 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
     metrics = {kind: classification_report(y_val, calibrated_proba(z, temperature[kind]), labels)
                for kind, z in val_logits.items()}
     card = make_card(
-        name=recipe.name, labels=labels, backbone=cfg.backbone, input_size=cfg.input_size,
+        name=recipe.name, labels=labels, backbone=cfg.backbone, input_size=cfg.input_size, crop=crop,
         n_qubits=recipe.heads.n_qubits, layers=recipe.heads.layers, feature_dim=spec.feature_dim,
         models=tuple(heads), training={
             "train_dir": str(recipe.train_dir), "val_dir": recipe.val_dir,
@@ -176,7 +182,7 @@ def manifest_record(manifest: str | Path, count: int) -> dict:
 
 def make_card(*, name: str, labels: list[str], backbone: str, input_size: int, n_qubits: int,
               layers: int, feature_dim: int, models: tuple[str, ...], training: dict,
-              validation: dict, data: dict, extra: dict | None = None) -> dict:
+              validation: dict, data: dict, extra: dict | None = None, crop: CellCrop | None = None) -> dict:
     """Assemble a model card (the weight checksums are added by ``save_pack``)."""
     from .heads import parameter_counts
 
@@ -189,6 +195,7 @@ def make_card(*, name: str, labels: list[str], backbone: str, input_size: int, n
         "feature_dim": feature_dim,
         "input_size": input_size,
         "preprocessing": {"decode": "RGB, EXIF orientation applied, alpha composited on white",
+                          **({"crop": crop.to_card()} if crop else {}),
                           "resize": f"stretch to {input_size}x{input_size}, bilinear"},
         "normalization": {"mean": list(spec.mean), "std": list(spec.std)},
         "n_qubits": n_qubits,

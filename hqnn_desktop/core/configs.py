@@ -21,6 +21,9 @@ MAX_QUBITS = 12
 MIN_QUBITS = 2
 #: Smaller images vanish in the backbone's five halvings; larger ones cost memory for no gain.
 MIN_INPUT_SIZE, MAX_INPUT_SIZE = 32, 1024
+#: The window on the stained cell (:mod:`core.cell_crop`), as a fraction of the image's shorter side:
+#: below a tenth not even a small lymphocyte fits at the magnifications these datasets use.
+MIN_CELL_WINDOW, MAX_CELL_WINDOW = 0.1, 1.0
 
 
 def _default_augment() -> AugmentConfig:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cell_crop import CellCrop
 from .imageio import ImageError, is_image_name, load_model_input
 
 
@@ -213,15 +214,16 @@ def split_validation(files: LabelledFiles, fraction: float, seed: int,
 
 
 def load_images(paths: Sequence[Path], size: int, workers: int = 4,
-                progress: Callable[[int, int], None] | None = None
+                progress: Callable[[int, int], None] | None = None, crop: CellCrop | None = None
                 ) -> tuple[np.ndarray, list[str | None]]:
-    """Decode ``paths`` into a (N, size, size, 3) uint8 array; errors listed per image (or None)."""
+    """Decode ``paths`` (cut to the cell window when ``crop`` is given) into a (N, size, size, 3)
+    uint8 array; errors listed per image (or None)."""
     out = np.zeros((len(paths), size, size, 3), dtype=np.uint8)
     errors: list[str | None] = [None] * len(paths)
 
     def work(i: int) -> None:
         try:
-            out[i] = load_model_input(paths[i], size)
+            out[i] = load_model_input(paths[i], size, crop)
         except ImageError as exc:
             errors[i] = str(exc)
 

@@ -60,7 +60,7 @@ class FineTuneRecipe:
 
 
 def _images(pack, files) -> tuple[np.ndarray, np.ndarray]:
-    images, errors = load_images(files.paths, pack.input_size)
+    images, errors = load_images(files.paths, pack.input_size, crop=pack.crop)
     ok = np.array([e is None for e in errors], dtype=bool)
     if not ok.any():
         raise DatasetError("None of the listed images could be read.")

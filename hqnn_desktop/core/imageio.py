@@ -1,7 +1,7 @@
 """Safe image decoding and the one resize every model input goes through.
 
 Every path into a model (training, classify, evaluate, the GUI, the hardware
-rerun) decodes with :func:`load_rgb` and resizes with :func:`to_model_input`, so
+rerun) decodes with :func:`load_rgb` and crops/resizes with :func:`to_model_input`, so
 a pack sees the same pixels at training time and in a user's hands.
 Failures become :class:`ImageError` with a sentence a biologist can act on.
 """
@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .cell_crop import CellCrop
 
 #: Images larger than this many pixels are refused (decompression bombs).
 MAX_PIXELS = 64_000_000
@@ -210,16 +212,19 @@ def _value_range(arr: np.ndarray) -> tuple[float, float]:
     return float(arr.min()), float(arr.max())
 
 
-def to_model_input(im: Image.Image, size: int) -> np.ndarray:
-    """Resize to ``size`` x ``size`` (stretching, as at training time); uint8 HWC array."""
+def to_model_input(im: Image.Image, size: int, crop: CellCrop | None = None) -> np.ndarray:
+    """Cut the pack's cell window when it has one, then resize to ``size`` x ``size``
+    (stretching, as at training time); uint8 HWC array."""
+    if crop is not None:
+        im = crop.apply(im)
     if im.size != (size, size):
         im = im.resize((size, size), Image.BILINEAR, reducing_gap=None)
     return np.asarray(im, dtype=np.uint8)
 
 
-def load_model_input(path: str | os.PathLike, size: int) -> np.ndarray:
-    """Decode ``path`` and resize it for a model: the single path from file to pixels."""
-    return to_model_input(load_rgb(path), size)
+def load_model_input(path: str | os.PathLike, size: int, crop: CellCrop | None = None) -> np.ndarray:
+    """Decode ``path`` and prepare it for a model: the single path from file to pixels."""
+    return to_model_input(load_rgb(path), size, crop)
 
 
 def is_image_name(path: Path, *, unreadable_too: bool = False) -> bool:

@@ -22,10 +22,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from .cell_crop import CellCrop
 from .configs import MAX_INPUT_SIZE, MAX_QUBITS, MIN_INPUT_SIZE, MIN_QUBITS
 from .heads import MODEL_KINDS, Head
+from .imageio import load_model_input
 from .ood import OodModel
 from .storage import DIR_MODE, FILE_MODE, atomic_write_json
 
@@ -125,6 +128,10 @@ def card_problem(card: dict) -> str | None:
         return "its circuit layers and feature size must be whole numbers of at least 1"
     if not isinstance(card["normalization"], dict):
         return "its normalization is not a table of values"
+    try:
+        card_crop(card)
+    except ValueError as exc:
+        return str(exc)
     models = card["models"]
     if not isinstance(models, dict) or not models or not all(isinstance(v, dict) for v in models.values()):
         return "its models must be a table with one entry per model"
@@ -133,6 +140,16 @@ def card_problem(card: dict) -> str | None:
             isinstance(v, dict) and isinstance(v.get("sha256"), str) for v in files.values()):
         return "its files must be a table giving each weight file's sha256 checksum"
     return None
+
+
+def card_crop(card: dict) -> CellCrop | None:
+    """The cell window a card asks for before the resize (None: the whole image is used);
+    ``ValueError`` with a reason when the card's preprocessing cannot be followed."""
+    preprocessing = card.get("preprocessing", {})
+    if not isinstance(preprocessing, dict):
+        raise ValueError("its preprocessing is not a table of steps")
+    entry = preprocessing.get("crop")
+    return None if entry is None else CellCrop.from_card(entry)
 
 
 def verify_files(folder: Path, card: dict) -> None:
@@ -178,6 +195,15 @@ class Pack:
     @property
     def input_size(self) -> int:
         return int(self.card["input_size"])
+
+    @property
+    def crop(self) -> CellCrop | None:
+        """The window on the stained cell cut before the resize, for packs trained that way."""
+        return card_crop(self.card)
+
+    def model_input(self, path: str | os.PathLike) -> np.ndarray:
+        """Decode ``path`` into this pack's model input (uint8 HWC): the pixels it was trained on."""
+        return load_model_input(path, self.input_size, self.crop)
 
 
 def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:

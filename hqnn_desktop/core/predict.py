@@ -22,16 +22,16 @@ import numpy as np
 import torch
 
 from .calibration import calibrated_softmax, temperature_of
-from .imageio import ImageError, load_model_input
+from .imageio import ImageError
 from .inputs import ImageResult, iter_image_paths
 from .kinds import MODEL_KINDS
 from .packs import Pack
 from .runtime import choose_precision, tune_allocator
 
 
-def _decode(path: str, size: int) -> tuple[str, np.ndarray | None, str | None]:
+def _decode(path: str, pack: Pack) -> tuple[str, np.ndarray | None, str | None]:
     try:
-        return path, load_model_input(path, size), None
+        return path, pack.model_input(path), None
     except ImageError as exc:
         return path, None, str(exc)
     except Exception as exc:  # noqa: BLE001 (a decoder bug must not stop a batch of thousands)
@@ -120,7 +120,6 @@ class Engine:
     def classify(self, paths: Iterable[str], cancelled: Callable[[], bool] = lambda: False,
                  keep_latents: bool = False) -> Iterator[ImageResult]:
         """Yield one :class:`ImageResult` per path, in order, decoding ahead in threads."""
-        size = self.pack.input_size
         ahead = self.batch_size * 3
         pending: queue.Queue[Future | BaseException | None] = queue.Queue(maxsize=ahead)
         stop = threading.Event()
@@ -132,7 +131,7 @@ class Engine:
                 for path in paths:
                     if stop.is_set():
                         break
-                    fut = pool.submit(_decode, path, size)
+                    fut = pool.submit(_decode, path, self.pack)
                     while not stop.is_set():
                         try:
                             pending.put(fut, timeout=0.1)

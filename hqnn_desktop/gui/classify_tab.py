@@ -44,10 +44,9 @@ MODEL_COLORS = {"hqnn": (90, 60, 200), "classical": (30, 150, 110), "baseline": 
 
 def saliency_overlay(pack, path: str, kind: str) -> tuple[np.ndarray, str]:
     """Worker function: the model input with its Grad-CAM heat map blended in (RGB uint8)."""
-    from ..core.imageio import load_model_input
     from ..core.saliency import grad_cam
 
-    image = load_model_input(path, pack.input_size)
+    image = pack.model_input(path)
     cam, k = grad_cam(pack, image, kind)
     if not cam.max() > 0:
         raise ValueError("this model's score does not change locally for this image (its encoding is "

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.configs import AdaptConfig, HeadConfig
+from ..core.configs import MAX_CELL_WINDOW, MIN_CELL_WINDOW, AdaptConfig, HeadConfig
 from ..core.kinds import MODEL_KINDS, MODEL_TITLES
 from .workers import start_worker
 
@@ -128,6 +128,17 @@ class TrainingTab(QWidget):
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=heads.seed)
         self.contrastive = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=10.0, singleStep=0.1,
                                           value=heads.contrastive_weight)
+        self.cell_crop = QCheckBox("Centre each picture on its stained white cell")
+        self.cell_crop.setToolTip(
+            "For photographs of whole smear fields with one white cell each (like Blood Cell Images): "
+            "a square around the most strongly stained cell is cut out before resizing, in training and "
+            "whenever the pack classifies, so the cell gets more of the model's pixels. Leave it off for "
+            "pictures that already show one centred cell (like PBC).")
+        self.cell_window = QDoubleSpinBox(decimals=2, minimum=MIN_CELL_WINDOW, maximum=MAX_CELL_WINDOW,
+                                          singleStep=0.05, value=0.6)
+        self.cell_window.setToolTip("Side of the square, as a share of the picture's shorter side")
+        self.cell_crop.toggled.connect(self.cell_window.setEnabled)
+        self.cell_window.setEnabled(False)
         self.name = QLineEdit("my-pack")
         self.fine_tune.toggled.connect(self.epochs.setEnabled)
         self.epochs.setEnabled(False)
@@ -140,6 +151,8 @@ class TrainingTab(QWidget):
         form.addRow("Validation folder", _folder_row(self.val_dir, self, "Validation folder"))
         form.addRow("…or validation fraction", self.val_fraction)
         form.addRow("Group pattern", self.group_pattern)
+        form.addRow("", self.cell_crop)
+        form.addRow("Cell window", self.cell_window)
         form.addRow("Backbone", self.backbone)
         models_row = QHBoxLayout()
         for box in self.model_boxes.values():
@@ -216,7 +229,8 @@ class TrainingTab(QWidget):
                               seed=self.seed.value(), bottleneck=self.qubits.value()),
             heads=HeadConfig(n_qubits=self.qubits.value(), layers=self.layers.value(),
                              epochs=self.head_epochs.value(), lr=self.lr.value(), batch_size=self.batch.value(),
-                             contrastive_weight=self.contrastive.value(), seed=self.seed.value()))
+                             contrastive_weight=self.contrastive.value(), seed=self.seed.value()),
+            cell_window=self.cell_window.value() if self.cell_crop.isChecked() else None)
 
     def start(self) -> None:
         from ..core.packs import PackError, check_pack_name, list_packs, user_packs_dir

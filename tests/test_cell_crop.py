@@ -1,0 +1,123 @@
+"""The window on the stained white cell: found among red cells and platelets, used everywhere a
+pack that was trained with it turns a picture into model input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from hqnn_desktop.core.build import AdaptConfig, HeadConfig, PackRecipe, train_pack
+from hqnn_desktop.core.cell_crop import CellCrop
+from hqnn_desktop.core.datasets import scan_class_folders
+from hqnn_desktop.core.imageio import load_model_input, load_rgb
+from hqnn_desktop.core.packs import load_pack
+from hqnn_desktop.core.predict import Engine
+
+from .conftest import SAMPLES
+
+
+def smear_field(seed: int, size=(320, 240)) -> tuple[Image.Image, tuple[int, int, int]]:
+    """A field like Blood Cell Images: pale background, many pink red cells, a few purple
+    platelets and one large purple white cell; returns it and the white cell (x, y, radius)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    im = Image.new("RGB", size, (226, 222, 218))
+    draw = ImageDraw.Draw(im)
+    for _ in range(40):
+        x, y, r = rng.integers(0, w), rng.integers(0, h), rng.integers(14, 20)
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=(214, 158, 160), outline=(190, 130, 135))
+    for _ in range(6):
+        x, y = rng.integers(0, w), rng.integers(0, h)
+        draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=(110, 70, 175))
+    r = int(rng.integers(24, 36))
+    x, y = int(rng.integers(r, w - r)), int(rng.integers(r, h - r))
+    draw.ellipse([x - r, y - r, x + r, y + r], fill=(200, 170, 215))  # cytoplasm
+    draw.ellipse([x - r // 2 - 6, y - r // 2, x + r // 2, y + r // 2 + 4], fill=(95, 50, 160))  # nucleus
+    return im, (x, y, r)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_window_holds_the_white_cell_not_a_platelet(seed):
+    im, (x, y, r) = smear_field(seed)
+    left, top, right, bottom = CellCrop(0.6).box(im)
+    assert right - left == bottom - top == 144  # 0.6 of the shorter side
+    assert 0 <= left and 0 <= top and right <= 320 and bottom <= 240  # shifted inside, never padded
+    assert left <= x - r // 2 and x + r // 2 <= right and top <= y - r // 2 and y + r // 2 <= bottom
+
+
+def test_the_window_follows_the_picture_size_and_black_fill():
+    im, (x, y, _) = smear_field(3)
+    big = im.resize((1280, 960), Image.BILINEAR)
+    small_box, big_box = CellCrop(0.5).box(im), CellCrop(0.5).box(big)
+    assert big_box[2] - big_box[0] == 480
+    assert np.abs(np.asarray(big_box) - 4 * np.asarray(small_box)).max() <= 12
+    rotated = im.rotate(20, fillcolor=(0, 0, 0))  # as the dataset's augmentations fill corners
+    left, top, right, bottom = CellCrop(0.6).box(rotated)
+    cx, cy = 160 + (x - 160) * np.cos(np.radians(20)) + (y - 120) * np.sin(np.radians(20)), \
+        120 - (x - 160) * np.sin(np.radians(20)) + (y - 120) * np.cos(np.radians(20))
+    assert left < cx < right and top < cy < bottom
+
+
+def test_a_picture_without_stain_keeps_its_centre():
+    assert CellCrop(0.6).box(Image.new("RGB", (300, 200), (230, 230, 230))) == (90, 40, 210, 160)
+    assert CellCrop(1.0).box(Image.new("RGB", (50, 80), (0, 0, 0))) == (0, 15, 50, 65)
+
+
+def test_the_window_on_a_real_smear_field_is_more_stained_than_the_field():
+    for path in sorted((SAMPLES / "bci4").glob("*/*.jpeg")):
+        field = np.asarray(load_rgb(path), dtype=np.float32)
+        window = np.asarray(CellCrop(0.6).apply(load_rgb(path)), dtype=np.float32)
+
+        def stain(a):
+            return np.clip(a[..., 2] - a[..., 0], 0, None).mean()
+
+        assert stain(window) > 1.5 * stain(field), path
+
+
+@pytest.mark.parametrize("entry,reason", [
+    ({"kind": "nucleus", "side": 0.6}, "not one this version knows"),
+    ({"kind": "stained_cell"}, "no numeric 'side'"),
+    ({"kind": "stained_cell", "side": True}, "no numeric 'side'"),
+    ({"kind": "stained_cell", "side": 0.01}, "between 0.1 and 1.0"),
+    ("stained_cell", "not one this version knows"),
+])
+def test_a_card_step_that_cannot_be_followed_is_explained(entry, reason):
+    with pytest.raises(ValueError, match=reason):
+        CellCrop.from_card(entry)
+
+
+def test_a_pack_trained_with_a_cell_window_uses_it_in_every_prediction(tiny_dataset, tmp_path):
+    train, val = tiny_dataset
+    recipe = PackRecipe(train_dir=str(train), val_dir=str(val), name="cells", cell_window=0.5,
+                        adapt=AdaptConfig(input_size=64), heads=HeadConfig(n_qubits=4, epochs=30, lr=0.03))
+    pack = load_pack(train_pack(recipe, tmp_path / "cells"))
+    card = json.loads((tmp_path / "cells" / "card.json").read_text())
+    assert card["preprocessing"]["crop"] == {"kind": "stained_cell", "side": 0.5}
+    assert pack.crop == CellCrop(0.5)
+    assert card["metrics"]["validation"]["models"]["hqnn"]["accuracy"] >= 0.8  # chance is 1/3
+
+    paths = [str(p) for p in scan_class_folders(val).paths[::4]]
+    engine = Engine(pack)
+    cropped = np.stack([load_model_input(p, 64, CellCrop(0.5)) for p in paths])
+    whole = np.stack([load_model_input(p, 64) for p in paths])
+    expected = engine.run_batch(cropped)[0]["hqnn"]
+    got = np.stack([r.proba["hqnn"] for r in engine.classify(paths)])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert not np.allclose(engine.run_batch(whole)[0]["hqnn"], expected, atol=1e-3)
+    np.testing.assert_array_equal(pack.model_input(paths[0]), cropped[0])
+
+
+def test_training_tab_passes_the_cell_window_only_when_asked(qtbot, tiny_dataset):
+    from hqnn_desktop.gui.training_tab import TrainingTab
+
+    tab = TrainingTab()
+    qtbot.addWidget(tab)
+    tab.train_dir.setText(str(tiny_dataset[0]))
+    assert tab.recipe().cell_window is None and not tab.cell_window.isEnabled()
+    tab.cell_crop.setChecked(True)
+    tab.cell_window.setValue(0.55)
+    assert tab.cell_window.isEnabled() and tab.recipe().cell_window == pytest.approx(0.55)
+    assert "whole smear fields" in tab.cell_crop.toolTip()

@@ -252,3 +252,43 @@ def test_thumbnails_are_decoded_off_the_gui_thread_then_shown(qtbot, tmp_path):
     shown = model.data(model.index(2, 0), Qt.DecorationRole)  # the same file twice: one decode
     assert not shown.isNull() and max(shown.width(), shown.height()) == 48
     assert model.data(model.index(1, 0), Qt.DecorationRole).isNull()  # unreadable: an empty picture
+
+
+def test_a_pack_with_a_cell_window_frames_the_cell_the_models_saw(qtbot):
+    import json
+
+    from PySide6.QtGui import QColor
+
+    from hqnn_desktop.core.cell_crop import CellCrop
+    from hqnn_desktop.core.imageio import load_rgb
+    from hqnn_desktop.core.packs import user_packs_dir
+
+    pack = user_packs_dir() / "fields"
+    shutil.copytree(BUNDLED / "bci4", pack)
+    card = json.loads((pack / "card.json").read_text())
+    card["name"] = "fields"
+    card["preprocessing"]["crop"] = {"kind": "stained_cell", "side": 0.5}
+    (pack / "card.json").write_text(json.dumps(card))
+    sample = next((SAMPLES / "bci4" / "monocyte").glob("*.jpeg"))
+    settings = Settings()
+    settings.set("pack", str(pack))
+    w = MainWindow(initial_paths=[str(sample)], settings=settings)
+    qtbot.addWidget(w)
+    w.show()
+    w.start_loading()
+    tab = w.classify
+    qtbot.waitUntil(lambda: len(tab.model.results) == 1 and not tab.busy(), timeout=60_000)
+    assert tab.engine.pack.name == "fields"
+    tab.table.selectRow(0)
+    qtbot.waitUntil(lambda: tab.preview.pixmap() is not None and not tab.preview.pixmap().isNull(), timeout=10_000)
+
+    im = load_rgb(sample)
+    left, top, right, bottom = CellCrop(0.5).box(im)
+    expected = (left / im.width, top / im.height, right / im.width, bottom / im.height)
+    assert tab.current_result().window == pytest.approx(expected)
+    assert "framed cell" in tab.detail.text()
+    shown = tab.preview.pixmap().toImage()
+    x = round((expected[0] + expected[2]) / 2 * shown.width())
+    y = round(expected[1] * shown.height())
+    near_top_edge = {QColor(shown.pixel(x, row)).getRgb()[:3] for row in range(max(0, y - 1), y + 4)}
+    assert (255, 200, 0) in near_top_edge

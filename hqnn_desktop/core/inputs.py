@@ -27,6 +27,9 @@ class ImageResult:
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
     #: True when the image is unlike the pack's training data (None: the pack cannot tell).
     unlike_training: bool | None = None
+    #: For packs that centre on the stained cell: the part of the picture the models saw
+    #: (left, top, right, bottom as fractions of width and height); None: the whole picture.
+    window: tuple[float, float, float, float] | None = None
 
 
 def iter_image_paths(inputs: Iterable[str | os.PathLike], already: Iterable[str] = ()) -> Iterator[str]:

@@ -24,13 +24,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from .cell_crop import CellCrop
 from .configs import MAX_INPUT_SIZE, MAX_QUBITS, MIN_INPUT_SIZE, MIN_QUBITS
 from .heads import MODEL_KINDS, Head
-from .imageio import load_model_input
+from .imageio import load_rgb, to_model_input
 from .ood import OodModel
 from .storage import DIR_MODE, FILE_MODE, atomic_write_json
+
+#: Where a pack's cell window lies in a picture: left, top, right, bottom as fractions of its size.
+Window = tuple[float, float, float, float]
 
 CARD = "card.json"
 BACKBONE_FILE = "backbone.safetensors"
@@ -203,7 +207,19 @@ class Pack:
 
     def model_input(self, path: str | os.PathLike) -> np.ndarray:
         """Decode ``path`` into this pack's model input (uint8 HWC): the pixels it was trained on."""
-        return load_model_input(path, self.input_size, self.crop)
+        return self.prepare(load_rgb(path))[0]
+
+    def prepare(self, im: Image.Image) -> tuple[np.ndarray, Window | None]:
+        """The model input of a decoded picture and, for a pack with a cell window, where that
+        window lies in the picture (left, top, right, bottom as fractions of width and height),
+        so that the user can be shown which cell the models looked at."""
+        crop = self.crop
+        if crop is None:
+            return to_model_input(im, self.input_size), None
+        box = crop.box(im)
+        w, h = im.size
+        window = (box[0] / w, box[1] / h, box[2] / w, box[3] / h)
+        return to_model_input(im.crop(box), self.input_size), window
 
 
 def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:

@@ -22,20 +22,20 @@ import numpy as np
 import torch
 
 from .calibration import calibrated_softmax, temperature_of
-from .imageio import ImageError
+from .imageio import ImageError, load_rgb
 from .inputs import ImageResult, iter_image_paths
 from .kinds import MODEL_KINDS
-from .packs import Pack
+from .packs import Pack, Window
 from .runtime import choose_precision, tune_allocator
 
 
-def _decode(path: str, pack: Pack) -> tuple[str, np.ndarray | None, str | None]:
+def _decode(path: str, pack: Pack) -> tuple[str, np.ndarray | None, Window | None, str | None]:
     try:
-        return path, pack.model_input(path), None
+        return path, *pack.prepare(load_rgb(path)), None
     except ImageError as exc:
-        return path, None, str(exc)
+        return path, None, None, str(exc)
     except Exception as exc:  # noqa: BLE001 (a decoder bug must not stop a batch of thousands)
-        return path, None, f"The image could not be read ({type(exc).__name__}: {exc})."
+        return path, None, None, f"The image could not be read ({type(exc).__name__}: {exc})."
 
 
 __all__ = ["Engine", "ImageResult", "iter_image_paths"]
@@ -154,7 +154,7 @@ class Engine:
         try:
             done = False
             while not done:
-                batch: list[tuple[str, np.ndarray | None, str | None]] = []
+                batch: list[tuple[str, np.ndarray | None, Window | None, str | None]] = []
                 while len(batch) < self.batch_size:
                     fut = pending.get()
                     if isinstance(fut, BaseException):
@@ -176,8 +176,8 @@ class Engine:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _finish(self, batch: list, keep_latents: bool) -> Iterator[ImageResult]:
-        good = [i for i, (_, arr, _) in enumerate(batch) if arr is not None]
-        results = [ImageResult(path=p, error=err) for p, _, err in batch]
+        good = [i for i, (_, arr, _, _) in enumerate(batch) if arr is not None]
+        results = [ImageResult(path=p, error=err, window=window) for p, _, window, err in batch]
         if good:
             images = np.stack([batch[i][1] for i in good])
             proba, feats, codes, embs = self.run_batch(images, keep_latents)

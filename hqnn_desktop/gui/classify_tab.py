@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QItemSelectionModel, Qt, Signal
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtCore import QItemSelectionModel, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -338,7 +338,9 @@ class ClassifyTab(QWidget):
         elif pixmap.isNull():
             self.preview.setText("(no preview)")
         else:
-            self._set_preview(pixmap)
+            result = self.current_result()
+            window = result.window if result is not None and result.path == path else None
+            self._set_preview(pixmap, window)
 
     def _preview_loaded(self, path: str) -> None:
         """The picture arrived: shown unless the saliency overlay of this image is already there
@@ -347,8 +349,21 @@ class ClassifyTab(QWidget):
         if r is not None and r.path == path and self._overlay_for != (path, self.saliency_model.currentData()):
             self._show_preview(path)
 
-    def _set_preview(self, pixmap: QPixmap) -> None:
-        self.preview.setPixmap(pixmap.scaled(self.preview.size(), Qt.KeepAspectRatio, Qt.SmoothTransformation))
+    def _set_preview(self, pixmap: QPixmap, window: tuple[float, float, float, float] | None = None) -> None:
+        """Show ``pixmap`` fitted to the preview; with the pack's cell window, framed where the models
+        looked (a field with several white cells: the user sees which one was classified)."""
+        shown = pixmap.scaled(self.preview.size(), Qt.KeepAspectRatio, Qt.SmoothTransformation)
+        if window is not None:
+            left, top, right, bottom = window
+            w, h = shown.width(), shown.height()
+            painter = QPainter(shown)
+            pen = QPen(QColor(255, 200, 0))
+            pen.setWidth(max(2, round(min(w, h) / 150)))
+            painter.setPen(pen)
+            painter.drawRect(QRectF(left * w, top * h, (right - left) * w, (bottom - top) * h)
+                             .adjusted(1, 1, -1, -1))
+            painter.end()
+        self.preview.setPixmap(shown)
 
     def _start_saliency(self, path: str, kind: str) -> None:
         if self._saliency_worker is not None:
@@ -409,6 +424,8 @@ class ClassifyTab(QWidget):
                 p = r.proba[kind]
                 k = int(p.argmax())
                 parts.append(f"{MODEL_TITLES[kind]}: <b>{self.model.labels[k]}</b> ({p[k]:.1%})")
+            if r.window is not None:
+                parts.append("<span style='color:#777'>The models saw the framed cell.</span>")
             flags = self.model.flags_of(r)
             self.detail.setText(f"<b>{Path(r.path).name}</b><br>" + "<br>".join(parts)
                                 + (f"<br><span style='color:#c87800'>{', '.join(flags)}</span>" if flags else ""))

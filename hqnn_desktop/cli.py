@@ -363,7 +363,7 @@ def _nested(card: dict, *keys: str):
 
 def cmd_packs(args: argparse.Namespace) -> int:
     """List the usable packs, then each damaged one on a line with the reason."""
-    from .core.packs import scan_packs
+    from .core.packs import card_crop, scan_packs
 
     packs, damaged = scan_packs()
     if not packs and not damaged:
@@ -378,6 +378,9 @@ def cmd_packs(args: argparse.Namespace) -> int:
         print(f"  dataset:  {_nested(card, 'data', 'name') or _nested(card, 'data', 'description') or '?'}")
         print(f"  backbone: {card['backbone']} @ {card['input_size']} px, {card['n_qubits']} qubits x "
               f"{card['layers']} layers")
+        crop = card_crop(card)
+        if crop is not None:
+            print(f"  input:    {crop.describe()}")
         print(f"  labels:   {', '.join(card['labels'])}")
         print(f"  validation macro-F1: {f1 or 'not recorded'}")
     for bad in damaged:

@@ -92,6 +92,23 @@ def test_packs_lists_bundled(capsys):
     assert "pbc8" in out and "efficientnet_lite0" in out and "macro-F1" in out
 
 
+@needs_pbc8
+def test_packs_says_when_a_pack_centres_on_the_cell(capsys):
+    import shutil
+
+    from hqnn_desktop.core.packs import user_packs_dir
+
+    pack = user_packs_dir() / "fields"
+    shutil.copytree(BUNDLED / "pbc8", pack)
+    card = json.loads((pack / "card.json").read_text())
+    card.update(name="fields", preprocessing={**card["preprocessing"],
+                                              "crop": {"kind": "stained_cell", "side": 0.5}})
+    (pack / "card.json").write_text(json.dumps(card))
+    assert main(["packs"]) == 0
+    out = capsys.readouterr().out.split("fields  [user]")[1]
+    assert "input:    a square of 50% of the picture's shorter side, centred on the stained cell" in out
+
+
 def test_entry_point_runs(tmp_path):
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     proc = subprocess.run([sys.executable, "-m", "hqnn_desktop", "--help"], capture_output=True, text=True,

@@ -55,6 +55,10 @@ class CellCrop:
         """The window of ``im`` (an RGB image) around its stained cell."""
         return im.crop(self.box(im))
 
+    def describe(self) -> str:
+        """The step in words, for the model card and the pack list."""
+        return f"a square of {self.side:.0%} of the picture's shorter side, centred on the stained cell"
+
     def to_card(self) -> dict:
         return {"kind": KIND, "side": self.side}
 

@@ -406,6 +406,9 @@ def card_summary_html(card: dict) -> str:
 
     Every text from the card is escaped: a user pack's name or notes may hold any characters.
     """
+    from ..core.packs import card_crop  # imports torch: not at window start-up
+
+    crop = card_crop(card)
     val = card.get("metrics", {}).get("validation", {})
     models = card.get("models", {})
     rows = "".join(
@@ -420,6 +423,7 @@ def card_summary_html(card: dict) -> str:
             f"{escape(str(data.get('licence', '')))}</p>"
             f"<p><b>Backbone:</b> {escape(str(card['backbone']))} at {card['input_size']} px · "
             f"<b>circuit:</b> {card['n_qubits']} qubits × {card['layers']} layers</p>"
+            + (f"<p><b>Input:</b> {escape(crop.describe())}</p>" if crop is not None else "") +
             f"<p><b>Classes:</b> {escape(', '.join(card['labels']))}</p>"
             f"<p><b>Validation</b> ({escape(str(val.get('split', '')))}):</p>"
             f"<table border=1 cellpadding=3><tr><th>model</th><th>accuracy</th><th>macro-F1</th>"

@@ -6,7 +6,9 @@ One window on the bundled pbc8 pack, in throw-away settings: the sample images
 classified with a saliency overlay (classify.png), the Evaluate tab (evaluate.png,
 embeddings.png), a training run (training.png), a few cells verified with the
 keyboard in the Review tab with its one-page report (review.png, review-report.png),
-and the samples rerun on the calibrated fake_brisbane (hardware.png).
+and the samples rerun on the calibrated fake_brisbane (hardware.png); last, the
+window switched to bci4 on its whole-field samples, the cell it looked at framed
+(fields.png).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "screenshots"
 SAMPLES = ROOT / "resources" / "samples" / "pbc8"
-SHOTS = ("classify", "evaluate", "training", "review", "hardware")
+SHOTS = ("classify", "evaluate", "training", "review", "hardware", "fields")
 
 
 class Session:
@@ -138,6 +140,26 @@ def hardware(s: Session) -> None:
     s.wait(lambda: tab.report is not None and not tab.busy(), timeout=600)
     tab.jobs_table.selectRow(0)
     s.save("hardware", settle=1.5)
+
+
+def fields(s: Session) -> None:
+    """bci4 on its whole smear fields: the large picture frames the cell the models saw."""
+    w = s.window
+    index = next(i for i in range(w.pack_combo.count()) if w.pack_combo.itemText(i).startswith("bci4"))
+    w.pack_combo.setCurrentIndex(index)
+    w._pack_chosen(index)
+    s.wait(lambda: w.classify.engine is not None and w.classify.engine.pack.name == "bci4"
+           and not w.classify.busy())
+    tab = w.classify
+    w.tabs.setCurrentWidget(tab)
+    tab.saliency_box.setChecked(False)
+    tab.clear()
+    tab.add_paths([str(SAMPLES.parent / "bci4")])
+    s.wait(lambda: not tab.busy() and tab.model.results)
+    row = next(i for i, r in enumerate(tab.model.results) if "/eosinophil/" in r.path)
+    tab.table.selectRow(tab.proxy.mapFromSource(tab.model.index(row, 0)).row())
+    tab.previews.wait()
+    s.save("fields", settle=1.5)
 
 
 def main() -> int:

@@ -5,8 +5,8 @@ shown to the same backbone (features from ``training/extract.py``). For each met
 threshold is the 99th percentile of the validation distances (as in the app), and the record
 gives the share of foreign images flagged and the area under the ROC curve.
 
-    cd training && python compare_ood.py --adapt runs/bci_adapt --val runs/bci_adapt/val_group.npz \
-        --foreign pbc_by_bci.npz --check runs/bci_adapt/test_simple.npz --name "bci4, PBC images"
+    cd training && python compare_ood.py --adapt runs/bci_cell --val runs/bci_cell/val_group.npz \
+        --foreign pbc_by_bci.npz --check runs/bci_cell/test_simple.npz --name "bci4, PBC images"
 """
 
 from __future__ import annotations

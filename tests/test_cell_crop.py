@@ -61,6 +61,15 @@ def test_the_window_follows_the_picture_size_and_black_fill():
     assert left < cx < right and top < cy < bottom
 
 
+def test_a_bluish_colour_cast_does_not_move_the_window():
+    im, (x, y, r) = smear_field(5)
+    a = np.asarray(im, dtype=np.int16)
+    a[..., 2] += 40  # another microscope's white balance: everything bluer
+    left, top, right, bottom = CellCrop(0.6).box(Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)))
+    assert left <= x - r // 2 and x + r // 2 <= right and top <= y - r // 2 and y + r // 2 <= bottom
+    assert CellCrop(0.6).box(Image.new("RGB", (300, 200), (150, 160, 230))) == (90, 40, 210, 160)
+
+
 def test_a_picture_without_stain_keeps_its_centre():
     assert CellCrop(0.6).box(Image.new("RGB", (300, 200), (230, 230, 230))) == (90, 40, 210, 160)
     assert CellCrop(1.0).box(Image.new("RGB", (50, 80), (0, 0, 0))) == (0, 15, 50, 65)

@@ -6,7 +6,9 @@ the whole field is shrunk to the model's input. A pack whose card asks for it
 first cuts a square window around the most strongly stained spot: white-cell
 nuclei stain purple (much more blue than red), red cells, background and the
 black fill of rotated images do not. Platelets are purple too but small, so the
-stain map is averaged over a tenth of the image first and the cell wins.
+stain map is averaged over a tenth of the image first and the cell wins. A bluish
+colour cast over the whole picture (another microscope's white balance) is taken
+off first: the typical pixel is background or red cell, never stain.
 
 The window is a fixed fraction of the image's shorter side, so the same pack
 works on larger exports of the same magnification's fields; it is shifted to
@@ -80,7 +82,9 @@ def _stain_centre(im: Image.Image) -> tuple[float, float]:
     small = im if scale == 1.0 else im.resize((max(1, round(w * scale)), max(1, round(h * scale))),
                                               Image.BILINEAR)
     rgb = np.asarray(small.convert("RGB"), dtype=np.int16)
-    stain = np.clip(rgb[..., 2] - rgb[..., 0], 0, 255).astype(np.uint8)
+    blue_over_red = rgb[..., 2] - rgb[..., 0]
+    cast = max(0.0, float(np.median(blue_over_red)))  # a bluish white balance tints everything alike
+    stain = np.clip(blue_over_red - cast, 0, 255).astype(np.uint8)
     radius = max(1, round(0.05 * min(small.size)))
     blurred = np.asarray(Image.fromarray(stain).filter(ImageFilter.BoxBlur(radius)), dtype=np.float32)
     if blurred.max() < _MIN_STAIN:

@@ -130,3 +130,47 @@ def test_training_tab_passes_the_cell_window_only_when_asked(qtbot, tiny_dataset
     tab.cell_window.setValue(0.55)
     assert tab.cell_window.isEnabled() and tab.recipe().cell_window == pytest.approx(0.55)
     assert "whole smear fields" in tab.cell_crop.toolTip()
+
+
+def test_review_keeps_the_window_and_its_gallery_shows_the_cell(qtbot):
+    from PySide6.QtCore import Qt
+
+    from hqnn_desktop.core.inputs import ImageResult
+    from hqnn_desktop.core.review import Review
+    from hqnn_desktop.gui.review_gallery import THUMB, GalleryModel
+    from hqnn_desktop.gui.thumbnails import read_thumbnail
+
+    labels = ["eosinophil", "lymphocyte", "monocyte", "neutrophil"]
+    field, plain = sorted((SAMPLES / "bci4" / "eosinophil").glob("*.jpeg"))[:2]
+    window = (0.5, 0.0, 0.95, 0.6)  # a 144-pixel square of a 320x240 field
+    proba = {"hqnn": np.array([0.9, 0.05, 0.03, 0.02])}
+    review = Review.from_results([ImageResult(str(field), proba=proba, window=window),
+                                  ImageResult(str(plain), proba=proba)], labels, ("hqnn",), "fields")
+    again = Review.load(review.file)
+    assert {c.path: c.window for c in again.cells} == {str(field): window, str(plain): None}
+
+    gallery = GalleryModel()
+    gallery.show_group(again, "hqnn", "eosinophil")
+    for row in range(2):
+        gallery.data(gallery.index(row), Qt.DecorationRole)  # asks for the thumbnails
+    gallery.thumbnails.wait()
+    qtbot.waitUntil(lambda: all(gallery.data(gallery.index(r), Qt.DecorationRole) is not None for r in range(2)))
+    sizes = {c.path: gallery.data(gallery.index(r), Qt.DecorationRole).size() for r, c in enumerate(gallery.cells)}
+    assert (sizes[str(plain)].width(), sizes[str(plain)].height()) == (THUMB, 96)  # the whole field
+    cell = sizes[str(field)]
+    assert abs(cell.width() - THUMB) <= 2 and abs(cell.height() - THUMB) <= 2  # the window, at full size
+    assert read_thumbnail(str(field), 76, window).width() in range(74, 79)  # the report's thumbnails
+
+
+def test_a_damaged_window_in_a_review_file_only_loses_the_window():
+    from hqnn_desktop.core.inputs import ImageResult
+    from hqnn_desktop.core.review import Review
+
+    field = next((SAMPLES / "bci4" / "monocyte").glob("*.jpeg"))
+    review = Review.from_results([ImageResult(str(field), proba={"hqnn": np.array([0.1, 0.1, 0.7, 0.1])},
+                                              window=(0.1, 0.1, 0.7, 0.9))],
+                                 ["eosinophil", "lymphocyte", "monocyte", "neutrophil"], ("hqnn",), "fields")
+    data = json.loads(review.file.read_text())
+    data["cells"][0]["window"] = ["left", 0, 2, 1]
+    review.file.write_text(json.dumps(data))
+    assert Review.load(review.file).cells[0].window is None

@@ -54,6 +54,8 @@ class Cell:
     #: how much verifying this cell would help: higher first (see :mod:`core.suggest`)
     priority: float = 0.0
     flags: list[str] = field(default_factory=list)
+    #: for packs that centre on the stained cell: where the models looked (``ImageResult.window``)
+    window: tuple[float, float, float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,15 @@ def common_folder(paths: Iterable[str]) -> str:
     return os.path.commonpath(folders)
 
 
+def _window(value: object) -> tuple[float, float, float, float] | None:
+    """A saved cell window, or None when absent or not four fractions (it only changes a thumbnail)."""
+    if (isinstance(value, list) and len(value) == 4 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in value)
+            and value[0] < value[2] and value[1] < value[3]):
+        return (float(value[0]), float(value[1]), float(value[2]), float(value[3]))
+    return None
+
+
 def cell_from_result(result: ImageResult, labels: list[str]) -> Cell:
     """A :class:`Cell` from an engine result (which must be usable), under its absolute path
     so that decisions are found again however the folder is opened next time."""
@@ -124,7 +135,7 @@ def cell_from_result(result: ImageResult, labels: list[str]) -> Cell:
                 pred={k: int(p.argmax()) for k, p in result.proba.items()},
                 conf={k: round(float(p.max()), 4) for k, p in result.proba.items()},
                 priority=round(review_priority(result.proba, result.unlike_training), 4),
-                flags=flags)
+                flags=flags, window=result.window)
 
 
 def _first_of_each_file(results: Iterable[ImageResult]) -> Iterable[ImageResult]:
@@ -201,7 +212,7 @@ class Review:
         data = read_review_file(Path(file))
         try:
             cells = [Cell(c["path"], dict(c["pred"]), dict(c["conf"]), float(c.get("priority", 0.0)),
-                          list(c.get("flags", []))) for c in data["cells"]]
+                          list(c.get("flags", [])), _window(c.get("window"))) for c in data["cells"]]
             return cls(data["folder"], data["labels"], tuple(data["models"]), data.get("pack", ""), cells,
                        data.get("unusable", []), data.get("decisions", {}), Path(file))
         except (KeyError, TypeError, ValueError) as exc:
@@ -217,7 +228,9 @@ class Review:
         """
         if self._cells_json is None:
             self._cells_json = json.dumps([{"path": c.path, "pred": c.pred, "conf": c.conf,
-                                            "priority": c.priority, "flags": c.flags} for c in self.cells])
+                                            "priority": c.priority, "flags": c.flags,
+                                            **({"window": list(c.window)} if c.window else {})}
+                                           for c in self.cells])
         rest = json.dumps({
             "format": FORMAT, "folder": self.folder, "pack": self.pack, "labels": self.labels,
             "models": list(self.models),

@@ -85,7 +85,7 @@ class GalleryModel(QAbstractListModel):
             return None
         cell = self.cells[index.row()]
         if role == Qt.DecorationRole:
-            return self.thumbnails.get(cell.path)
+            return self.thumbnails.get(cell.path, cell.window)
         if role == Qt.DisplayRole:
             state = self.state(cell)
             if state == "changed":

@@ -108,8 +108,10 @@ def _bars(p: QPainter, diff: Differential, rect: QRectF) -> None:
         x += 50 + p.fontMetrics().horizontalAdvance(name)
 
 
-def _thumbnails(p: QPainter, thumbs: dict[str, list[str]], top: float, size: int = 76) -> float:
-    """Two columns of classes, each with its few thumbnails; returns the y below them."""
+def _thumbnails(p: QPainter, thumbs: dict[str, list[str]], top: float, windows: dict[str, tuple],
+                size: int = 76) -> float:
+    """Two columns of classes, each with its few thumbnails (the cell window of packs that have
+    one); returns the y below them."""
     col_w = (WIDTH - 2 * MARGIN) / 2
     block_h = size + 34
     for i, (label, paths) in enumerate(thumbs.items()):
@@ -118,7 +120,7 @@ def _thumbnails(p: QPainter, thumbs: dict[str, list[str]], top: float, size: int
         p.setFont(_font(16, True))
         p.drawText(QRectF(x, y, col_w, 24), Qt.AlignLeft | Qt.AlignVCenter, label)
         for j, path in enumerate(paths):
-            pix = read_thumbnail(path, size)
+            pix = read_thumbnail(path, size, windows.get(path))
             if not pix.isNull():
                 p.drawPixmap(int(x + j * (size + 8)), int(y + 26), pix)
     return top + ((len(thumbs) + 1) // 2) * block_h
@@ -154,7 +156,8 @@ def paint_report(p: QPainter, review: Review, card: dict | None, model: str) -> 
     p.setPen(Qt.black)
     y += 20
     _bars(p, diff, QRectF(MARGIN, y + 16, WIDTH - 2 * MARGIN, 300))
-    y = _thumbnails(p, report_thumbnails(review, model), y + 340)
+    windows = {cell.path: cell.window for cell in review.cells if cell.window is not None}
+    y = _thumbnails(p, report_thumbnails(review, model), y + 340, windows)
     p.setFont(_font(15))
     for line in card_summary_lines(card):
         text = p.fontMetrics().elidedText(line, Qt.ElideRight, WIDTH - 2 * MARGIN)

@@ -10,43 +10,56 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRect, QRunnable, QSize, Qt, QThreadPool, Signal
 from PySide6.QtGui import QImage, QImageReader, QPixmap
 
 #: Unstarted requests beyond this are dropped (the view asks again for what is still visible).
 MAX_PENDING = 256
 
 
-def read_thumbnail_image(path: str, size: int) -> QImage:
+#: A pack's cell window in a picture: left, top, right, bottom as fractions (``ImageResult.window``).
+Window = tuple[float, float, float, float]
+
+
+def read_thumbnail_image(path: str, size: int, window: Window | None = None) -> QImage:
     """A small picture of an image, decoded at reduced size (EXIF orientation applied); null if unreadable.
 
+    With a pack's cell ``window``, only that part, decoded large enough to fill ``size``: a
+    gallery of whole smear fields then shows the cells the models classified.
     Safe in any thread (QImage, unlike QPixmap, is not tied to the GUI thread).
     """
     reader = QImageReader(path)
     reader.setAutoTransform(True)
     full = reader.size()
+    target = size if window is None else round(size / max(0.1, min(window[2] - window[0], window[3] - window[1])))
     if full.isValid():
-        reader.setScaledSize(full.scaled(QSize(size, size), Qt.KeepAspectRatio))
-    return reader.read()
+        reader.setScaledSize(full.scaled(QSize(target, target), Qt.KeepAspectRatio))
+    image = reader.read()
+    if window is None or image.isNull():
+        return image
+    w, h = image.width(), image.height()
+    left, top, right, bottom = window
+    return image.copy(QRect(round(left * w), round(top * h), max(1, round((right - left) * w)),
+                            max(1, round((bottom - top) * h))))
 
 
-def read_thumbnail(path: str, size: int) -> QPixmap:
+def read_thumbnail(path: str, size: int, window: Window | None = None) -> QPixmap:
     """Synchronous version for one-off pictures (reports); empty pixmap if unreadable."""
-    image = read_thumbnail_image(path, size)
+    image = read_thumbnail_image(path, size, window)
     return QPixmap.fromImage(image) if not image.isNull() else QPixmap()
 
 
 class _Signals(QObject):
-    decoded = Signal(str, QImage)
+    decoded = Signal(object, QImage)
 
 
 class _Decode(QRunnable):
-    def __init__(self, path: str, size: int, signals: _Signals) -> None:
+    def __init__(self, key: tuple[str, Window | None], size: int, signals: _Signals) -> None:
         super().__init__()
-        self.path, self.size, self.signals = path, size, signals
+        self.key, self.size, self.signals = key, size, signals
 
     def run(self) -> None:
-        self.signals.decoded.emit(self.path, read_thumbnail_image(self.path, self.size))
+        self.signals.decoded.emit(self.key, read_thumbnail_image(self.key[0], self.size, self.key[1]))
 
 
 class ThumbnailCache(QObject):
@@ -57,25 +70,27 @@ class ThumbnailCache(QObject):
     def __init__(self, size: int, capacity: int = 3000, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.size, self.capacity = size, capacity
-        self._cache: OrderedDict[str, QPixmap] = OrderedDict()
-        self._pending: set[str] = set()
+        self._cache: OrderedDict[tuple[str, Window | None], QPixmap] = OrderedDict()
+        self._pending: set[tuple[str, Window | None]] = set()
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
         self._signals = _Signals(self)
         self._signals.decoded.connect(self._decoded)
 
-    def get(self, path: str) -> QPixmap | None:
-        """The thumbnail if it is ready (an empty pixmap for unreadable files), else None and a request."""
-        pix = self._cache.get(path)
+    def get(self, path: str, window: Window | None = None) -> QPixmap | None:
+        """The thumbnail (of a pack's cell ``window`` only, when given) if it is ready (an empty
+        pixmap for unreadable files), else None and a request."""
+        key = (path, window)
+        pix = self._cache.get(key)
         if pix is not None:
-            self._cache.move_to_end(path)
+            self._cache.move_to_end(key)
             return pix
-        if path not in self._pending:
+        if key not in self._pending:
             if len(self._pending) >= MAX_PENDING:
                 self._pool.clear()
                 self._pending.clear()
-            self._pending.add(path)
-            self._pool.start(_Decode(path, self.size, self._signals))
+            self._pending.add(key)
+            self._pool.start(_Decode(key, self.size, self._signals))
         return None
 
     def clear(self) -> None:
@@ -87,9 +102,9 @@ class ThumbnailCache(QObject):
         """Wait for decodes in flight (tests, closing)."""
         return self._pool.waitForDone(msecs)
 
-    def _decoded(self, path: str, image: QImage) -> None:
-        self._pending.discard(path)
-        self._cache[path] = QPixmap.fromImage(image) if not image.isNull() else QPixmap()
+    def _decoded(self, key: tuple[str, Window | None], image: QImage) -> None:
+        self._pending.discard(key)
+        self._cache[key] = QPixmap.fromImage(image) if not image.isNull() else QPixmap()
         if len(self._cache) > self.capacity:
             self._cache.popitem(last=False)
-        self.loaded.emit(path)
+        self.loaded.emit(key[0])

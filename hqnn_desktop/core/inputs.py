@@ -14,6 +14,9 @@ import numpy as np
 
 from .imageio import is_image_name
 
+#: Where a pack's cell window lies in a picture: left, top, right, bottom as fractions of its size.
+Window = tuple[float, float, float, float]
+
 
 @dataclass
 class ImageResult:
@@ -27,9 +30,8 @@ class ImageResult:
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
     #: True when the image is unlike the pack's training data (None: the pack cannot tell).
     unlike_training: bool | None = None
-    #: For packs that centre on the stained cell: the part of the picture the models saw
-    #: (left, top, right, bottom as fractions of width and height); None: the whole picture.
-    window: tuple[float, float, float, float] | None = None
+    #: For packs that centre on the stained cell: the part of the picture the models saw; None: all of it.
+    window: Window | None = None
 
 
 def iter_image_paths(inputs: Iterable[str | os.PathLike], already: Iterable[str] = ()) -> Iterator[str]:

@@ -30,11 +30,9 @@ from .cell_crop import CellCrop
 from .configs import MAX_INPUT_SIZE, MAX_QUBITS, MIN_INPUT_SIZE, MIN_QUBITS
 from .heads import MODEL_KINDS, Head
 from .imageio import load_rgb, to_model_input
+from .inputs import Window
 from .ood import OodModel
 from .storage import DIR_MODE, FILE_MODE, atomic_write_json
-
-#: Where a pack's cell window lies in a picture: left, top, right, bottom as fractions of its size.
-Window = tuple[float, float, float, float]
 
 CARD = "card.json"
 BACKBONE_FILE = "backbone.safetensors"
@@ -151,7 +149,7 @@ def card_crop(card: dict) -> CellCrop | None:
     ``ValueError`` with a reason when the card's preprocessing cannot be followed."""
     preprocessing = card.get("preprocessing", {})
     if not isinstance(preprocessing, dict):
-        raise ValueError("its preprocessing is not a table of steps")
+        raise ValueError("its preprocessing is not a table of steps")  # noqa: TRY004 (a bad card, not a bug)
     entry = preprocessing.get("crop")
     return None if entry is None else CellCrop.from_card(entry)
 

@@ -23,9 +23,9 @@ import torch
 
 from .calibration import calibrated_softmax, temperature_of
 from .imageio import ImageError, load_rgb
-from .inputs import ImageResult, iter_image_paths
+from .inputs import ImageResult, Window, iter_image_paths
 from .kinds import MODEL_KINDS
-from .packs import Pack, Window
+from .packs import Pack
 from .runtime import choose_precision, tune_allocator
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .inputs import ImageResult
+from .inputs import ImageResult, Window
 from .paths import data_dir
 from .results import disagreement, low_confidence, unlike_training
 from .storage import atomic_write_text
@@ -55,7 +55,7 @@ class Cell:
     priority: float = 0.0
     flags: list[str] = field(default_factory=list)
     #: for packs that centre on the stained cell: where the models looked (``ImageResult.window``)
-    window: tuple[float, float, float, float] | None = None
+    window: Window | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def common_folder(paths: Iterable[str]) -> str:
     return os.path.commonpath(folders)
 
 
-def _window(value: object) -> tuple[float, float, float, float] | None:
+def _window(value: object) -> Window | None:
     """A saved cell window, or None when absent or not four fractions (it only changes a thumbnail)."""
     if (isinstance(value, list) and len(value) == 4 and all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in value)

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.inputs import ImageResult, iter_image_paths
+from ..core.inputs import ImageResult, Window, iter_image_paths
 from ..core.kinds import MODEL_TITLES
 from .class_names import axis_names
 from .results_model import THUMB, ResultsFilter, ResultsModel
@@ -349,7 +349,7 @@ class ClassifyTab(QWidget):
         if r is not None and r.path == path and self._overlay_for != (path, self.saliency_model.currentData()):
             self._show_preview(path)
 
-    def _set_preview(self, pixmap: QPixmap, window: tuple[float, float, float, float] | None = None) -> None:
+    def _set_preview(self, pixmap: QPixmap, window: Window | None = None) -> None:
         """Show ``pixmap`` fitted to the preview; with the pack's cell window, framed where the models
         looked (a field with several white cells: the user sees which one was classified)."""
         shown = pixmap.scaled(self.preview.size(), Qt.KeepAspectRatio, Qt.SmoothTransformation)

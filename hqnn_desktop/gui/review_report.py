@@ -15,6 +15,7 @@ from PySide6.QtCore import QMarginsF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QImageWriter, QPageSize, QPainter, QPdfWriter, QPen
 
 from ..core.differential import Differential, differential
+from ..core.inputs import Window
 from ..core.kinds import MODEL_TITLES
 from ..core.review import Review
 from ..core.review_report import NOTICE, card_summary_lines, report_thumbnails
@@ -108,7 +109,7 @@ def _bars(p: QPainter, diff: Differential, rect: QRectF) -> None:
         x += 50 + p.fontMetrics().horizontalAdvance(name)
 
 
-def _thumbnails(p: QPainter, thumbs: dict[str, list[str]], top: float, windows: dict[str, tuple],
+def _thumbnails(p: QPainter, thumbs: dict[str, list[str]], top: float, windows: dict[str, Window],
                 size: int = 76) -> float:
     """Two columns of classes, each with its few thumbnails (the cell window of packs that have
     one); returns the y below them."""

@@ -13,12 +13,10 @@ from collections import OrderedDict
 from PySide6.QtCore import QObject, QRect, QRunnable, QSize, Qt, QThreadPool, Signal
 from PySide6.QtGui import QImage, QImageReader, QPixmap
 
+from ..core.inputs import Window
+
 #: Unstarted requests beyond this are dropped (the view asks again for what is still visible).
 MAX_PENDING = 256
-
-
-#: A pack's cell window in a picture: left, top, right, bottom as fractions (``ImageResult.window``).
-Window = tuple[float, float, float, float]
 
 
 def read_thumbnail_image(path: str, size: int, window: Window | None = None) -> QImage:

@@ -12,6 +12,7 @@ a crash never leaves half a pack.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -198,9 +199,10 @@ class Pack:
     def input_size(self) -> int:
         return int(self.card["input_size"])
 
-    @property
+    @functools.cached_property
     def crop(self) -> CellCrop | None:
-        """The window on the stained cell cut before the resize, for packs trained that way."""
+        """The window on the stained cell cut before the resize, for packs trained that way
+        (read from the card once: every decoded image asks)."""
         return card_crop(self.card)
 
     def model_input(self, path: str | os.PathLike) -> np.ndarray:

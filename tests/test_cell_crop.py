@@ -70,6 +70,13 @@ def test_a_bluish_colour_cast_does_not_move_the_window():
     assert CellCrop(0.6).box(Image.new("RGB", (300, 200), (150, 160, 230))) == (90, 40, 210, 160)
 
 
+def test_a_long_strip_is_mapped_small_and_its_window_stays_inside():
+    strip, (_, y, _) = smear_field(3, size=(200, 60000))
+    box = CellCrop(0.6).box(strip)
+    assert box[2] - box[0] == box[3] - box[1] == 120
+    assert 0 <= box[0] and box[2] <= 200 and box[1] <= y <= box[3]  # still found, at a coarser map
+
+
 def test_a_picture_without_stain_keeps_its_centre():
     assert CellCrop(0.6).box(Image.new("RGB", (300, 200), (230, 230, 230))) == (90, 40, 210, 160)
     assert CellCrop(1.0).box(Image.new("RGB", (50, 80), (0, 0, 0))) == (0, 15, 50, 65)
@@ -92,6 +99,8 @@ def test_the_window_on_a_real_smear_field_is_more_stained_than_the_field():
     ({"kind": "stained_cell", "side": True}, "no numeric 'side'"),
     ({"kind": "stained_cell", "side": 0.01}, "between 0.1 and 1.0"),
     ("stained_cell", "not one this version knows"),
+    (None, "not one this version knows"),
+    ({"kind": "stained_cell", "side": 0.6, "margin": 4}, "settings this version does not know: margin"),
 ])
 def test_a_card_step_that_cannot_be_followed_is_explained(entry, reason):
     with pytest.raises(ValueError, match=reason):
@@ -160,6 +169,29 @@ def test_review_keeps_the_window_and_its_gallery_shows_the_cell(qtbot):
     cell = sizes[str(field)]
     assert abs(cell.width() - THUMB) <= 2 and abs(cell.height() - THUMB) <= 2  # the window, at full size
     assert read_thumbnail(str(field), 76, window).width() in range(74, 79)  # the report's thumbnails
+
+
+@pytest.mark.parametrize("suffix", [".png", ".webp", ".jpg"])
+def test_a_thumbnail_shows_the_window_of_the_upright_picture_whatever_the_format(qtbot, tmp_path, suffix):
+    """Qt leaves the orientation tag of PNG and WebP files unapplied; the models (Pillow) apply it."""
+    from hqnn_desktop.gui.thumbnails import read_thumbnail_image
+
+    stored = Image.new("RGB", (320, 240), (240, 240, 240))
+    stored.paste((200, 0, 0), (0, 0, 160, 240))  # left half red: the top half once turned upright
+    stored.paste((0, 0, 200), (160, 0, 320, 240))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turn 90 degrees clockwise to show
+    path = tmp_path / f"tagged{suffix}"
+    stored.save(path, exif=exif, quality=95)
+    upright = load_rgb(path)
+    assert upright.size == (240, 320)
+    top = (0.0, 0.0, 1.0, 0.75)  # a 240-pixel square at the top of the upright picture: red
+    image = read_thumbnail_image(str(path), 64, top)
+    assert abs(image.width() - image.height()) <= 1 and image.width() >= 62
+    middle = image.pixelColor(image.width() // 2, image.height() // 4)
+    assert middle.red() > 150 and middle.blue() < 60, suffix
+    whole = read_thumbnail_image(str(path), 64)
+    assert (whole.width(), whole.height()) == (48, 64)
 
 
 def test_a_damaged_window_in_a_review_file_only_loses_the_window():

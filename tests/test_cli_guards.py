@@ -213,6 +213,8 @@ DAMAGES = {
     "crop_unknown": ("preprocessing", {"crop": {"kind": "nucleus"}}),
     "crop_side_huge": ("preprocessing", {"crop": {"kind": "stained_cell", "side": 3}}),
     "crop_side_text": ("preprocessing", {"crop": {"kind": "stained_cell", "side": "wide"}}),
+    "crop_empty": ("preprocessing", {"crop": None}),
+    "crop_misspelt": ("preprocessing", {"crop": {"kind": "stained_cell", "side": 0.6, "sid": 0.3}}),
 }
 
 

@@ -29,6 +29,8 @@ from .configs import MAX_CELL_WINDOW, MIN_CELL_WINDOW
 KIND = "stained_cell"
 #: The stain map is computed on a copy whose shorter side is at most this many pixels (speed).
 _MAP_SIDE = 256
+#: ... and whose longer side is at most this many (a long strip would otherwise be mapped at full size).
+_MAP_LONG_SIDE = 4096
 #: Averaged stain (blue minus red, 0-255) below which no cell is taken to be present.
 _MIN_STAIN = 4.0
 
@@ -69,6 +71,9 @@ class CellCrop:
         """The step a card describes; ``ValueError`` with a reason when it cannot be used."""
         if not isinstance(entry, dict) or entry.get("kind") != KIND:
             raise ValueError(f"its crop step is not one this version knows (expected kind '{KIND}')")
+        unknown = sorted(set(entry) - {"kind", "side"})
+        if unknown:  # a misspelt or newer setting: following the step without it would cut other pixels
+            raise ValueError(f"its crop step has settings this version does not know: {', '.join(map(str, unknown))}")
         side = entry.get("side")
         if isinstance(side, bool) or not isinstance(side, (int, float)):
             raise ValueError("its crop step has no numeric 'side'")  # noqa: TRY004 (a bad card, not a bug)
@@ -78,13 +83,13 @@ class CellCrop:
 def _stain_centre(im: Image.Image) -> tuple[float, float]:
     """Centre, in ``im``'s pixels, of the strongest averaged purple stain (image centre if none)."""
     w, h = im.size
-    scale = min(1.0, _MAP_SIDE / min(w, h))
+    scale = min(1.0, _MAP_SIDE / min(w, h), _MAP_LONG_SIDE / max(w, h))
     small = im if scale == 1.0 else im.resize((max(1, round(w * scale)), max(1, round(h * scale))),
                                               Image.BILINEAR)
     rgb = np.asarray(small.convert("RGB"), dtype=np.int16)
     blue_over_red = rgb[..., 2] - rgb[..., 0]
     cast = max(0.0, float(np.median(blue_over_red)))  # a bluish white balance tints everything alike
-    stain = np.clip(blue_over_red - cast, 0, 255).astype(np.uint8)
+    stain = np.clip(blue_over_red - np.float32(cast), 0, 255).astype(np.uint8)
     radius = max(1, round(0.05 * min(small.size)))
     blurred = np.asarray(Image.fromarray(stain).filter(ImageFilter.BoxBlur(radius)), dtype=np.float32)
     if blurred.max() < _MIN_STAIN:

@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .cell_crop import CellCrop
 
@@ -109,6 +109,19 @@ def _upright(im: Image.Image) -> Image.Image:
         return ImageOps.exif_transpose(im) or im
     except (ValueError, TypeError, KeyError, IndexError, SyntaxError, OSError, struct.error):
         return im
+
+
+def exif_orientation(path: str | os.PathLike) -> int:
+    """The EXIF orientation (1-8) that :func:`load_rgb` applies to ``path``; 1 for none, for damaged
+    metadata and for unreadable files. Lets a viewer whose decoder ignores the tag in some formats
+    (Qt in PNG and WebP) show the picture the way the models see it."""
+    try:
+        with Image.open(path) as im:
+            value = im.getexif().get(ExifTags.Base.Orientation, 1)
+    except (OSError, ValueError, TypeError, KeyError, IndexError, SyntaxError, EOFError, struct.error,
+            UnidentifiedImageError, Image.DecompressionBombError):
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 #: Starts of text files saved under an image name (web pages, notes, JSON answers).

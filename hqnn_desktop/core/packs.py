@@ -151,8 +151,9 @@ def card_crop(card: dict) -> CellCrop | None:
     preprocessing = card.get("preprocessing", {})
     if not isinstance(preprocessing, dict):
         raise ValueError("its preprocessing is not a table of steps")  # noqa: TRY004 (a bad card, not a bug)
-    entry = preprocessing.get("crop")
-    return None if entry is None else CellCrop.from_card(entry)
+    if "crop" not in preprocessing:
+        return None
+    return CellCrop.from_card(preprocessing["crop"])  # an empty ("null") step is a damaged card, not "no crop"
 
 
 def verify_files(folder: Path, card: dict) -> None:

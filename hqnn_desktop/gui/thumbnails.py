@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from PySide6.QtCore import QObject, QRect, QRunnable, QSize, Qt, QThreadPool, Signal
-from PySide6.QtGui import QImage, QImageReader, QPixmap
+from PySide6.QtGui import QImage, QImageIOHandler, QImageReader, QPixmap
 
+from ..core.imageio import ImageError, exif_orientation, load_rgb
 from ..core.inputs import Window
 
 #: Unstarted requests beyond this are dropped (the view asks again for what is still visible).
@@ -29,16 +30,32 @@ def read_thumbnail_image(path: str, size: int, window: Window | None = None) -> 
     reader = QImageReader(path)
     reader.setAutoTransform(True)
     full = reader.size()
-    target = size if window is None else round(size / max(0.1, min(window[2] - window[0], window[3] - window[1])))
-    if full.isValid():
-        reader.setScaledSize(full.scaled(QSize(target, target), Qt.KeepAspectRatio))
-    image = reader.read()
+    target = size if window is None else round(size / max(1e-3, min(window[2] - window[0], window[3] - window[1])))
+    if reader.transformation() == QImageIOHandler.TransformationNone and exif_orientation(path) != 1:
+        image = _upright_by_pillow(path, target)  # Qt ignores the orientation tag of PNG and WebP files
+    else:
+        if full.isValid():
+            scaled = full.scaled(QSize(target, target), Qt.KeepAspectRatio)
+            if scaled.width() < full.width():  # never decoded larger than stored
+                reader.setScaledSize(scaled)
+        image = reader.read()
     if window is None or image.isNull():
         return image
     w, h = image.width(), image.height()
     left, top, right, bottom = window
     return image.copy(QRect(round(left * w), round(top * h), max(1, round((right - left) * w)),
                             max(1, round((bottom - top) * h))))
+
+
+def _upright_by_pillow(path: str, target: int) -> QImage:
+    """The picture decoded as the models decode it (EXIF orientation applied), at most ``target``
+    pixels on its longer side; null if unreadable."""
+    try:
+        im = load_rgb(path)
+    except ImageError:
+        return QImage()
+    im.thumbnail((target, target))
+    return QImage(im.tobytes(), im.width, im.height, 3 * im.width, QImage.Format_RGB888).copy()
 
 
 def read_thumbnail(path: str, size: int, window: Window | None = None) -> QPixmap:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from hqnn_desktop.core.imageio import ImageError, load_model_input, load_rgb
+from hqnn_desktop.core.imageio import ImageError, exif_orientation, load_model_input, load_rgb
 from hqnn_desktop.core.predict import iter_image_paths
 
 
@@ -37,6 +38,31 @@ def test_exif_orientation_applied(tmp_path):
     exif[0x0112] = 6  # rotate 90 degrees clockwise on display
     path = _save(im, tmp_path / "r.jpg", exif=exif)
     assert load_rgb(path).size == (10, 30)
+
+
+def _png_with_exif_after_the_pixels(path, orientation: int):
+    """A PNG whose eXIf chunk follows the image data (allowed by the PNG specification)."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    Image.new("RGB", (30, 10), (0, 0, 255)).save(buffer, format="PNG", exif=exif)
+    data, chunks, at = buffer.getvalue(), [], 8
+    while at < len(data):
+        length, kind = struct.unpack(">I4s", data[at:at + 8])
+        chunks.append((kind, data[at:at + length + 12]))
+        at += length + 12
+    order = [c for k, c in chunks if k not in (b"eXIf", b"IEND")] + [c for k, c in chunks if k == b"eXIf"]
+    path.write_bytes(data[:8] + b"".join(order) + chunks[-1][1])
+    return path
+
+
+def test_the_orientation_a_viewer_must_apply_is_the_one_the_models_see(tmp_path):
+    late = _png_with_exif_after_the_pixels(tmp_path / "late.png", 6)
+    assert exif_orientation(late) == 6 and load_rgb(late).size == (10, 30)
+    plain = _save(Image.new("RGB", (30, 10)), tmp_path / "plain.png")
+    assert exif_orientation(plain) == 1 and load_rgb(plain).size == (30, 10)
+    (tmp_path / "junk.png").write_bytes(b"not a picture")
+    assert exif_orientation(tmp_path / "junk.png") == 1
 
 
 def test_multipage_tiff_first_page(tmp_path):

@@ -117,11 +117,26 @@ def exif_orientation(path: str | os.PathLike) -> int:
     (Qt in PNG and WebP) show the picture the way the models see it."""
     try:
         with Image.open(path) as im:
+            if im.format == "PNG" and "exif" not in im.info and not _png_has_chunk(path, b"eXIf"):
+                return 1  # Pillow would decode the whole picture to look for it after the pixels
             value = im.getexif().get(ExifTags.Base.Orientation, 1)
     except (OSError, ValueError, TypeError, KeyError, IndexError, SyntaxError, EOFError, struct.error,
             UnidentifiedImageError, Image.DecompressionBombError):
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _png_has_chunk(path: str | os.PathLike, kind: bytes) -> bool:
+    """Whether a PNG file holds a chunk of ``kind``, found by skipping from chunk header to chunk
+    header (nothing is decompressed)."""
+    with open(path, "rb") as f:
+        f.seek(8)  # the signature
+        while len(head := f.read(8)) == 8:
+            length, found = struct.unpack(">I4s", head)
+            if found in (kind, b"IEND"):
+                return found == kind
+            f.seek(length + 4, os.SEEK_CUR)  # the data and its checksum
+    return False
 
 
 #: Starts of text files saved under an image name (web pages, notes, JSON answers).

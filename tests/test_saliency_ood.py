@@ -75,6 +75,35 @@ def test_ood_model_flags_shifted_and_collapsed_features_and_survives_a_pack_roun
     assert reloaded.ood.method == ood.COSINE and reloaded.ood.threshold == pytest.approx(0.3)
 
 
+def test_training_features_with_nothing_outside_their_leading_directions_still_flag_foreign_ones():
+    """A small pack's features can lie in a few directions (tiny inputs, dead features): nothing is
+    left outside the modelled ones, which an earlier version turned into a scale of 0, a threshold
+    of NaN and a flag that never fired."""
+    import warnings
+
+    from hqnn_desktop.core import ood
+
+    rng = np.random.default_rng(1)
+    directions, centres = rng.normal(0, 1, (5, 1280)), rng.normal(0, 3, (2, 5))
+
+    def cells(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = np.arange(n) % 2
+        return 10 + (centres[y] + rng.normal(0, 1, (n, 5))) @ directions, y
+
+    (f_train, y_train), (f_val, _), (f_new, _) = cells(40), cells(40), cells(200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no division by zero on the way
+        model = ood.fit(f_train, y_train, f_val)
+        assert np.isfinite(model.threshold) and model.tensors["residual_scale"][0] > 0
+        assert np.mean(model.flags(f_new)) < 0.1
+        assert model.flags(f_new + rng.normal(0, 1, f_new.shape)).all()
+        assert model.flags(0.05 * f_new).all()
+    broken = {**model.tensors, "residual_scale": np.zeros(1, np.float32)}  # as the earlier version stored it
+    assert ood.OodModel.from_pack(model.card_entry(), broken) is None
+    assert ood.OodModel.from_pack({**model.card_entry(), "threshold": float("nan")}, model.tensors) is None
+    assert ood.OodModel.from_pack(model.card_entry(), model.tensors) is not None
+
+
 def test_cells_of_another_dataset_are_mostly_flagged(tmp_path):
     """PBC's single-cell crops shown to the Blood Cell Images pack (and the reverse)."""
     for pack_name, other in (("bci4", "pbc8"), ("pbc8", "bci4")):

@@ -104,7 +104,11 @@ class OodModel:
         threshold = entry.get("threshold")
         if method not in NEEDED or threshold is None or any(k not in tensors for k in NEEDED[method]):
             return None
-        return cls(method, {k: np.asarray(tensors[k], np.float32) for k in NEEDED[method]}, float(threshold))
+        model = cls(method, {k: np.asarray(tensors[k], np.float32) for k in NEEDED[method]}, float(threshold))
+        scales = [model.tensors[k] for k in ("residual_scale", "scales") if k in model.tensors]
+        if not np.isfinite(model.threshold) or any(not (np.isfinite(x).all() and (x > 0).all()) for x in scales):
+            return None  # fitted by an earlier version on too few images: it could never flag anything
+        return model
 
 
 def class_centroids(features: np.ndarray, targets: np.ndarray, n_classes: int) -> np.ndarray:
@@ -141,7 +145,11 @@ def whitening(train_features: np.ndarray, train_targets: np.ndarray,
     precision = np.linalg.inv(LedoitWolf(assume_centered=True).fit(residuals).covariance_)
     root = np.linalg.cholesky((precision + precision.T) / 2)  # z @ root: unit within-class covariance
     outside = (centred * centred).sum(1) - (projected * projected).sum(1)
-    residual_scale = max(float(outside.mean()) / (f.shape[1] - k), 1e-12)
+    # A small training set spans its own features almost exactly, leaving next to nothing outside the
+    # leading directions: the scale is kept to a thousandth of the average spread per feature (and
+    # representable in 16 bits), or every image would lie infinitely far from the training data.
+    spread = float((centred * centred).sum(1).mean()) / f.shape[1]
+    residual_scale = max(float(outside.mean()) / (f.shape[1] - k), 1e-3 * spread, float(np.finfo(np.float16).tiny))
     return _f16({"mean": mean, "basis": basis, "root": root, "class_means": class_means @ root,
                  "residual_scale": np.array([residual_scale])})
 

@@ -98,6 +98,8 @@ def test_training_features_with_nothing_outside_their_leading_directions_still_f
         assert np.mean(model.flags(f_new)) < 0.1
         assert model.flags(f_new + rng.normal(0, 1, f_new.shape)).all()
         assert model.flags(0.05 * f_new).all()
+        one_each = ood.fit(f_train[:2], y_train[:2], f_val[:4])  # no spread within a class at all
+        assert np.isfinite(one_each.threshold) and one_each.flags(0.05 * f_new).all()
     broken = {**model.tensors, "residual_scale": np.zeros(1, np.float32)}  # as the earlier version stored it
     assert ood.OodModel.from_pack(model.card_entry(), broken) is None
     assert ood.OodModel.from_pack({**model.card_entry(), "threshold": float("nan")}, model.tensors) is None

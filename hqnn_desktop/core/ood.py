@@ -142,14 +142,17 @@ def whitening(train_features: np.ndarray, train_targets: np.ndarray,
     projected = centred @ basis
     class_means = np.stack([projected[t == c].mean(0) for c in classes])
     residuals = projected - class_means[np.searchsorted(classes, t)]
-    precision = np.linalg.inv(LedoitWolf(assume_centered=True).fit(residuals).covariance_)
+    # A small training set (one image per class, say) can have no spread within its classes, and
+    # spans its own features almost exactly, leaving next to nothing outside the leading directions:
+    # variances are kept to at least a thousandth of the average spread per feature (and
+    # representable in 16 bits), or the covariance could not be inverted and every image would lie
+    # infinitely far from the training data.
+    floor = max(1e-3 * float((centred * centred).sum(1).mean()) / f.shape[1], float(np.finfo(np.float16).tiny))
+    covariance = np.nan_to_num(LedoitWolf(assume_centered=True).fit(residuals).covariance_) + floor * np.eye(k)
+    precision = np.linalg.inv(covariance)
     root = np.linalg.cholesky((precision + precision.T) / 2)  # z @ root: unit within-class covariance
     outside = (centred * centred).sum(1) - (projected * projected).sum(1)
-    # A small training set spans its own features almost exactly, leaving next to nothing outside the
-    # leading directions: the scale is kept to a thousandth of the average spread per feature (and
-    # representable in 16 bits), or every image would lie infinitely far from the training data.
-    spread = float((centred * centred).sum(1).mean()) / f.shape[1]
-    residual_scale = max(float(outside.mean()) / (f.shape[1] - k), 1e-3 * spread, float(np.finfo(np.float16).tiny))
+    residual_scale = max(float(outside.mean()) / (f.shape[1] - k), floor)
     return _f16({"mean": mean, "basis": basis, "root": root, "class_means": class_means @ root,
                  "residual_scale": np.array([residual_scale])})
 

@@ -235,13 +235,11 @@ def _check_out(text: str, inputs: Sequence[str] = (), kind: str = "csv") -> Path
     if is_image_name(out, unreadable_too=True):
         raise UsageError(f"--out {text} is named like an image; the results are a {kind.upper()} file, "
                          f"so give a name such as results.{kind}.")
-    folder = out.parent
-    while not os.path.lexists(folder) and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise UsageError(f"--out {text} cannot be written: {folder} is a file, not a folder.")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {text} cannot be written: you have no permission to write in {folder}.")
+    from .core.paths import unwritable_reason
+
+    reason = unwritable_reason(out)
+    if reason:
+        raise UsageError(f"--out {text} cannot be written: {reason}.")
     return out
 
 

@@ -87,6 +87,14 @@ def test_train_out_must_be_a_pack_or_new_and_outside_the_data(tiny_dataset, tmp_
     (tmp_path / "file").write_text("x")
     with pytest.raises(PackError, match="is a file"):
         check_pack_destination(tmp_path / "file")
+    under_a_file = tmp_path / "file" / "new" / "pack"  # found at the end, after training, until now
+    assert main(["train", str(train), "--val-dir", str(val), "--name", "t", "--out", str(under_a_file)]) == 2
+    assert "cannot be saved" in capsys.readouterr().err and (tmp_path / "file").read_text() == "x"
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(PackError, match="no permission to write"):
+            check_pack_destination(locked / "pack")
 
 
 # 2 -------------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from .heads import MODEL_KINDS, Head
 from .imageio import load_rgb, to_model_input
 from .inputs import Window
 from .ood import OodModel
+from .paths import unwritable_reason
 from .storage import DIR_MODE, FILE_MODE, atomic_write_json
 
 CARD = "card.json"
@@ -383,9 +384,10 @@ def check_pack_destination(folder: str | Path, keep_clear_of: Iterable[str | Pat
     """Refuse, with :class:`PackError`, a pack folder whose saving would destroy something.
 
     Saving replaces ``folder`` as a whole, so it may exist already only as a pack (or
-    an empty folder); and it may neither be, hold nor sit inside the data in
-    ``keep_clear_of`` (the training and validation images), which saving would delete
-    or mix with.
+    an empty folder), and the folder it sits in must be writable (the new version is
+    written beside it, then renamed): checked before training, not after. It may neither
+    be, hold nor sit inside the data in ``keep_clear_of`` (the training and validation
+    images), which saving would delete or mix with.
     """
     folder = Path(folder)
     if folder.is_symlink() or folder.exists():
@@ -394,6 +396,8 @@ def check_pack_destination(folder: str | Path, keep_clear_of: Iterable[str | Pat
         if not (folder / CARD).is_file() and not _is_empty_dir(folder):
             raise PackError(f"{folder} already holds files and is not a model pack (it has no {CARD}); saving "
                             "a pack there would delete them. Choose a new folder for the pack.")
+    if reason := unwritable_reason(folder):
+        raise PackError(f"The pack cannot be saved in {folder}: {reason}. Choose another place for the pack.")
     target = folder.resolve()
     for data in keep_clear_of:
         if data is None:

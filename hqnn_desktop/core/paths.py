@@ -35,3 +35,17 @@ def log_dir() -> Path:
     from platformdirs import user_log_dir
 
     return _dir("HQNN_LOG_DIR", user_log_dir)
+
+
+def unwritable_reason(path: str | os.PathLike) -> str | None:
+    """Why ``path`` could not be created (None when it can): checked before a long run writes it, so
+    that hours of work are not lost at the end. Missing folders on the way count as creatable."""
+    folder = Path(path).parent
+    while not os.path.lexists(folder) and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        read_only = hasattr(os, "statvfs") and bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+        return f"{folder} is on a read-only disk" if read_only else f"you have no permission to write in {folder}"
+    return None

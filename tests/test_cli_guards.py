@@ -184,6 +184,27 @@ def test_models_must_be_named_once(tmp_path, capsys):
 # 6 -------------------------------------------------------------------------------------------------
 
 
+def test_a_backup_copy_of_a_pack_is_never_taken_for_the_pack(tmp_path, capsys):
+    """A copy keeps its card's name: the folder the user named wins, and two cards of one name with
+    neither folder so named are ambiguous rather than settled by folder order."""
+    packs = user_packs_dir()
+    shutil.copytree(BUNDLED / "bci4", packs / "mine")
+    for copy in ("mine-old", "zz-mine-2025"):
+        shutil.copytree(packs / "mine", packs / copy)
+    card = json.loads((packs / "mine" / "card.json").read_text())
+    (packs / "mine" / "card.json").write_text(json.dumps({**card, "name": "mine"}))
+    assert resolve_pack("mine") == packs / "mine"
+    assert resolve_pack("bci4") == BUNDLED / "bci4"  # the bundled folder of that name
+    for copy in ("mine-old", "zz-mine-2025"):
+        data = json.loads((packs / copy / "card.json").read_text())
+        (packs / copy / "card.json").write_text(json.dumps({**data, "name": "cells"}))
+    with pytest.raises(PackError, match="Several packs are named 'cells'.*give the pack's folder"):
+        resolve_pack("cells")
+    assert main(["classify", str(A_CELL), "--pack", "cells", "--out", str(tmp_path / "r.csv")]) == 2
+    assert "Several packs" in capsys.readouterr().err and not (tmp_path / "r.csv").exists()
+    assert resolve_pack("zz-mine-2025") == packs / "zz-mine-2025"
+
+
 @needs_pbc8
 def test_a_data_folder_named_like_a_pack_is_not_taken_for_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

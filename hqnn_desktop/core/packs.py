@@ -498,9 +498,19 @@ def resolve_pack(name_or_dir: str | Path) -> Path:
             raise PackError(f"{p} is not a model pack: it has no {CARD}.")
         raise PackError(f"There is no model pack folder {p}.")
     packs, damaged = scan_packs()
-    matches = [info.path for info in packs if text in (info.name, info.path.name)]
-    if matches:
-        return matches[-1]
+    # The folder of that name first (where `train --name` writes), then a card of that name; the
+    # user's packs shadow the bundled ones. A copy kept as a backup carries the same card name, so
+    # several cards of one name in one packs folder are ambiguous, never settled silently.
+    by_folder = [info.path for info in packs if info.path.name == text]
+    if by_folder:
+        return by_folder[-1]
+    by_card = [info for info in packs if info.name == text]
+    nearest = [info.path for info in by_card if info.source == by_card[-1].source]
+    if len(nearest) > 1:
+        raise PackError(f"Several packs are named '{text}' ({', '.join(str(p) for p in nearest)}); "
+                        "give the pack's folder instead.")
+    if nearest:
+        return nearest[0]
     broken = [d.path for d in damaged if d.path.name == text]
     if broken:
         return broken[-1]

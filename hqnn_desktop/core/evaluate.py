@@ -70,8 +70,9 @@ def evaluate_folder(pack, folder: str, models: tuple[str, ...], batch_size: int 
 def classes_without_images(report: dict) -> list[str]:
     """The pack's classes of which the evaluated folder had no usable image.
 
-    Their recall and F1 are undefined, and the macro figures of
-    :func:`core.metrics.classification_report` average only the classes with images.
+    Their recall and F1 are undefined; the macro figures of
+    :func:`core.metrics.classification_report` count them only where a model put images in them
+    (:func:`core.metrics.counted_classes`).
     """
     first = next(iter(report["models"].values()), None)
     return [lab for lab in report["labels"] if first and first["per_class"][lab]["support"] == 0]

@@ -27,11 +27,19 @@ def per_class_prf(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return precision, recall, f1
 
 
+def counted_classes(cm: np.ndarray) -> np.ndarray:
+    """The classes macro figures average: those with images and those images were put in (as
+    scikit-learn does). A folder without some class still gets a fair average, and a model that
+    puts images into a class absent from the folder pays for it (precision 0 there) instead of
+    showing a perfect macro precision."""
+    return (cm.sum(1) > 0) | (cm.sum(0) > 0)
+
+
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
-    """Macro-averaged F1 over the classes present in ``y_true``."""
+    """Macro-averaged F1 over :func:`counted_classes`."""
     cm = confusion_matrix(y_true, y_pred, n_classes)
-    present = cm.sum(1) > 0
-    return float(per_class_prf(cm)[2][present].mean()) if present.any() else 0.0
+    counted = counted_classes(cm)
+    return float(per_class_prf(cm)[2][counted].mean()) if counted.any() else 0.0
 
 
 def expected_calibration_error(proba: np.ndarray, y_true: np.ndarray, bins: int = 15) -> float:
@@ -62,13 +70,13 @@ def classification_report(y_true: np.ndarray, proba: np.ndarray, labels: list[st
     pred = proba.argmax(1)
     cm = confusion_matrix(y_true, pred, len(labels))
     precision, recall, f1 = per_class_prf(cm)
-    present = cm.sum(1) > 0
+    counted = counted_classes(cm)
     return {
         "n": len(y_true),
         "accuracy": float((pred == y_true).mean()) if len(y_true) else 0.0,
-        "macro_precision": float(precision[present].mean()) if present.any() else 0.0,
-        "macro_recall": float(recall[present].mean()) if present.any() else 0.0,
-        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "macro_precision": float(precision[counted].mean()) if counted.any() else 0.0,
+        "macro_recall": float(recall[counted].mean()) if counted.any() else 0.0,
+        "macro_f1": float(f1[counted].mean()) if counted.any() else 0.0,
         "per_class": {lab: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
                       for lab, p, r, f, s in zip(labels, precision, recall, f1, cm.sum(1))},
         "confusion_matrix": cm.tolist(),

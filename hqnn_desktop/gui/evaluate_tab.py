@@ -338,7 +338,8 @@ class EvaluateTab(QWidget):
         if absent and n_present:
             present = "the class" if n_present == 1 else f"the {n_present} classes"
             source += (f"\nNo image of {', '.join(absent)}: their recall and F1 are undefined (shown as "
-                       f"{UNDEFINED}), and the macro figures average {present} with images only.")
+                       f"{UNDEFINED}). The macro figures average {present} with images, and count 0 for "
+                       "any of those classes a model put images in.")
         self.report = report
         self.report_source = source
         self.source.setText(source)

@@ -226,6 +226,8 @@ def _check_out(text: str, inputs: Sequence[str] = (), kind: str = "csv") -> Path
     out = Path(text)
     if not text.strip():
         raise UsageError("--out needs a file name.")
+    if len(os.fsencode(out.name)) > 255:  # common file systems' limit (stat() fails beyond)
+        raise UsageError(f"--out {text} cannot be written: the file name is too long (at most 255 bytes).")
     if text.endswith(("/", os.sep)) or out.is_dir():
         raise UsageError(f"--out must be a file, but {text} is a folder.")
     if any(os.path.realpath(out) == os.path.realpath(p) for p in inputs):
@@ -268,9 +270,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
         print(f"hqnn-desktop classify: no images found in {', '.join(args.paths)}; nothing was classified "
               f"and {out} was not written.", file=sys.stderr)
         return 1
+    partial = out.with_name(out.name + ".partial")
+    if partial.is_dir():
+        raise UsageError(f"--out {out} cannot be written: the rows are first written to {partial}, "
+                         "which is a folder. Move it or give another file name.")
     pack = _load_pack(args.pack, args.models)
     engine = Engine(pack, args.models, batch_size=args.batch_size)
-    partial = out.with_name(out.name + ".partial")
     out.parent.mkdir(parents=True, exist_ok=True)
     tally = _Tally()
     try:

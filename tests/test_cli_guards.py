@@ -166,6 +166,14 @@ def test_out_is_checked_before_the_work(tmp_path, monkeypatch, capsys):
             assert main([*argv, "--out", str(out)]) == 2, (argv, out)
             assert message in capsys.readouterr().err
     assert JobStore().all() == []  # no hardware run was recorded
+    (tmp_path / "r.csv.partial").mkdir()
+    for out, message in ((tmp_path / ("x" * 252 + ".csv"), "file name is too long"),
+                         (tmp_path / "r.csv", "which is a folder")):
+        assert main(["classify", str(A_CELL), "--out", str(out)]) == 2
+        assert message in capsys.readouterr().err
+    monkeypatch.undo()  # evaluate reads the pack first
+    assert main(["evaluate", str(tmp_path / "a_file"), "--pack", "pbc8", "--out", str(tmp_path / "e.json")]) != 0
+    assert "a_file is a file; a labelled dataset is a folder" in capsys.readouterr().err
 
 
 # 5 -------------------------------------------------------------------------------------------------

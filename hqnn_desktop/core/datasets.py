@@ -64,6 +64,9 @@ def scan_class_folders(root: str | Path, labels: Sequence[str] | None = None) ->
     subfolder names in lower case, sorted.
     """
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise DatasetError(f"{root} is a file; a labelled dataset is a folder with one subfolder per class "
+                           "(for example basophil/, eosinophil/, ...) holding the images.")
     if not root.is_dir():
         raise DatasetError(f"The dataset folder does not exist: {root}")
     class_dirs = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")),

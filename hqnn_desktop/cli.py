@@ -545,8 +545,9 @@ def cmd_hardware(args: argparse.Namespace) -> int:
         print(f"hqnn-desktop hardware: {exc}", file=sys.stderr)
         return 1
     atomic_write_json(out, report)
-    print(f"{report['n_images']} images, {report['n_jobs']} jobs, agreement {report['agreement']:.3f}, "
-          f"{len(report['unusable'])} not usable -> {out}", file=sys.stderr)
+    unusable = len(report["unusable"])
+    print(f"{report['n_images'] + unusable} images, {unusable} not usable; {report['n_images']} run in "
+          f"{report['n_jobs']} jobs, agreement {report['agreement']:.3f} -> {out}", file=sys.stderr)
     if "macro_f1_drop" in report:
         print(f"macro-F1 simulated {report['simulated']['macro_f1']:.4f}, {args.backend} "
               f"{report['hardware']['macro_f1']:.4f}", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +72,17 @@ def test_evaluate_samples_report(tmp_path):
         assert key in m
     assert sum(map(sum, m["confusion_matrix"])) == m["n"]
     assert m["accuracy"] >= 0.9
+
+
+def test_evaluate_says_when_images_lie_outside_the_class_folders(tmp_path, capsys):
+    data = tmp_path / "labelled"
+    shutil.copytree(SAMPLES / "bci4" / "monocyte", data / "Monocyte")
+    for k, image in enumerate(sorted((SAMPLES / "bci4" / "lymphocyte").iterdir())[:2]):
+        shutil.copy(image, data / f"unsorted{k}{image.suffix}")
+    assert main(["evaluate", str(data), "--pack", "bci4", "--models", "hqnn", "--out", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["n_images"] == len(list((data / "Monocyte").iterdir()))
+    assert f"2 images directly in {data} (outside the class folders) had no label and were not scored" in (
+        capsys.readouterr().err)
 
 
 def test_usage_errors_exit_2(tmp_path, capsys):

@@ -328,7 +328,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Score the labelled folder and write the report; exit 1 when not one image could be used,
     since a report of zeros would read as a useless model rather than unreadable files."""
     from .core.datasets import DatasetError
-    from .core.evaluate import evaluate_folder
+    from .core.evaluate import evaluate_folder, unlabelled_note
     from .core.storage import atomic_write_json
 
     out = _check_out(args.out, (args.dir,), kind="json")
@@ -351,19 +351,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
               f"ECE={r['ece']:.4f}", file=sys.stderr)
     reasons = " (reasons under 'errors' in the report)" if unusable else ""
     print(f"{n} images, {unusable} not usable{reasons} -> {out}", file=sys.stderr)
-    _mention_loose_images(Path(args.dir))
+    if note := unlabelled_note(report):
+        print(note, file=sys.stderr)
     return 0
-
-
-def _mention_loose_images(folder: Path) -> None:
-    """Say so when images lie next to the class folders: they have no label, so they were not scored,
-    and a user who put them there by mistake would otherwise never know."""
-    from .core.imageio import is_image_name
-
-    loose = sum(1 for p in folder.iterdir() if p.is_file() and is_image_name(p))
-    if loose:
-        print(f"{loose} image{'s' if loose > 1 else ''} directly in {folder} (outside the class folders) "
-              "had no label and {} not scored.".format("were" if loose > 1 else "was"), file=sys.stderr)
 
 
 def _nested(card: dict, *keys: str):

@@ -119,10 +119,14 @@ def test_export_problems_are_explained_and_leave_no_file(tab, tmp_path):
 
 
 def test_classes_without_images_are_named_and_left_out_of_the_macro_figures(tab, qtbot, tmp_path, pack):
-    tab.evaluate(str(labelled_folder(tmp_path / "one", ["basophil"], copies=1)))
+    folder = labelled_folder(tmp_path / "one", ["basophil"], copies=1)
+    shutil.copy(next((folder / "basophil").iterdir()), folder / "loose.jpg")  # next to the class folders
+    tab.evaluate(str(folder))
     qtbot.waitUntil(lambda: tab.worker is None and "folder" in (tab.report or {}), timeout=120_000)
     others = [lab for lab in pack.labels if lab != "basophil"]
-    assert tab.report["n_images"] == 3
+    assert tab.report["n_images"] == 3 and tab.report["n_unlabelled"] == 1
+    assert f"1 image directly in {folder} (outside the class folders) had no label and was not scored." in (
+        tab.source.text())
     assert (f"No image of {', '.join(others)}: their recall and F1 are undefined (shown as —). The macro "
             "figures average the class with images, and count 0 for any of those classes a model put images "
             "in.") in tab.source.text()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from .datasets import scan_class_folders
+from .imageio import is_image_name
 from .metrics import classification_report
 from .predict import Engine
 
@@ -56,7 +59,8 @@ def evaluate_folder(pack, folder: str, models: tuple[str, ...], batch_size: int 
         raise EvaluationCancelled(done, len(files))
     y = np.array([truth[p] for p in kept], dtype=int)
     report = {"pack": pack.name, "folder": str(folder), "labels": pack.labels,
-              "n_images": len(files), "n_unusable": len(errors), "errors": errors, "models": {}}
+              "n_images": len(files), "n_unusable": len(errors), "n_unlabelled": unlabelled_images(folder),
+              "errors": errors, "models": {}}
     for m in models:
         proba = np.stack(probas[m]) if probas[m] else np.zeros((0, len(pack.labels)))
         report["models"][m] = classification_report(y, proba, pack.labels)
@@ -65,6 +69,21 @@ def evaluate_folder(pack, folder: str, models: tuple[str, ...], batch_size: int 
                              "pred": {m: np.stack(probas[m]).argmax(1) for m in models},
                              "code": np.stack(codes), "embedding": {m: np.stack(embs[m]) for m in models}}
     return report
+
+
+def unlabelled_images(folder: str | Path) -> int:
+    """Images lying next to the class folders: they have no label, so they are not scored; reports
+    say how many, for a user who put them there by mistake."""
+    return sum(1 for p in Path(folder).iterdir() if p.is_file() and is_image_name(p))
+
+
+def unlabelled_note(report: dict) -> str:
+    """The sentence about :func:`unlabelled_images` ('' when there are none)."""
+    n = report.get("n_unlabelled", 0)
+    if not n:
+        return ""
+    return (f"{n} image{'s' if n > 1 else ''} directly in {report['folder']} (outside the class folders) had "
+            f"no label and {'were' if n > 1 else 'was'} not scored.")
 
 
 def classes_without_images(report: dict) -> list[str]:

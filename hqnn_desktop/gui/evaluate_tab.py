@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.evaluate import classes_without_images, per_class_defined
+from ..core.evaluate import classes_without_images, per_class_defined, unlabelled_note
 from ..core.kinds import MODEL_TITLES
 from ..core.storage import atomic_write_bytes
 from .class_names import axis_names
@@ -333,6 +333,8 @@ class EvaluateTab(QWidget):
 
     def show_report(self, report: dict, source: str) -> None:
         """Show a report; ``source`` says what it is, and the header adds which classes had no image."""
+        if note := unlabelled_note(report):
+            source += f"\n{note}"
         absent = classes_without_images(report)
         n_present = len(report["labels"]) - len(absent)
         if absent and n_present:

@@ -146,6 +146,16 @@ def test_every_decision_is_saved_and_restored(smear):
     assert list_reviews() == []
     fresh = Review.from_results(results, LABELS, MODELS, "toy")  # the damaged file is set aside
     assert fresh.decisions == {} and review.file.with_suffix(".damaged.json").read_text() == "{damaged"
+    for damage in ({"decisions": "x"}, {"updated": 5}, {"cells": ["x"]}):
+        fresh.decide(p[:1], "c")
+        data = json.loads(fresh.file.read_text())
+        fresh.file.write_text(json.dumps({**data, **damage}))
+        (fresh.file.parent / "other.json").write_text(json.dumps({**data, "pack": "other"}))
+        assert [r.pack for r in list_reviews()] == ["other"]  # one damaged file hides no other
+        with pytest.raises(ReviewError, match="damaged"):
+            Review.load(fresh.file)
+        fresh = Review.from_results(results, LABELS, MODELS, "toy")
+        assert fresh.decisions == {}
     with pytest.raises(ReviewError, match="nothing to review"):
         Review.from_results(results[-1:], LABELS, MODELS, "toy")
 

@@ -340,6 +340,11 @@ def read_review_file(file: Path) -> dict:
         raise ReviewError(f"The review file {file} cannot be read ({exc}).") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ReviewError(f"{file} is not a review file of this version of hqnn-desktop.")
+    kinds = {"folder": str, "labels": list, "models": list, "cells": list, "pack": str, "updated": str,
+             "unusable": list, "decisions": dict}
+    wrong = [key for key, kind in kinds.items() if key in data and not isinstance(data[key], kind)]
+    if wrong or not all(isinstance(c, dict) and isinstance(c.get("path"), str) for c in data.get("cells", [])):
+        raise ReviewError(f"The review file {file} is damaged ({', '.join(wrong) or 'cells'} of the wrong kind).")
     return data
 
 
@@ -367,8 +372,8 @@ def list_reviews() -> list[SavedReview]:
                                      sum(1 for p, lab in data.get("decisions", {}).items()
                                          if p in paths and lab in labels),
                                      data.get("updated", "")))
-        except (ReviewError, KeyError, TypeError):
-            continue
+        except (ReviewError, KeyError, TypeError, ValueError):
+            continue  # one damaged file must not hide the others (it says what is wrong when opened)
     return sorted(found, key=lambda r: r.updated, reverse=True)
 
 

@@ -560,7 +560,7 @@ def cmd_hardware_jobs(args: argparse.Namespace) -> int:
     import datetime
 
     from .core.storage import atomic_write_json
-    from .hardware.jobs import JobStore
+    from .hardware.jobs import DamagedRecord, JobStore
     from .hardware.rerun import cancel_run, refresh_run, report_for
     from .hardware.service import ServiceError
 
@@ -592,7 +592,7 @@ def cmd_hardware_jobs(args: argparse.Namespace) -> int:
         return 0
     except KeyError:
         raise UsageError(f"No hardware run {args.run_id} is recorded (see hardware-jobs list).") from None
-    except ServiceError as exc:
+    except (ServiceError, DamagedRecord) as exc:
         print(f"hqnn-desktop hardware-jobs: {exc}", file=sys.stderr)
         return 1
 

@@ -195,3 +195,21 @@ def test_noiseless_simulator_with_default_options_matches_the_circuit():
     measured, jobs = run_quantum_layer(codes, layer.weights.detach().numpy(), backend, RunOptions(shots=8000, seed=1))
     assert len(jobs) == 1
     np.testing.assert_allclose(measured, layer(torch.tensor(codes)).detach().numpy(), atol=0.04)
+
+
+def test_a_damaged_run_record_hides_no_other_run_and_is_named_when_asked_for(capsys):
+    from hqnn_desktop.cli import main
+
+    store = JobStore()
+    good = store.new("pbc8", "fake_brisbane", "fake", {}, {"n_images": 2}, 1)
+    for name, text in (("aaaa1", "null"), ("aaaa2", "[]"), ("aaaa3", '"x"'), ("aaaa4", "{bad\x01"),
+                       ("aaaa5", json.dumps({**json.loads(store._path(good.run_id).read_text()),
+                                             "run_id": "aaaa5", "created": "yesterday"}))):
+        (store.folder / f"{name}.json").write_text(text)
+    (store.folder / "aaaa6.json").mkdir()
+    assert [r.run_id for r in store.all()] == [good.run_id]
+    assert main(["hardware-jobs", "list"]) == 0 and good.run_id in capsys.readouterr().out
+    assert main(["hardware-jobs", "fetch", "aaaa4"]) == 1
+    err = capsys.readouterr().err
+    assert "The record of hardware run aaaa4" in err and "is damaged" in err and "Traceback" not in err
+    assert (store.folder / "aaaa4.json").read_text() == "{bad\x01"  # left as it was

@@ -77,7 +77,14 @@ class RunRecord:
     @classmethod
     def from_dict(cls, data: dict) -> RunRecord:
         jobs = [JobEntry(**j) for j in data.get("jobs", [])]
-        return cls(**{**data, "jobs": jobs})
+        record = cls(**{**data, "jobs": jobs})
+        if isinstance(record.created, bool) or not isinstance(record.created, (int, float)):
+            raise TypeError("its creation time is not a number")
+        return record
+
+
+class DamagedRecord(ValueError):
+    """A run record file that cannot be used, with the file named (it stays on disk as it is)."""
 
 
 class JobStore:
@@ -107,7 +114,7 @@ class JobStore:
         """The record of ``run_id`` (a run id, or the id of one of its jobs)."""
         path = self._path(run_id)
         if path.exists():
-            return RunRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            return self._read(path)
         for record in self.all():
             if any(j.job_id == run_id for j in record.jobs):
                 return record
@@ -118,10 +125,19 @@ class JobStore:
         out = []
         for path in self.folder.glob("*.json"):
             try:
-                out.append(RunRecord.from_dict(json.loads(path.read_text(encoding="utf-8"))))
-            except (ValueError, TypeError, KeyError):
+                out.append(self._read(path))
+            except DamagedRecord:
                 continue
         return sorted(out, key=lambda r: r.created, reverse=True)
+
+    @staticmethod
+    def _read(path: Path) -> RunRecord:
+        """The record in ``path``; :class:`DamagedRecord` for anything unusable (a folder, bad JSON,
+        JSON of the wrong shape), so that one bad file never hides the other runs."""
+        try:
+            return RunRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise DamagedRecord(f"The record of hardware run {path.stem} ({path}) is damaged ({exc}).") from exc
 
     def delete(self, run_id: str) -> None:
         self._path(run_id).unlink(missing_ok=True)

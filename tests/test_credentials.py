@@ -48,11 +48,32 @@ def test_file_fallback_is_private_and_forget_removes_it(no_keyring):  # noqa: F8
     assert not path.exists() and store.load() is None
 
 
+@pytest.mark.parametrize("content", [b'{"token": 5}', b'{"token": null}', b"null", b"[]", b'"x"', b"\xff\xfe{",
+                                     b'{"token": "OLD', b'{"token": "k", "channel": 3}'])
+def test_damaged_saved_credentials_are_named_and_can_be_replaced_or_forgotten(no_keyring, content):  # noqa: F811
+    from hqnn_desktop.cli import main
+
+    path = credentials_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    store = CredentialStore()
+    with pytest.raises(CredentialsError, match="damaged; save them again"):
+        store.load()
+    assert main(["hardware-account", "where"]) in (0, 1)  # says where, never a traceback
+    store.save(Credentials(GOOD_KEY, INSTANCE))
+    assert store.load().token == GOOD_KEY
+    path.write_bytes(content)
+    store.forget()
+    assert not path.exists() and store.load() is None
+
+
 def test_bad_input_is_refused_in_plain_words(memory_keyring):  # noqa: F811
     with pytest.raises(CredentialsError, match="empty"):
         Credentials("  ")
     with pytest.raises(CredentialsError, match="channel"):
         Credentials(GOOD_KEY, channel="ibm_quantum")
+    with pytest.raises(CredentialsError, match="must be text"):
+        Credentials(12345)
     assert mask("abcdefghijkl").endswith("ijkl") and scrub(f"url?apikey={GOOD_KEY}").endswith(mask(GOOD_KEY))
 
 

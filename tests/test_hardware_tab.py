@@ -106,3 +106,16 @@ def test_forget_says_whether_anything_was_saved(window, qtbot, memory_keyring): 
     with qtbot.waitSignal(tab.status) as said:
         tab.forget_credentials()
     assert said.args == ["No IBM Quantum credentials were saved."]
+
+
+def test_a_new_key_replaces_damaged_saved_credentials(window, qtbot, memory_keyring):  # noqa: F811
+    import keyring
+
+    from hqnn_desktop.hardware.credentials import ACCOUNT, SERVICE
+
+    keyring.set_password(SERVICE, ACCOUNT, '{"token": "OLD')
+    tab = window.hardware
+    tab.key_edit.setText(GOOD_KEY)
+    with qtbot.waitSignal(tab.status):
+        tab.save_button.click()
+    assert CredentialStore().load().token == GOOD_KEY

@@ -328,8 +328,10 @@ class HardwareTab(QWidget):
     def save_credentials(self) -> None:
         """Save what the form holds; an empty key field keeps the saved key (instance and channel change)."""
         try:
-            saved = self.store.load()
-            token = self.key_edit.text().strip() or (saved.token if saved else "")
+            token = self.key_edit.text().strip()
+            if not token:  # keep the saved key; only then do damaged saved credentials matter
+                saved = self.store.load()
+                token = saved.token if saved else ""
             self.store.save(Credentials(token, self.instance_edit.text().strip(), self.channel_combo.currentText()))
         except CredentialsError as exc:
             self.error.emit("The credentials were not saved.", str(exc))

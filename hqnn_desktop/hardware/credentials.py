@@ -43,6 +43,8 @@ class Credentials:
     channel: str = DEFAULT_CHANNEL
 
     def __post_init__(self) -> None:
+        if not all(isinstance(v, str) for v in (self.token, self.instance, self.channel)):
+            raise CredentialsError("The API key, instance and channel must be text.")
         if not self.token.strip():
             raise CredentialsError("The API key is empty.")
         if self.channel not in CHANNELS:
@@ -157,13 +159,18 @@ class CredentialStore:
                 raise CredentialsError(f"The system keyring could not be read: {scrub(str(exc))}") from None
         else:
             path = credentials_file()
-            blob = path.read_text(encoding="utf-8") if path.exists() else None
+            try:
+                blob = path.read_text(encoding="utf-8") if path.exists() else None
+            except UnicodeDecodeError:
+                blob = "damaged"  # not text: treated as any other damaged content below
+            except OSError as exc:
+                raise CredentialsError(f"The saved IBM Quantum credentials cannot be read ({exc.strerror}).") from None
         if not blob:
             return None
         try:
             data = json.loads(blob)
             return Credentials(data["token"], data.get("instance", ""), data.get("channel", DEFAULT_CHANNEL))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError, CredentialsError):
             raise CredentialsError("The saved IBM Quantum credentials are damaged; save them again.") from None
 
     def forget(self) -> None:

@@ -28,12 +28,26 @@ class Settings:
         if self.path.exists():
             try:
                 data = json.loads(self.path.read_text(encoding="utf-8"))
-                self._data = data if isinstance(data, dict) else {}
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-                backup = self.path.with_suffix(".damaged.json")
-                log.warning("settings file %s is damaged; kept as %s, using defaults", self.path, backup)
-                self.path.replace(backup)
-                self.damaged_backup = backup
+                if not isinstance(data, dict):
+                    raise ValueError("not a table of settings")  # noqa: TRY004 (a bad file, not a bug)
+                self._data = data
+            except (OSError, ValueError, RecursionError):  # ValueError: bad JSON or UTF-8 too
+                self.damaged_backup = self._set_aside()
+
+    def _set_aside(self) -> Path:
+        """Move the damaged file out of the way under a name no earlier backup has (each is kept), and
+        return where it is now; where it cannot be moved (a read-only folder) it stays where it is."""
+        backup, n = self.path.with_suffix(".damaged.json"), 1
+        while backup.exists():
+            n += 1
+            backup = self.path.with_suffix(f".damaged-{n}.json")
+        try:
+            self.path.replace(backup)
+        except OSError as exc:
+            log.warning("settings file %s is damaged and cannot be moved (%s); using defaults", self.path, exc)
+            return self.path
+        log.warning("settings file %s is damaged; kept as %s, using defaults", self.path, backup)
+        return backup
 
     def get(self, key: str, default: Any = None, kind: type | None = None) -> Any:
         """The stored value, or ``default`` when there is none or it is not of the expected type.

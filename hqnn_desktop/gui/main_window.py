@@ -137,7 +137,8 @@ class MainWindow(QMainWindow):
             self.classify.splitter.restoreState(QByteArray.fromBase64(state.encode()))
         self.tabs.currentChanged.connect(self._build_deferred_tabs)
         self.tabs.currentChanged.connect(self._tab_changed)
-        self.tabs.setCurrentIndex(self.settings.get("tab", 0))
+        tab = self.settings.get("tab", 0)
+        self.tabs.setCurrentIndex(tab if 0 <= tab < self.tabs.count() else 0)  # a hand-edited file: any number
         self._shown_once = False
 
     def showEvent(self, event) -> None:

@@ -87,6 +87,9 @@ def test_train_out_must_be_a_pack_or_new_and_outside_the_data(tiny_dataset, tmp_
     (tmp_path / "file").write_text("x")
     with pytest.raises(PackError, match="is a file"):
         check_pack_destination(tmp_path / "file")
+    (tmp_path / "linked").symlink_to(empty)
+    with pytest.raises(PackError, match="is a link to another folder"):
+        check_pack_destination(tmp_path / "linked")
     under_a_file = tmp_path / "file" / "new" / "pack"  # found at the end, after training, until now
     assert main(["train", str(train), "--val-dir", str(val), "--name", "t", "--out", str(under_a_file)]) == 2
     assert "cannot be saved" in capsys.readouterr().err and (tmp_path / "file").read_text() == "x"
@@ -250,6 +253,7 @@ DAMAGES = {
     "crop_unknown": ("preprocessing", {"crop": {"kind": "nucleus"}}),
     "crop_side_huge": ("preprocessing", {"crop": {"kind": "stained_cell", "side": 3}}),
     "crop_side_text": ("preprocessing", {"crop": {"kind": "stained_cell", "side": "wide"}}),
+    "circuit_empty": ("circuit", None),
     "crop_empty": ("preprocessing", {"crop": None}),
     "crop_misspelt": ("preprocessing", {"crop": {"kind": "stained_cell", "side": 0.6, "sid": 0.3}}),
 }

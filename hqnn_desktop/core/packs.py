@@ -132,6 +132,8 @@ def card_problem(card: dict) -> str | None:
         return "its circuit layers and feature size must be whole numbers of at least 1"
     if not isinstance(card["normalization"], dict):
         return "its normalization is not a table of values"
+    if not isinstance(card.get("circuit", {}), dict):
+        return "its circuit is not a table of settings"
     try:
         card_crop(card)
     except ValueError as exc:
@@ -390,7 +392,9 @@ def check_pack_destination(folder: str | Path, keep_clear_of: Iterable[str | Pat
     images), which saving would delete or mix with.
     """
     folder = Path(folder)
-    if folder.is_symlink() or folder.exists():
+    if folder.is_symlink():  # replacing it would swap the link, and leave the pack it points to as it was
+        raise PackError(f"{folder} is a link to another folder; choose another name or place for the pack.")
+    if folder.exists():
         if not folder.is_dir():
             raise PackError(f"{folder} is a file, not a model pack; choose another place for the pack.")
         if not (folder / CARD).is_file() and not _is_empty_dir(folder):

@@ -156,6 +156,8 @@ def test_every_decision_is_saved_and_restored(smear):
             Review.load(fresh.file)
         fresh = Review.from_results(results, LABELS, MODELS, "toy")
         assert fresh.decisions == {}
+    backups = sorted(fresh.file.parent.glob(f"{fresh.file.stem}.damaged*.json"))
+    assert len(backups) == 4  # "{damaged" and the three above: each damage keeps its own backup
     with pytest.raises(ReviewError, match="nothing to review"):
         Review.from_results(results[-1:], LABELS, MODELS, "toy")
 

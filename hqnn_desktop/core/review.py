@@ -32,7 +32,7 @@ import numpy as np
 from .inputs import ImageResult, Window
 from .paths import data_dir
 from .results import disagreement, low_confidence, unlike_training
-from .storage import atomic_write_text
+from .storage import atomic_write_text, damaged_backup_name
 from .suggest import review_priority
 
 FORMAT = "hqnn-review/1"
@@ -198,7 +198,7 @@ class Review:
             try:
                 decisions = read_review_file(file).get("decisions", {})
             except ReviewError:
-                backup = file.with_suffix(".damaged.json")
+                backup = damaged_backup_name(file)
                 log.warning("review file %s is damaged; kept as %s, starting afresh", file, backup)
                 file.replace(backup)
         review = cls(folder, labels, models, pack, cells, [os.path.abspath(r.path) for r in results if r.error],

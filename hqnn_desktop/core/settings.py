@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .paths import config_dir
-from .storage import atomic_write_json, remove_leftover_temporaries
+from .storage import atomic_write_json, damaged_backup_name, remove_leftover_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +37,7 @@ class Settings:
     def _set_aside(self) -> Path:
         """Move the damaged file out of the way under a name no earlier backup has (each is kept), and
         return where it is now; where it cannot be moved (a read-only folder) it stays where it is."""
-        backup, n = self.path.with_suffix(".damaged.json"), 1
-        while backup.exists():
-            n += 1
-            backup = self.path.with_suffix(f".damaged-{n}.json")
+        backup = damaged_backup_name(self.path)
         try:
             self.path.replace(backup)
         except OSError as exc:

@@ -81,3 +81,14 @@ def atomic_torch_save(obj: Any, target: str | os.PathLike) -> None:
 
     with atomic_path(target) as tmp:
         torch.save(obj, tmp)
+
+
+def damaged_backup_name(path: str | os.PathLike) -> Path:
+    """Where to set a damaged ``X.json`` aside: ``X.damaged.json``, or ``X.damaged-2.json`` and so
+    on when earlier backups exist, so that a second damage never replaces the first backup."""
+    path = Path(path)
+    backup, n = path.with_suffix(".damaged.json"), 1
+    while backup.exists():
+        n += 1
+        backup = path.with_suffix(f".damaged-{n}.json")
+    return backup

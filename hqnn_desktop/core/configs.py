@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .augment import AugmentConfig
 
+#: The backbones a run can start from (:data:`core.backbones.BACKBONES` builds them), named here
+#: so that ``--help`` and the Training tab can offer them without loading torch.
+BACKBONE_NAMES = ("efficientnet_lite0", "efficientnet_lite2", "resnet18", "resnet50")
 #: The circuit is simulated exactly, as a 2^n x 2^n matrix per layer: every qubit more
 #: doubles time and quadruples memory (12 qubits: ~0.3 GB, 16 qubits: ~70 GB).
 MAX_QUBITS = 12

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.configs import MAX_CELL_WINDOW, MIN_CELL_WINDOW, AdaptConfig, HeadConfig
+from ..core.configs import BACKBONE_NAMES, MAX_CELL_WINDOW, MIN_CELL_WINDOW, AdaptConfig, HeadConfig
 from ..core.kinds import MODEL_KINDS, MODEL_TITLES
 from .workers import start_worker
 
@@ -108,7 +108,7 @@ class TrainingTab(QWidget):
         self.group_pattern = QLineEdit()
         self.group_pattern.setPlaceholderText(r"Optional, e.g. ^g(\d+)_ : images of one group stay together")
         self.backbone = QComboBox()
-        self.backbone.addItems(["efficientnet_lite0", "resnet18", "resnet50"])
+        self.backbone.addItems(BACKBONE_NAMES)
         self.model_boxes = {k: QCheckBox(MODEL_TITLES[k], checked=True) for k in MODEL_KINDS}
         heads = HeadConfig()  # the protocol's defaults, as on the command line
         self.qubits = QSpinBox(minimum=2, maximum=12, value=heads.n_qubits)

@@ -16,6 +16,7 @@ from hqnn_desktop.core.differential import differential, write_differential_csv
 from hqnn_desktop.core.inputs import ImageResult
 from hqnn_desktop.core.metrics import cohen_kappa
 from hqnn_desktop.core.review import (
+    Change,
     Review,
     ReviewError,
     folder_only_review_file,
@@ -301,3 +302,28 @@ def test_an_image_listed_twice_is_one_cell(smear):
     diff = differential(review)
     assert (diff.n_cells, diff.n_verified, diff.n_unusable) == (6, 6, 1)
     assert sum(r.pre["hqnn"] for r in diff.rows) == 6
+
+
+def test_two_windows_on_one_review_keep_each_others_decisions(smear):
+    folder, results = smear
+    p = paths_of(folder)
+    first = Review.from_results(results, LABELS, MODELS, "toy")
+    second = Review.load(first.file)
+    first.decide(p[:2], "c")
+    second.decide(p[2:3], "a")  # saved after the first window's step: both are in the file
+    assert second.take_outside_changes() == [Change(p[0], None, "c"), Change(p[1], None, "c")]
+    assert second.take_outside_changes() == []
+    assert json.loads(first.file.read_text())["decisions"] == {p[0]: "c", p[1]: "c", p[2]: "a"}
+    first.clear(p[1:2])  # the first window takes in the second's decision and keeps its own undo
+    assert first.take_outside_changes() == [Change(p[2], None, "a")]
+    assert first.decisions == {p[0]: "c", p[2]: "a"}
+    second.decide(p[0:1], "b")  # the same cell decided again in the other window: the later step wins
+    assert second.decisions == {p[0]: "b", p[2]: "a"}
+    first.undo()
+    assert first.decisions == {p[0]: "b", p[1]: "c", p[2]: "a"}
+    assert Review.load(first.file).decisions == first.decisions
+    assert differential(first).rows == differential(Review.load(first.file)).rows
+    first.file.write_text("{damaged by another program")
+    second.decide(p[3:4], "b")  # set aside, not read as empty decisions and not lost
+    assert first.file.with_suffix(".damaged.json").read_text() == "{damaged by another program"
+    assert json.loads(second.file.read_text())["decisions"] == {p[0]: "b", p[2]: "a", p[3]: "b"}

@@ -303,3 +303,23 @@ def test_report_is_written_in_the_format_its_name_says(qtbot, tmp_path):
     with Image.open(tmp_path / "report.weird.png") as im:
         assert im.format == "PNG"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.jpg", "report.png", "report.weird.png"]
+
+
+def test_two_windows_on_one_review_keep_each_others_work(qtbot):
+    first, labels = synthetic_tab(qtbot)
+    second, _ = synthetic_tab(qtbot)  # the same folder and pack: the same review file
+    assert second.review.file == first.review.file and second.review is not first.review
+    messages = []
+    first.status.connect(messages.append)
+    second.groups.setCurrentRow(0)
+    second.gallery.setFocus()
+    cell = current_path(second)
+    QTest.keyClick(second.gallery, Qt.Key_8)  # the second window moves one cell to platelet
+    first.groups.setCurrentRow(1)
+    first.gallery.setFocus()
+    mine = current_path(first)
+    QTest.keyClick(first.gallery, Qt.Key_Space)  # the first accepts another cell: both decisions stay
+    assert first.review.decisions == {cell: "platelet", mine: labels[1]}
+    assert "1 decision made in another window on this review was taken in." in messages
+    assert "4 cells" in first.groups.item(7).text() and "2 cells" in first.groups.item(0).text()
+    assert Review.load(first.review.file).decisions == {cell: "platelet", mine: labels[1]}

@@ -10,7 +10,9 @@ class group is one step).
 Every decision is written at once, atomically, to one JSON file per folder and
 pack in ``data_dir()/reviews/`` (named by a hash of the folder's absolute path
 and the pack's name), so closing the app or a crash loses nothing and reopening
-the folder restores every decision. Reviewing the same folder with another pack
+the folder restores every decision. When another window (or another copy of the
+app) has written the same file meanwhile, a save applies only this window's new
+step on top of what the file holds, so neither window drops the other's work. Reviewing the same folder with another pack
 is another review in another file: the cells verified under the first pack stay
 on disk untouched. The file also keeps the predictions, so a saved review can be
 reopened and counted without classifying the images again. Free of Qt.
@@ -168,6 +170,12 @@ class Review:
         #: which wins) so that they are never lost
         self.other_decisions = {p: lab for p, lab in decisions.items() if lab not in self.labels}
         self.file = file or review_file(self.folder, pack)
+        #: decisions another window wrote to the file that saves took in, until the view takes them
+        self.outside_changes: list[Change] = []
+        #: this window's steps not yet written: cell -> label (None: not verified any more)
+        self._pending: dict[str, str | None] = {}
+        #: the file as this window last wrote or read it; any other version was written elsewhere
+        self._seen = _signature(self.file)
         self._cells_json: str | None = None
         self._predictions: dict[str, np.ndarray] = {}
         self._undo: list[list[Change]] = []
@@ -226,6 +234,7 @@ class Review:
         change, so their JSON is made once and only the rest is encoded each time
         (a 10,000-cell review would otherwise spend most of each key press here).
         """
+        self.outside_changes += self._take_in_outside_decisions()
         if self._cells_json is None:
             self._cells_json = json.dumps([{"path": c.path, "pred": c.pred, "conf": c.conf,
                                             "priority": c.priority, "flags": c.flags,
@@ -239,6 +248,40 @@ class Review:
             "decisions": {**self.other_decisions, **self.decisions},
         })
         atomic_write_text(self.file, f'{rest[:-1]}, "cells": {self._cells_json}}}\n')
+        self._pending.clear()
+        self._seen = _signature(self.file)
+
+    def take_outside_changes(self) -> list[Change]:
+        """The cells whose decision came from another window since the last call (the view
+        redraws them and says so)."""
+        changes, self.outside_changes = self.outside_changes, []
+        return changes
+
+    def _take_in_outside_decisions(self) -> list[Change]:
+        """Adopt the decisions in the file that another window wrote since this one last saw it,
+        keeping this window's unsaved step on top; returns what changed here."""
+        if _signature(self.file) in (self._seen, None):
+            return []
+        try:
+            data = read_review_file(self.file)
+        except ReviewError:
+            backup = damaged_backup_name(self.file)
+            log.warning("review file %s was damaged by another program; kept as %s", self.file, backup)
+            self.file.replace(backup)
+            return []
+        if os.path.abspath(data.get("folder", "")) != self.folder or data.get("pack", "") != self.pack:
+            return []
+        merged = {p: lab for p, lab in data.get("decisions", {}).items() if isinstance(lab, str)}
+        for path, label in self._pending.items():
+            if label is None:
+                merged.pop(path, None)
+            else:
+                merged[path] = label
+        before = self.decisions
+        self.decisions = {p: lab for p, lab in merged.items() if lab in self.labels}
+        self.other_decisions = {p: lab for p, lab in merged.items() if lab not in self.labels}
+        return [Change(p, before.get(p), self.decisions.get(p)) for p in sorted(set(before) | set(self.decisions))
+                if p in self.by_path and before.get(p) != self.decisions.get(p)]
 
     # ------------------------------------------------------------------ reading the state
     def predictions(self, model: str) -> np.ndarray:
@@ -329,7 +372,18 @@ class Review:
                 self.decisions.pop(path, None)
             else:
                 self.decisions[path] = label
+            self._pending[path] = label
         self.save()
+
+
+def _signature(file: Path) -> tuple[int, int, int] | None:
+    """Which version of a file this is: every atomic write makes a new file (inode), so two
+    writes never look alike even within one clock tick. None: there is no file."""
+    try:
+        st = file.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def read_review_file(file: Path) -> dict:

@@ -413,6 +413,12 @@ class ReviewTab(QWidget):
         drops those cells instead of starting over, which keeps each key press quick.
         """
         review = self.review
+        outside = review.take_outside_changes()
+        if outside:  # cells may have moved into this group: draw it afresh
+            changed = None
+            one = len(outside) == 1
+            self.status.emit(f"{len(outside)} decision{'' if one else 's'} made in another window on this "
+                             f"review {'was' if one else 'were'} taken in.")
         row = max(0, self.groups.currentRow() if select_group is None else select_group)
         self._show_groups(row)
         label = review.labels[row]

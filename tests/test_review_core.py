@@ -327,3 +327,17 @@ def test_two_windows_on_one_review_keep_each_others_decisions(smear):
     second.decide(p[3:4], "b")  # set aside, not read as empty decisions and not lost
     assert first.file.with_suffix(".damaged.json").read_text() == "{damaged by another program"
     assert json.loads(second.file.read_text())["decisions"] == {p[0]: "b", p[2]: "a", p[3]: "b"}
+
+
+def test_a_review_saved_by_a_newer_version_is_left_as_it_is(smear):
+    folder, results = smear
+    review = Review.from_results(results, LABELS, MODELS, "toy")
+    review.decide(paths_of(folder)[:1], "b")
+    newer = review.file.read_text().replace('"hqnn-review/1"', '"hqnn-review/2"')
+    review.file.write_text(newer)
+    with pytest.raises(ReviewError, match="saved by a newer version of hqnn-desktop"):
+        Review.from_results(results, LABELS, MODELS, "toy")
+    with pytest.raises(ReviewError, match="Update hqnn-desktop"):
+        Review.load(review.file)
+    assert review.file.read_text() == newer
+    assert not list(review.file.parent.glob("*.damaged*.json"))

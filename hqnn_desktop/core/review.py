@@ -46,6 +46,10 @@ class ReviewError(ValueError):
     """A review that cannot be started or read, explained for the user."""
 
 
+class NewerReviewError(ReviewError):
+    """A review file written by a newer version of the app: left exactly as it is."""
+
+
 @dataclass
 class Cell:
     """One usable image as the models pre-classified it."""
@@ -205,6 +209,8 @@ class Review:
         if file.exists():
             try:
                 decisions = read_review_file(file).get("decisions", {})
+            except NewerReviewError:
+                raise
             except ReviewError:
                 backup = damaged_backup_name(file)
                 log.warning("review file %s is damaged; kept as %s, starting afresh", file, backup)
@@ -386,12 +392,25 @@ def _signature(file: Path) -> tuple[int, int, int] | None:
     return st.st_ino, st.st_mtime_ns, st.st_size
 
 
+def _is_newer_format(value: object) -> bool:
+    """``hqnn-review/N`` with N above this version's."""
+    prefix, _, version = FORMAT.partition("/")
+    if not isinstance(value, str) or not value.startswith(prefix + "/"):
+        return False
+    number = value.removeprefix(prefix + "/")
+    return number.isdigit() and int(number) > int(version)
+
+
 def read_review_file(file: Path) -> dict:
     """The JSON of a review file, checked enough to be used."""
     try:
         data = json.loads(Path(file).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ReviewError(f"The review file {file} cannot be read ({exc}).") from exc
+    if isinstance(data, dict) and _is_newer_format(data.get("format")):
+        raise NewerReviewError(
+            f"This review was saved by a newer version of hqnn-desktop ({data['format']}). Update "
+            f"hqnn-desktop to go on with it; its file is left as it is ({file}).")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ReviewError(f"{file} is not a review file of this version of hqnn-desktop.")
     kinds = {"folder": str, "labels": list, "models": list, "cells": list, "pack": str, "updated": str,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +31,19 @@ def reencoded(path: Path, size: int, quality: int, crop: CellCrop | None) -> np.
     return to_model_input(Image.open(buf).convert("RGB"), size, crop)
 
 
+def backbone_name_of(weights: Path) -> str:
+    """The backbone an adaptation run (gpu_adapt.py) trained, from its record beside the weights."""
+    record = weights.parent / "adapt.json"
+    if record.is_file():
+        return json.loads(record.read_text())["config"]["backbone"]
+    return "efficientnet_lite0"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--backbone", type=Path, required=True)
-    ap.add_argument("--name", default="efficientnet_lite0")
+    ap.add_argument("--name", help="backbone registry name (default: the one in adapt.json beside "
+                                   "--backbone, else efficientnet_lite0)")
     ap.add_argument("--dir", type=Path, required=True)
     ap.add_argument("--labels", help="comma-separated class order (default: sorted folder names)")
     ap.add_argument("--group-val", help="take the validation side of a grouped split with this pattern")
@@ -48,7 +58,7 @@ def main() -> None:
     files = scan_class_folders(args.dir, args.labels.split(",") if args.labels else None)
     if args.group_val:
         _, files = split_validation(files, args.val_fraction, 0, args.group_val)
-    ex = FeatureExtractor(args.name, pretrained=False)
+    ex = FeatureExtractor(args.name or backbone_name_of(args.backbone), pretrained=False)
     ex.load_state_dict(load_state_file(str(args.backbone)))
     if args.reencode:
         images = np.stack([reencoded(p, args.size, args.reencode, crop) for p in files.paths])

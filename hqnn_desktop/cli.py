@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .core.configs import (
     BACKBONE_NAMES,
+    BACKBONE_NOTES,
     MAX_CELL_WINDOW,
     MAX_INPUT_SIZE,
     MAX_QUBITS,
@@ -134,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--group-pattern", help="regular expression whose first group names the source "
                                            "of an image (images of one group stay together)")
     t.add_argument("--backbone", default=AdaptConfig.backbone,
-                   choices=BACKBONE_NAMES)
+                   choices=BACKBONE_NAMES, help="; ".join(f"{k}: {v}" for k, v in BACKBONE_NOTES.items()))
     t.add_argument("--models", type=_parse_models, default=MODEL_KINDS)
     t.add_argument("--qubits", type=_whole(MIN_QUBITS, MAX_QUBITS, " (the circuit is simulated exactly: each "
                                                                    "qubit more doubles the time and quadruples "

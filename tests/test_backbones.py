@@ -11,7 +11,7 @@ from hqnn_desktop.core.backbones import (
     _lite_weights,
     build_backbone,
 )
-from hqnn_desktop.core.configs import BACKBONE_NAMES
+from hqnn_desktop.core.configs import BACKBONE_NAMES, BACKBONE_NOTES
 
 
 def test_the_names_offered_are_the_backbones_that_can_be_built() -> None:
@@ -44,3 +44,10 @@ def test_a_missing_weights_file_is_named(monkeypatch: pytest.MonkeyPatch, tmp_pa
     monkeypatch.setenv("HQNN_EFFICIENTNET_LITE2_WEIGHTS", str(tmp_path / "gone.pth"))
     with pytest.raises(BackboneWeightsError, match="HQNN_EFFICIENTNET_LITE2_WEIGHTS points to a missing file"):
         build_backbone("efficientnet_lite2", pretrained=True)
+
+
+def test_the_stated_sizes_are_the_real_ones() -> None:
+    for name, note in BACKBONE_NOTES.items():
+        millions = sum(p.numel() for p in build_backbone(name, pretrained=False).parameters()) / 1e6
+        stated = float(note.split(" million")[0].split()[-1])
+        assert abs(millions - stated) < 0.1, (name, millions)

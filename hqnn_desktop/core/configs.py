@@ -14,9 +14,17 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .augment import AugmentConfig
 
-#: The backbones a run can start from (:data:`core.backbones.BACKBONES` builds them), named here
-#: so that ``--help`` and the Training tab can offer them without loading torch.
-BACKBONE_NAMES = ("efficientnet_lite0", "efficientnet_lite2", "resnet18", "resnet50")
+#: The backbones a run can start from (:data:`core.backbones.BACKBONES` builds them), described
+#: here so that ``--help`` and the Training tab can offer them without loading torch.
+BACKBONE_NOTES = {
+    "efficientnet_lite0": "EfficientNet-Lite0, 3.4 million weights; ImageNet weights included",
+    "efficientnet_lite2": "EfficientNet-Lite2, 4.8 million weights; ImageNet weights included",
+    "resnet18": "ResNet-18, 11.2 million weights; ImageNet weights from a file "
+                "(HQNN_RESNET18_WEIGHTS) or torchvision's download folder",
+    "resnet50": "ResNet-50 (the paper's), 23.5 million weights; ImageNet weights from a file "
+                "(HQNN_RESNET50_WEIGHTS) or torchvision's download folder",
+}
+BACKBONE_NAMES = tuple(BACKBONE_NOTES)
 #: The circuit is simulated exactly, as a 2^n x 2^n matrix per layer: every qubit more
 #: doubles time and quadruples memory (12 qubits: ~0.3 GB, 16 qubits: ~70 GB).
 MAX_QUBITS = 12

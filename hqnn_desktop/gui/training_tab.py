@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -27,7 +27,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.configs import BACKBONE_NAMES, MAX_CELL_WINDOW, MIN_CELL_WINDOW, AdaptConfig, HeadConfig
+from ..core.configs import (
+    BACKBONE_NAMES,
+    BACKBONE_NOTES,
+    MAX_CELL_WINDOW,
+    MIN_CELL_WINDOW,
+    AdaptConfig,
+    HeadConfig,
+)
 from ..core.kinds import MODEL_KINDS, MODEL_TITLES
 from .workers import start_worker
 
@@ -108,7 +115,9 @@ class TrainingTab(QWidget):
         self.group_pattern = QLineEdit()
         self.group_pattern.setPlaceholderText(r"Optional, e.g. ^g(\d+)_ : images of one group stay together")
         self.backbone = QComboBox()
-        self.backbone.addItems(BACKBONE_NAMES)
+        for i, name in enumerate(BACKBONE_NAMES):
+            self.backbone.addItem(name)
+            self.backbone.setItemData(i, BACKBONE_NOTES[name], Qt.ToolTipRole)
         self.model_boxes = {k: QCheckBox(MODEL_TITLES[k], checked=True) for k in MODEL_KINDS}
         heads = HeadConfig()  # the protocol's defaults, as on the command line
         self.qubits = QSpinBox(minimum=2, maximum=12, value=heads.n_qubits)

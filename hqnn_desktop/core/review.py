@@ -12,9 +12,9 @@ pack in ``data_dir()/reviews/`` (named by a hash of the folder's absolute path
 and the pack's name), so closing the app or a crash loses nothing and reopening
 the folder restores every decision. When another window (or another copy of the
 app) has written the same file meanwhile, a save applies only this window's new
-step on top of what the file holds, so neither window drops the other's work. Reviewing the same folder with another pack
-is another review in another file: the cells verified under the first pack stay
-on disk untouched. The file also keeps the predictions, so a saved review can be
+step on top of what the file holds, so neither window drops the other's work.
+Reviewing the same folder with another pack is another review in another file:
+the cells verified under the first pack stay on disk untouched. The file also keeps the predictions, so a saved review can be
 reopened and counted without classifying the images again. Free of Qt.
 """
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import __version__
 from .core.configs import (
     BACKBONE_NAMES,
     BACKBONE_NOTES,
@@ -104,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hqnn-desktop",
         description="Classify blood-cell images with a hybrid quantum-classical network and "
                     "classical twins. Without a subcommand the desktop window opens.")
+    parser.add_argument("--version", action="version", version=f"hqnn-desktop {__version__}")
     sub = parser.add_subparsers(dest="command")
 
     c = sub.add_parser("classify", help="classify image files and folders into a CSV")

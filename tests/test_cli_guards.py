@@ -31,6 +31,7 @@ from hqnn_desktop.core.packs import (
     scan_packs,
     user_packs_dir,
 )
+from hqnn_desktop.core.paths import data_dir
 
 from .conftest import BUNDLED, REPO, SAMPLES, make_dataset
 
@@ -511,3 +512,17 @@ def test_help_and_argument_errors_do_not_load_torch():
                           check=False)
     assert proc.returncode == 0, proc.stderr
 
+
+
+def test_version_is_the_installed_one(capsys):
+    from importlib.metadata import version
+
+    from hqnn_desktop.gui.main_window import MainWindow
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"hqnn-desktop {version('hqnn-desktop')}"
+    about = MainWindow.about_text()
+    assert version("hqnn-desktop") in about and "not for diagnosis" in about
+    assert str(data_dir()) in about  # where packs and reviews are kept, for a bug report

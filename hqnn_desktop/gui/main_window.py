@@ -24,7 +24,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .. import __version__
 from ..core.kinds import MODEL_TITLES
+from ..core.paths import config_dir, data_dir, log_dir
 from ..core.settings import Settings
 from .classify_tab import ClassifyTab
 from .evaluate_tab import EvaluateTab
@@ -381,9 +383,16 @@ class MainWindow(QMainWindow):
         box.open()
 
     def show_about(self) -> None:
-        QMessageBox.about(self, "About hqnn-desktop",
-                          "hqnn-desktop compares a hybrid quantum-classical neural network with classical "
-                          "models on blood-cell images.<br><br><b>Research use only, not for diagnosis.</b>")
+        QMessageBox.about(self, "About hqnn-desktop", self.about_text())
+
+    @staticmethod
+    def about_text() -> str:
+        """Version and where the user's files are: the first things asked when something goes wrong."""
+        return (f"hqnn-desktop {escape(__version__)} compares a hybrid quantum-classical neural "
+                "network with classical models on blood-cell images.<br><br>"
+                "<b>Research use only, not for diagnosis.</b><br><br>"
+                f"Your packs and reviews: {escape(str(data_dir()))}<br>"
+                f"Settings: {escape(str(config_dir()))}<br>Logs: {escape(str(log_dir()))}")
 
     def closeEvent(self, event) -> None:
         self.classify.cancel()

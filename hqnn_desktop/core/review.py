@@ -14,8 +14,9 @@ the folder restores every decision. When another window (or another copy of the
 app) has written the same file meanwhile, a save applies only this window's new
 step on top of what the file holds, so neither window drops the other's work.
 Reviewing the same folder with another pack is another review in another file:
-the cells verified under the first pack stay on disk untouched. The file also keeps the predictions, so a saved review can be
-reopened and counted without classifying the images again. Free of Qt.
+the cells verified under the first pack stay on disk untouched. The file also
+keeps the predictions, so a saved review can be reopened and counted without
+classifying the images again. Free of Qt.
 """
 
 from __future__ import annotations
@@ -212,9 +213,7 @@ class Review:
             except NewerReviewError:
                 raise
             except ReviewError:
-                backup = damaged_backup_name(file)
-                log.warning("review file %s is damaged; kept as %s, starting afresh", file, backup)
-                file.replace(backup)
+                _set_aside_damaged(file)
         review = cls(folder, labels, models, pack, cells, [os.path.abspath(r.path) for r in results if r.error],
                      decisions, file)
         review.save()
@@ -271,9 +270,7 @@ class Review:
         try:
             data = read_review_file(self.file)
         except ReviewError:
-            backup = damaged_backup_name(self.file)
-            log.warning("review file %s was damaged by another program; kept as %s", self.file, backup)
-            self.file.replace(backup)
+            _set_aside_damaged(self.file)
             return []
         if os.path.abspath(data.get("folder", "")) != self.folder or data.get("pack", "") != self.pack:
             return []
@@ -380,6 +377,13 @@ class Review:
                 self.decisions[path] = label
             self._pending[path] = label
         self.save()
+
+
+def _set_aside_damaged(file: Path) -> None:
+    """Keep a damaged review file under its own backup name; the review goes on without it."""
+    backup = damaged_backup_name(file)
+    log.warning("review file %s is damaged; kept as %s", file, backup)
+    file.replace(backup)
 
 
 def _signature(file: Path) -> tuple[int, int, int] | None:

@@ -3,6 +3,8 @@
 Cells in a smear have no preferred orientation, so every training batch gets
 random rotations, flips, small shifts and scale changes (one affine warp per
 image through ``grid_sample``) and mild brightness/contrast/saturation jitter.
+An optional per-channel gain (``stain_jitter``) imitates the colour differences
+between smears stained and photographed on different days.
 Working on whole batches keeps a GPU busy and avoids per-image Python work.
 """
 
@@ -17,13 +19,15 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Ranges of the random transformations (fill: 'reflect' or 'black' outside the image)."""
+    """Ranges of the random transformations (fill: 'reflect' or 'black' outside the image);
+    ``stain_jitter`` is the largest relative gain of each colour channel on its own."""
 
     max_rotation_deg: float = 180.0
     max_shift_px: float = 16.0
     scale_range: tuple[float, float] = (0.9, 1.1)
     jitter: float = 0.1
     fill: str = "reflect"
+    stain_jitter: float = 0.0
 
 
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
@@ -58,4 +62,6 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
         img = (img - mean) * contrast + mean
         gray = (img * torch.tensor([0.299, 0.587, 0.114], device=dev).view(1, 3, 1, 1)).sum(1, keepdim=True)
         img = (img - gray) * saturation + gray
+    if cfg.stain_jitter > 0:
+        img = img * (1 + (rand(b, 3, 1, 1) * 2 - 1) * cfg.stain_jitter)
     return img.clamp(0, 255).permute(0, 2, 3, 1)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -341,3 +344,31 @@ def test_a_review_saved_by_a_newer_version_is_left_as_it_is(smear):
         Review.load(review.file)
     assert review.file.read_text() == newer
     assert not list(review.file.parent.glob("*.damaged*.json"))
+
+
+#: one app copy deciding its own cells over and over, started at the same moment as another
+_RACER = """
+import sys, time
+from pathlib import Path
+from hqnn_desktop.core.review import Review
+file, go, cells = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
+review = Review.load(file)
+while not go.exists():
+    time.sleep(0.001)
+for step in range(60):
+    review.decide([cells[step % len(cells)]], "abc"[step % 3])
+review.decide(cells, "c")
+"""
+
+
+def test_two_app_copies_saving_at_the_same_time_lose_no_decision(smear, tmp_path):
+    folder, results = smear
+    p = paths_of(folder)
+    review = Review.from_results(results, LABELS, MODELS, "toy")
+    go = tmp_path / "go"
+    racers = [subprocess.Popen([sys.executable, "-c", _RACER, str(review.file), str(go), *cells])
+              for cells in (p[:3], p[3:])]
+    time.sleep(3)  # both copies loaded and waiting
+    go.touch()
+    assert [r.wait(timeout=120) for r in racers] == [0, 0]
+    assert Review.load(review.file).decisions == dict.fromkeys(p, "c")

@@ -35,7 +35,7 @@ import numpy as np
 from .inputs import ImageResult, Window
 from .paths import data_dir
 from .results import disagreement, low_confidence, unlike_training
-from .storage import atomic_write_text, damaged_backup_name
+from .storage import atomic_write_text, damaged_backup_name, exclusive
 from .suggest import review_priority
 
 FORMAT = "hqnn-review/1"
@@ -239,6 +239,10 @@ class Review:
         change, so their JSON is made once and only the rest is encoded each time
         (a 10,000-cell review would otherwise spend most of each key press here).
         """
+        with exclusive(self.file):  # another app copy must not write between our read and our write
+            self._merge_and_write()
+
+    def _merge_and_write(self) -> None:
         self.outside_changes += self._take_in_outside_decisions()
         if self._cells_json is None:
             self._cells_json = json.dumps([{"path": c.path, "pred": c.pred, "conf": c.conf,

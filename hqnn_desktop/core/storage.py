@@ -2,18 +2,28 @@
 
 A crash or a cancel at any moment leaves either the old file or the new one,
 never a half-written mix. Used for packs, checkpoints, settings, reports.
+:func:`exclusive` serialises read-merge-write updates of one file between
+processes (two copies of the app on one review).
 """
 
 from __future__ import annotations
 
 import glob
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock, Timeout
+
+log = logging.getLogger(__name__)
+
+#: seconds to wait for another process's update of the same file (each takes milliseconds)
+LOCK_WAIT_S = 10.0
 
 
 def _current_umask() -> int:
@@ -92,3 +102,26 @@ def damaged_backup_name(path: str | os.PathLike) -> Path:
         n += 1
         backup = path.with_suffix(f".damaged-{n}.json")
     return backup
+
+
+@contextmanager
+def exclusive(target: str | os.PathLike) -> Iterator[None]:
+    """Hold ``target``'s lock file (``NAME.lock`` beside it) for a read-merge-write update, so
+    that two processes updating the file at once cannot overwrite each other's change.
+
+    The operating system releases the lock when its holder exits, so a crashed copy never
+    blocks the others. A lock still held after :data:`LOCK_WAIT_S` means the holder hangs;
+    the update then goes ahead rather than leaving the user's change unsaved.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(target.with_name(target.name + ".lock"))
+    try:
+        lock.acquire(timeout=LOCK_WAIT_S)
+    except Timeout:
+        log.warning("%s stayed locked for %.0f s; updating it without the lock", target, LOCK_WAIT_S)
+    try:
+        yield
+    finally:
+        if lock.is_locked:
+            lock.release()

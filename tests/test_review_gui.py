@@ -323,3 +323,38 @@ def test_two_windows_on_one_review_keep_each_others_work(qtbot):
     assert "1 decision made in another window on this review was taken in." in messages
     assert "4 cells" in first.groups.item(7).text() and "2 cells" in first.groups.item(0).text()
     assert Review.load(first.review.file).decisions == {cell: "platelet", mine: labels[1]}
+    second.gallery.setFocus()
+    QTest.keyClick(second.gallery, Qt.Key_1)  # another decision over there, then an undo here
+    first.gallery.setFocus()
+    QTest.keyClick(first.gallery, Qt.Key_Z, Qt.ControlModifier)
+    assert messages[-1] == "Undone: 1 cell. 1 decision made in another window on this review was taken in."
+
+
+def test_a_failed_save_keeps_the_decision_says_so_and_saves_it_later(qtbot, monkeypatch):
+    import errno
+
+    import hqnn_desktop.core.review as review_module
+
+    tab, labels = synthetic_tab(qtbot)
+    messages = []
+    tab.status.connect(messages.append)
+    real_write = review_module.atomic_write_text
+
+    def disk_full(*_args) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(review_module, "atomic_write_text", disk_full)
+    tab.groups.setCurrentRow(0)
+    tab.gallery.setFocus()
+    first = current_path(tab)
+    QTest.keyClick(tab.gallery, Qt.Key_8)
+    assert tab.review.decisions == {first: "platelet"}  # shown and counted although not on disk
+    assert "4 cells" in tab.groups.item(7).text()
+    assert "No space left on device" in messages[-1] and "kept in this window" in messages[-1]
+    assert "could not be saved" in tab.progress_label.text()
+    assert Review.load(tab.review.file).decisions == {}
+    monkeypatch.setattr(review_module, "atomic_write_text", real_write)  # space freed
+    second = current_path(tab)
+    QTest.keyClick(tab.gallery, Qt.Key_Space)
+    assert Review.load(tab.review.file).decisions == {first: "platelet", second: labels[0]}
+    assert "could not be saved" not in tab.progress_label.text()

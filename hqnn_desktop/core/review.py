@@ -179,6 +179,9 @@ class Review:
         self.outside_changes: list[Change] = []
         #: this window's steps not yet written: cell -> label (None: not verified any more)
         self._pending: dict[str, str | None] = {}
+        #: why this window's last decisions are not on disk (a full disk, a folder made read-only),
+        #: in words for the reviewer; None when every decision is saved
+        self.unsaved: str | None = None
         #: the file as this window last wrote or read it; any other version was written elsewhere
         self._seen = _signature(self.file)
         self._cells_json: str | None = None
@@ -380,7 +383,15 @@ class Review:
             else:
                 self.decisions[path] = label
             self._pending[path] = label
-        self.save()
+        try:
+            self.save()
+        except OSError as exc:  # the decision stays here and goes to disk with the next one that saves
+            log.warning("review %s not saved: %s", self.file, exc)
+            self.unsaved = (f"Your latest decisions could not be saved ({exc.strerror or exc}, {self.file}). "
+                            "They are kept in this window and saved with your next decision once there is "
+                            "disk space and the folder can be written.")
+        else:
+            self.unsaved = None
 
 
 def _set_aside_damaged(file: Path) -> None:

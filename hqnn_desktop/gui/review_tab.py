@@ -11,6 +11,7 @@ manifest, and the pack's heads can be fine-tuned on it (``core.corrections``).
 
 from __future__ import annotations
 
+import html
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -360,9 +361,9 @@ class ReviewTab(QWidget):
         if not changes:
             self.status.emit(nothing)
             return
-        self._refresh()
+        note = self._refresh()
         self.select_cell(changes[0].path)
-        self.status.emit(f"{what}: {len(changes)} cell{'s' if len(changes) > 1 else ''}")
+        self.status.emit(" ".join([f"{what}: {len(changes)} cell{'s' if len(changes) > 1 else ''}.", note]).strip())
 
     def go_to_suggestion(self) -> None:
         if self.review is None:
@@ -406,19 +407,26 @@ class ReviewTab(QWidget):
             self._show_current()
 
     def _refresh(self, keep_row: int | None = None, select_group: int | None = None,
-                 changed: list[Change] | None = None) -> None:
+                 changed: list[Change] | None = None) -> str:
         """Redraw groups, gallery and counts after a change; keep the cursor near where it was.
 
         With ``changed`` (the cells a decision touched) the gallery only redraws or
         drops those cells instead of starting over, which keeps each key press quick.
+        Returns what the status bar was told about the save (decisions taken in from
+        another window, or a save that failed), so a caller's own message can keep it.
         """
         review = self.review
         outside = review.take_outside_changes()
+        note = ""
         if outside:  # cells may have moved into this group: draw it afresh
             changed = None
             one = len(outside) == 1
-            self.status.emit(f"{len(outside)} decision{'' if one else 's'} made in another window on this "
-                             f"review {'was' if one else 'were'} taken in.")
+            note = (f"{len(outside)} decision{'' if one else 's'} made in another window on this "
+                    f"review {'was' if one else 'were'} taken in.")
+        if review.unsaved:
+            note = review.unsaved
+        if note:
+            self.status.emit(note)
         row = max(0, self.groups.currentRow() if select_group is None else select_group)
         self._show_groups(row)
         label = review.labels[row]
@@ -434,6 +442,7 @@ class ReviewTab(QWidget):
         self._show_current()
         self._show_counts()
         self._set_enabled()
+        return note
 
     def _show_groups(self, current: int) -> None:
         """One line per class group with its number key, size and cells not verified yet."""
@@ -477,9 +486,11 @@ class ReviewTab(QWidget):
         self.agreement.setText(("<b>Agreement with the verified labels</b> "
                                 f"({diff.n_verified} cells): " + " · ".join(parts)) if parts else
                                "Agreement and kappa appear as cells are verified.")
-        self.progress_label.setText(f"<b>{Path(review.folder).name}</b>: {diff.n_verified} of {diff.n_cells} "
+        self.progress_label.setText(f"<b>{html.escape(Path(review.folder).name)}</b>: {diff.n_verified} of {diff.n_cells} "
                                     "cells verified" + (f" · {diff.n_unusable} images not usable"
-                                                        if diff.n_unusable else ""))
+                                                        if diff.n_unusable else "")
+                                    + (f"<br><span style='color:#b00020'>{html.escape(review.unsaved)}</span>"
+                                       if review.unsaved else ""))
 
     def _show_current(self, *_) -> None:
         index = self.gallery.currentIndex()

@@ -387,9 +387,8 @@ class Review:
             self.save()
         except OSError as exc:  # the decision stays here and goes to disk with the next one that saves
             log.warning("review %s not saved: %s", self.file, exc)
-            self.unsaved = (f"Your latest decisions could not be saved ({exc.strerror or exc}, {self.file}). "
-                            "They are kept in this window and saved with your next decision once there is "
-                            "disk space and the folder can be written.")
+            self.unsaved = (f"Your latest decisions could not be saved ({exc.strerror or exc}). They are kept "
+                            "in this window and saved with your next decision once the disk accepts it.")
         else:
             self.unsaved = None
 

@@ -12,6 +12,7 @@ at once; each command imports what it needs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import json
 import math
@@ -111,15 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("classify", help="classify image files and folders into a CSV")
     c.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
     c.add_argument("--pack", help="pack name or folder (default: pbc8, else the first pack installed)")
-    c.add_argument("--models", type=_parse_models, default=MODEL_KINDS,
-                   help="comma-separated: hqnn,classical,baseline (default: all)")
+    c.add_argument("--models", type=_parse_models,
+                   help="comma-separated: hqnn,classical,baseline (default: every model the pack has)")
     c.add_argument("--out", required=True, help="CSV file to write")
     c.add_argument("--batch-size", type=_COUNT, default=32)
 
     e = sub.add_parser("evaluate", help="score a labelled folder (one subfolder per class)")
     e.add_argument("dir")
     e.add_argument("--pack", required=True)
-    e.add_argument("--models", type=_parse_models, default=MODEL_KINDS)
+    e.add_argument("--models", type=_parse_models,
+                   help="comma-separated: hqnn,classical,baseline (default: every model the pack has)")
     e.add_argument("--out", required=True, help="JSON report to write")
     e.add_argument("--batch-size", type=_COUNT, default=32)
 
@@ -130,8 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("train_dir", help="folder with one subfolder of images per class, or a CSV list of "
                                      "labelled images (columns path,label)")
     t.add_argument("--name", required=True, help="name of the new pack")
-    t.add_argument("--out", help="pack folder (default: your packs folder/NAME); an existing folder is "
-                                 "replaced only if it is a pack")
+    t.add_argument("--out", help="pack folder (default: your packs folder/NAME)")
+    t.add_argument("--replace", action="store_true",
+                   help="replace the pack already saved under that name or folder (without it, it is kept and "
+                        "nothing is trained)")
     t.add_argument("--val-dir", help="validation folder with the same class subfolders")
     t.add_argument("--val-fraction", type=_FRACTION, default=0.15)
     t.add_argument("--group-pattern", help="regular expression whose first group names the source "
@@ -203,13 +207,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _ProgressLine:
+    """Whether a ``\r`` progress line is open on stderr, so that a message starts on a line of its own."""
+
+    open = False
+
+    @classmethod
+    def end(cls) -> None:
+        if cls.open:
+            print(file=sys.stderr)
+            cls.open = False
+
+
 def _progress(done: int, total: int, start: float, what: str = "images") -> None:
     rate = done / max(1e-9, time.time() - start)
     eta = (total - done) / rate if rate > 0 else 0
     print(f"\r{done}/{total} {what} ({rate:.1f}/s, ETA {eta:.0f} s)", end="", file=sys.stderr, flush=True)
+    _ProgressLine.open = True
 
 
-def _load_pack(name: str | None, models: tuple[str, ...]):
+def _load_pack(name: str | None, models: tuple[str, ...] | None):
     from .core.packs import PackError, default_pack_name, load_pack, resolve_pack
 
     if name is None:
@@ -234,6 +251,13 @@ def _check_out(text: str, inputs: Sequence[str] = (), kind: str = "csv") -> Path
         raise UsageError(f"--out {text} cannot be written: the file name is too long (at most 255 bytes).")
     if text.endswith(("/", os.sep)) or out.is_dir():
         raise UsageError(f"--out must be a file, but {text} is a folder.")
+    if text == "-":
+        raise UsageError(f"the results go to a file; give --out a name such as results.{kind}.")
+    if out.is_symlink():  # the results go where the link points, the file the user looks at
+        out = Path(os.path.realpath(out))
+    if out.exists() and not out.is_file() and not out.is_dir():
+        raise UsageError(f"--out {text} is not an ordinary file (a device, pipe or socket); give a file "
+                         f"name such as results.{kind}.")
     if any(os.path.realpath(out) == os.path.realpath(p) for p in inputs):
         raise UsageError(f"--out {text} is one of the inputs; give the results another file name.")
     from .core.imageio import is_image_name
@@ -283,12 +307,18 @@ def cmd_classify(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     tally = _Tally()
     try:
-        _classify_into(partial, engine, paths, args.models, pack.labels, tally)
+        _classify_into(partial, engine, paths, engine.models, pack.labels, tally)
+        os.replace(partial, out)
     except KeyboardInterrupt:
         print(f"\nInterrupted after {tally.done} of {len(paths)} images. {out} was not changed; "
               f"the rows finished so far are in {partial}.", file=sys.stderr)
         return 130
-    os.replace(partial, out)
+    except OSError as exc:
+        _ProgressLine.end()
+        print(f"hqnn-desktop classify: the results could not be written ({exc.strerror or exc}). "
+              f"{out} was not changed; the rows of the {tally.done} images finished before are in {partial}.",
+              file=sys.stderr)
+        return 1
     print(f"\n{len(paths)} images, {tally.unusable} not usable -> {out}", file=sys.stderr)
     return 0
 
@@ -312,13 +342,21 @@ def _classify_into(partial: Path, engine, paths: list[str], models: tuple[str, .
 
     start = time.time()
     with open(partial, "wb", buffering=0) as fh:
-        _write_all(fh, csv_text([csv_header(labels)]).encode(**CSV_ENCODING))
-        for result in engine.classify(paths):
-            _write_all(fh, csv_text(result_rows(result, models, labels)).encode(**CSV_ENCODING))
-            tally.done += 1
-            tally.unusable += result.error is not None
-            _progress(tally.done, len(paths), start)
-        os.fsync(fh.fileno())
+        complete = 0  # bytes of whole rows: a failed write (disk full) is cut back to them
+        try:
+            _write_all(fh, csv_text([csv_header(labels)]).encode(**CSV_ENCODING))
+            complete = fh.tell()
+            for result in engine.classify(paths):
+                _write_all(fh, csv_text(result_rows(result, models, labels)).encode(**CSV_ENCODING))
+                complete = fh.tell()
+                tally.done += 1
+                tally.unusable += result.error is not None
+                _progress(tally.done, len(paths), start)
+            os.fsync(fh.fileno())
+        except OSError:
+            with contextlib.suppress(OSError):
+                fh.truncate(complete)
+            raise
 
 
 def _write_all(fh, data: bytes) -> None:
@@ -339,20 +377,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     pack = _load_pack(args.pack, args.models)
     start = time.time()
     try:
-        report = evaluate_folder(pack, args.dir, args.models, args.batch_size,
+        report = evaluate_folder(pack, args.dir, args.models or tuple(pack.heads), args.batch_size,
                                  progress=lambda d, t: _progress(d, t, start))
     except DatasetError as exc:
         raise UsageError(str(exc)) from exc
-    atomic_write_json(out, report)
-    print(file=sys.stderr)
+    _ProgressLine.end()
     n, unusable = report["n_images"], report["n_unusable"]
+    if unusable < n:  # the scores first: they stay on screen even if the report cannot be written
+        for m, r in report["models"].items():
+            print(f"{m:10s} n={r['n']} accuracy={r['accuracy']:.4f} macro-F1={r['macro_f1']:.4f} "
+                  f"ECE={r['ece']:.4f}", file=sys.stderr)
+    try:
+        atomic_write_json(out, report)
+    except OSError as exc:
+        print(f"hqnn-desktop evaluate: the report could not be written to {out} ({exc.strerror or exc}); "
+              "the scores are above.", file=sys.stderr)
+        return 1
     if unusable == n:
         print(f"hqnn-desktop evaluate: none of the {n} images could be used, so nothing was scored; "
               f"the reason for each is under 'errors' in {out}.", file=sys.stderr)
         return 1
-    for m, r in report["models"].items():
-        print(f"{m:10s} n={r['n']} accuracy={r['accuracy']:.4f} macro-F1={r['macro_f1']:.4f} "
-              f"ECE={r['ece']:.4f}", file=sys.stderr)
     reasons = " (reasons under 'errors' in the report)" if unusable else ""
     print(f"{n} images, {unusable} not usable{reasons} -> {out}", file=sys.stderr)
     if note := unlabelled_note(report):
@@ -439,7 +483,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Check the name, the pack folder, the device and the backbone weights, then train and save the pack."""
     from .core.build import PackRecipe, train_pack
     from .core.datasets import DatasetError
-    from .core.packs import PackError, check_pack_destination, check_pack_name, user_packs_dir
+    from .core.packs import (
+        CARD,
+        PackError,
+        bundled_packs_dir,
+        check_pack_destination,
+        check_pack_name,
+        user_packs_dir,
+    )
     from .core.train import Callbacks
 
     if args.out is not None and not args.out.strip():
@@ -450,6 +501,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         check_pack_destination(out, (args.train_dir, args.val_dir))
     except PackError as exc:
         raise UsageError(str(exc)) from exc
+    bundled = bundled_packs_dir().resolve()
+    if out.resolve() == bundled or bundled in out.resolve().parents:
+        raise UsageError(f"{out} holds the packs that come with the app, which are never replaced; "
+                         "leave --out out to save the pack in your packs folder.")
+    if (out / CARD).is_file() and not args.replace:
+        raise UsageError(f"A pack is already saved in {out}; give another --name (or --out) to keep it, "
+                         "or add --replace to replace it.")
     _check_device(args.device)
     _check_backbone(args.backbone)
     recipe = PackRecipe(
@@ -573,6 +631,8 @@ def cmd_hardware_jobs(args: argparse.Namespace) -> int:
     out = _check_out(args.out, kind="json") if args.out is not None else None
     store = JobStore()
     if args.action == "list":
+        if not store.all():
+            print("No hardware runs are recorded yet (hqnn-desktop hardware starts one).", file=sys.stderr)
         for r in store.all():
             when = datetime.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M")
             print(f"{r.run_id}  {when}  {r.backend:16s} {r.pack:10s} {r.n_images:5d} images  "
@@ -601,25 +661,37 @@ def cmd_hardware_jobs(args: argparse.Namespace) -> int:
         return 1
 
 
-def cmd_hardware_account(args: argparse.Namespace) -> int:
+def _read_api_key() -> str:
+    """The key typed at a hidden prompt, or piped in (a script, a password manager): read quietly
+    then, instead of getpass's warning that the input might be echoed."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().strip()
     import getpass
 
+    try:
+        return getpass.getpass("IBM Quantum API key (not shown): ").strip()
+    except EOFError:
+        return ""
+
+
+def cmd_hardware_account(args: argparse.Namespace) -> int:
     from .hardware.credentials import Credentials, CredentialsError, CredentialStore
     from .hardware.service import ServiceError, test_connection
 
     store = CredentialStore()
     try:
         if args.action == "save":
-            try:
-                token = getpass.getpass("IBM Quantum API key (not shown): ").strip()
-            except EOFError:
+            token = _read_api_key()
+            if not token:
                 raise UsageError("No API key was typed (the input ended first). Run this command in a terminal "
-                                 "and paste the key when asked.") from None
+                                 "and paste the key when asked, or pipe the key into it.")
             store.save(Credentials(token, args.instance, args.channel))
             print(f"Saved in {store.where()}.", file=sys.stderr)
         elif args.action == "forget":
+            had = store.load() is not None
             store.forget()
-            print("IBM Quantum credentials removed.", file=sys.stderr)
+            print("IBM Quantum credentials removed." if had else "No IBM Quantum credentials were saved; nothing "
+                  "to remove.", file=sys.stderr)
         elif args.action == "where":
             print(f"{'Saved' if store.load() else 'Nothing saved; a key would be kept'} in {store.where()}.")
         else:
@@ -694,10 +766,12 @@ def _main(argv: list[str]) -> int:
     try:
         return handlers[args.command](args)
     except UsageError as exc:
+        _ProgressLine.end()
         print(f"hqnn-desktop {args.command}: {exc}", file=sys.stderr)
         return 2
     except (PackError, ImageError, ValueError, OSError) as exc:
-        print(f"\nhqnn-desktop {args.command}: {exc}", file=sys.stderr)
+        _ProgressLine.end()
+        print(f"hqnn-desktop {args.command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\nInterrupted; files already written are intact.", file=sys.stderr)

@@ -8,6 +8,7 @@ silent empty results, junk hardware runs, and tracebacks on Ctrl+C.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -479,15 +480,13 @@ def test_hardware_checks_inputs_and_backend_before_recording_a_run(tmp_path, mon
 
 
 def test_saving_an_api_key_with_no_input_is_a_usage_error(monkeypatch, capsys):
-    import getpass
+    import io
 
-    def ended(prompt=""):
-        raise EOFError
-
-    monkeypatch.setattr(getpass, "getpass", ended)
-    assert main(["hardware-account", "save"]) == 2
-    err = capsys.readouterr().err
-    assert "No API key was typed" in err and "Traceback" not in err
+    for given in ("", "   \n"):  # the input ended, or only spaces were typed
+        monkeypatch.setattr("sys.stdin", io.StringIO(given))
+        assert main(["hardware-account", "save"]) == 2
+        err = capsys.readouterr().err
+        assert "No API key was typed" in err and "Traceback" not in err
 
 
 # 16 ------------------------------------------------------------------------------------------------
@@ -526,3 +525,98 @@ def test_version_is_the_installed_one(capsys):
     about = MainWindow.about_text()
     assert version("hqnn-desktop") in about and "not for diagnosis" in about
     assert str(data_dir()) in about  # where packs and reviews are kept, for a bug report
+
+
+# 17 (second CLI QA pass) ---------------------------------------------------------------------------
+
+
+def test_out_that_is_a_pipe_a_dash_or_a_refusing_disk_is_refused_and_a_link_is_followed(tmp_path, monkeypatch,
+                                                                                         capsys):
+    pipe = tmp_path / "pipe.csv"
+    os.mkfifo(pipe)
+    _no_work(monkeypatch)
+    for out, message in ((pipe, "not an ordinary file"), ("-", "give --out a name such as results.csv"),
+                         ("/proc/hqnn-test/r.csv", "does not take new files")):
+        assert main(["classify", str(A_CELL), "--out", str(out)]) == 2, out
+        assert message in capsys.readouterr().err
+    assert pipe.is_fifo()
+    monkeypatch.undo()
+    if not (BUNDLED / "pbc8" / "card.json").exists():
+        return
+    target = tmp_path / "kept" / "results.csv"
+    target.parent.mkdir()
+    target.write_text("old")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    assert main(["classify", str(A_CELL), "--models", "hqnn", "--out", str(link)]) == 0
+    assert link.is_symlink() and target.read_text().startswith("path,model,label")
+
+
+def test_a_disk_that_fills_up_during_classify_leaves_complete_rows_and_says_where(tmp_path):
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"  # a write past the limit then fails like a full disk
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (3000, 3000))\n"
+        "from hqnn_desktop.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n")
+    out = tmp_path / "r.csv"
+    done = subprocess.run([sys.executable, "-c", script, "classify", str(SAMPLES / "pbc8"), "--out", str(out)],
+                          check=False, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    partial = out.with_name("r.csv.partial")
+    assert "the rows of the" in done.stderr and str(partial) in done.stderr and not out.exists()
+    text = partial.read_text()
+    assert text.endswith("\n")
+    rows = list(csv.reader(text.splitlines()))
+    assert len(rows) > 3 and {len(r) for r in rows} == {len(rows[0])}
+
+
+@needs_pbc8
+def test_packs_trained_with_fewer_models_are_used_with_those(tmp_path, capsys):
+    pack = tmp_path / "two-models"
+    shutil.copytree(BUNDLED / "pbc8", pack)
+    card = read_card(pack)
+    del card["models"]["classical"]
+    (pack / "card.json").write_text("\ufeff" + json.dumps(card), encoding="utf-8")  # as Notepad saves it
+    out = tmp_path / "r.csv"
+    assert main(["classify", str(A_CELL), "--pack", str(pack), "--out", str(out)]) == 0
+    assert [r.split(",")[1] for r in out.read_text().splitlines()[1:]] == ["hqnn", "baseline"]
+    assert main(["classify", str(A_CELL), "--pack", str(pack), "--models", "classical", "--out", str(out)]) == 1
+    assert "trained with hqnn, baseline only" in capsys.readouterr().err
+
+
+def test_train_keeps_existing_and_bundled_packs_and_separate_validation(tiny_dataset, tmp_path, capsys):
+    train, val = tiny_dataset
+    mine = user_packs_dir() / "mine"
+    mine.mkdir(parents=True)
+    (mine / "card.json").write_text('{"name": "mine"}')
+    before = _tree(mine)
+    base = ["train", str(train), "--val-dir", str(val), "--input-size", "64", "--head-epochs", "2"]
+    for argv, message in (([*base, "--name", "mine"], "add --replace to replace it"),
+                          ([*base, "--name", "pbc8"], "comes with the app"),
+                          ([*base, "--name", "x", "--out", str(BUNDLED / "x")], "never replaced"),
+                          (["train", str(train), "--val-dir", str(train), "--name", "x"], "overlaps the training"),
+                          (["train", str(train), "--group-pattern", "zzz", "--name", "x"], "matches none"),
+                          (["train", str(train), "--group-pattern", "alpha|beta|gamma", "--name", "x"],
+                           "fall in one group")):
+        assert main(argv) == 2, argv
+        assert message in capsys.readouterr().err
+    assert _tree(mine) == before and not (user_packs_dir() / "x").exists()
+    assert main([*base, "--name", "mine", "--replace", "--lr", "1e30"]) == 1  # diverges: the old pack stays
+    assert "no pack was saved" in capsys.readouterr().err and _tree(mine) == before
+    assert main([*base, "--name", "mine", "--replace"]) == 0
+    assert read_card(mine)["labels"] == ["alpha", "beta", "gamma"]
+
+
+def test_a_pack_that_cannot_be_written_is_reported_in_words(tmp_path, monkeypatch):
+    import safetensors.torch
+    import torch
+    from safetensors import SafetensorError
+
+    def disk_full(*_args, **_kwargs):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", disk_full)
+    with pytest.raises(PackError, match=r"could not be saved in .*\(No space left on device \(os error 28\)\)"):
+        save_pack(tmp_path / "p", {"models": {}}, torch.nn.Linear(1, 1), {})
+    assert list(tmp_path.iterdir()) == []  # no half-written pack or temporary folder left

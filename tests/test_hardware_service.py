@@ -1,5 +1,6 @@
 """The IBM Quantum service layer at its boundary (stand-in cloud), the job store, and the emulation."""
 
+import io
 import json
 import math
 from pathlib import Path
@@ -164,7 +165,7 @@ def test_emulation_matches_the_noiseless_circuit_closely():
 def test_account_commands(ibm_cloud, memory_keyring, monkeypatch, capsys):  # noqa: F811
     from hqnn_desktop.cli import main
 
-    monkeypatch.setattr("getpass.getpass", lambda prompt: GOOD_KEY)
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{GOOD_KEY}\n"))  # piped in, as from a password manager
     assert main(["hardware-account", "save", "--instance", INSTANCE]) == 0
     assert CredentialStore().load().instance == INSTANCE
     assert main(["hardware-account", "where"]) == 0
@@ -175,6 +176,9 @@ def test_account_commands(ibm_cloud, memory_keyring, monkeypatch, capsys):  # no
     printed = capsys.readouterr()
     assert "ibm_torino" in printed.out and "Saved in the system keyring" in printed.out
     assert "Cannot reach IBM Quantum" in printed.err and GOOD_KEY not in printed.out + printed.err
+    assert "credentials removed" in printed.err and "echoed" not in printed.err
+    assert main(["hardware-account", "forget"]) == 0
+    assert "nothing to remove" in capsys.readouterr().err
 
 
 def test_noiseless_simulator_with_default_options_matches_the_circuit():

@@ -211,7 +211,7 @@ def test_pack_failure_while_writing_keeps_old_pack(pbc8, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(packs, "atomic_write_json", disk_full)
-    with pytest.raises(OSError):
+    with pytest.raises(packs.PackError, match=r"No space left on device\); any pack saved there before is unchanged"):
         _save_user_pack(pbc8)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert sorted(p.name for p in folder.parent.iterdir()) == ["mine"], "a temporary folder was left behind"
@@ -220,8 +220,10 @@ def test_pack_failure_while_writing_keeps_old_pack(pbc8, monkeypatch):
 
 @needs_pbc8
 def test_pack_failure_at_swap_keeps_old_pack(pbc8, monkeypatch):
+    from hqnn_desktop.core.packs import PackError
+
     folder = _save_user_pack(pbc8)
-    with monkeypatch.context() as patch, pytest.raises(OSError):  # (undo() would drop the isolated dirs)
+    with monkeypatch.context() as patch, pytest.raises(PackError):  # (undo() would drop the isolated dirs)
         patch.setattr(os, "replace", _failing_replace(os.replace, folder))
         _save_user_pack(pbc8)
     _assert_pack_usable(folder)

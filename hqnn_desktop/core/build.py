@@ -26,6 +26,7 @@ from .calibration import calibrate_or_skip, calibrated_proba, head_logits, recor
 from .cell_crop import CellCrop
 from .circuits import ANSATZ_ID, circuit_parameter_count
 from .datasets import (
+    DatasetError,
     LabelledFiles,
     check_classes_present,
     load_images,
@@ -82,6 +83,16 @@ def _load(files: LabelledFiles, size: int, crop: CellCrop | None, callbacks: Cal
     return images[ok], np.asarray(files.targets)[ok]
 
 
+def _check_apart(train_dir: str | Path, val_dir: str | Path) -> None:
+    """Validation images must not be training images: scores on images the models learnt from
+    look excellent and mean nothing."""
+    train, val = Path(train_dir).resolve(), Path(val_dir).resolve()
+    if train == val or train in val.parents or val in train.parents:
+        raise DatasetError(f"The validation folder {val_dir} overlaps the training images in {train_dir}, so "
+                           "the models would be scored on images they learnt from. Give a separate validation "
+                           "folder, or none to set a share of the training images aside.")
+
+
 def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | None = None) -> Path:
     """Run the whole protocol and write the pack to ``out_dir``; returns its path.
 
@@ -102,6 +113,7 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
         train_files = train_files.plus(extra)
     check_classes_present(train_files.labels, train_files.targets, "training")
     if recipe.val_dir:
+        _check_apart(recipe.train_dir, recipe.val_dir)
         val_files = scan_dataset(recipe.val_dir, train_files.labels)
     else:
         train_files, val_files = split_validation(train_files, recipe.val_fraction, cfg.seed,

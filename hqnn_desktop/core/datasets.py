@@ -198,6 +198,8 @@ def split_validation(files: LabelledFiles, fraction: float, seed: int,
         except re.error as exc:
             raise DatasetError(f"The grouping pattern is not a valid regular expression: {exc}") from exc
     groups = [group_key(p, group_pattern) for p in files.paths]
+    if group_pattern:
+        _check_grouping(files, groups, group_pattern)
     draw = {g: int.from_bytes(hashlib.sha256(f"{seed}:{g}".encode()).digest()[:8], "big") / 2**64
             for g in set(groups)}
     in_val = {g: u < fraction for g, u in draw.items()}
@@ -214,6 +216,22 @@ def split_validation(files: LabelledFiles, fraction: float, seed: int,
     if not train_idx or not val_idx:
         raise DatasetError("The validation split is empty on one side; use more images or another fraction.")
     return files.subset(train_idx), files.subset(val_idx)
+
+
+def _check_grouping(files: LabelledFiles, groups: list[str], pattern: str) -> None:
+    """Refuse a grouping pattern that cannot be what the user meant: one matching no file name, or one
+    putting every image of a class in a single group (which cannot be split between the two sides)."""
+    if not any(re.search(pattern, p.name) for p in files.paths):
+        raise DatasetError(f"The grouping pattern {pattern} matches none of the file names (for example "
+                           f"{files.paths[0].name}); check it, or leave it out to split image by image.")
+    for k, label in enumerate(files.labels):
+        mine = {g for g, t in zip(groups, files.targets) if t == k}
+        n = sum(1 for t in files.targets if t == k)
+        if n > 1 and len(mine) == 1:
+            raise DatasetError(
+                f"With the grouping pattern {pattern}, all {n} images of {label} fall in one group "
+                f"({next(iter(mine))}), so they cannot be shared between training and validation. The part "
+                "in brackets should name the smear or patient, as in ^g(\\d+)_ ; or give a validation folder.")
 
 
 def load_images(paths: Sequence[Path], size: int, workers: int = 4,

@@ -87,7 +87,7 @@ def read_card(folder: Path) -> dict:
         raise PackError(f"{folder} is not a model pack: it has no {CARD}.")
     damaged = f"The pack {Path(folder).name}'s model card ({card_path}) is damaged"
     try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
+        card = json.loads(card_path.read_text(encoding="utf-8-sig"))  # a card edited in Windows Notepad starts with a BOM
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PackError(f"{damaged}: it is not readable JSON ({exc}).") from exc
     if not isinstance(card, dict):
@@ -236,12 +236,15 @@ def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
         raise PackError(f"The weight file {path.name} cannot be read ({exc}).") from exc
 
 
-def load_pack(folder: str | Path, models: tuple[str, ...] = MODEL_KINDS) -> Pack:
-    """Verify and load a pack folder; ``models`` limits which heads are built."""
+def load_pack(folder: str | Path, models: tuple[str, ...] | None = None) -> Pack:
+    """Verify and load a pack folder; ``models`` limits which heads are built (None: every
+    model the pack was trained with, which may be fewer than the three)."""
     folder = Path(folder)
     restore_interrupted_save(folder)
     card = read_card(folder)
     verify_files(folder, card)
+    if models is None:
+        models = tuple(kind for kind in MODEL_KINDS if kind in card["models"])
     from .circuits import ANSATZ_ID
 
     if "hqnn" in models and card.get("circuit", {}).get("ansatz_id") != ANSATZ_ID:
@@ -251,7 +254,9 @@ def load_pack(folder: str | Path, models: tuple[str, ...] = MODEL_KINDS) -> Pack
         )
     unknown = [m for m in models if m not in card["models"]]
     if unknown:
-        raise PackError(f"The pack {card['name']} has no model {', '.join(unknown)}.")
+        have = [m for m in MODEL_KINDS if m in card["models"]]
+        raise PackError(f"The pack {card['name']} was trained with {', '.join(have)} only, not "
+                        f"{', '.join(unknown)}; choose from those (or leave --models out).")
     extractor = _load_extractor(folder, card, BACKBONE_FILE)
     model_extractors = {kind: _load_extractor(folder, card, _own_backbone(card, kind))
                         for kind in models if _own_backbone(card, kind)}
@@ -302,10 +307,25 @@ def save_pack(folder: str | Path, card: dict, extractor: torch.nn.Module, heads:
     models fine-tuned end to end; each is written as :func:`model_backbone_file`
     and named in the card's entry for its model.
     """
-    from safetensors.torch import save_file
+    from safetensors import SafetensorError
 
     folder = Path(folder)
     check_pack_destination(folder)
+    try:
+        return _write_pack(folder, card, extractor, heads, fp16_backbone, ood, model_extractors)
+    except (OSError, SafetensorError) as exc:  # a full disk, most often: say so, not a library's trace
+        reason = (exc.strerror if isinstance(exc, OSError) and exc.strerror else
+                  str(exc).removeprefix("Error while serializing: ").removeprefix("I/O error: "))
+        raise PackError(f"The pack could not be saved in {folder} ({reason}); any pack saved there before is "
+                        "unchanged. Free some disk space or choose another place.") from exc
+
+
+def _write_pack(folder: Path, card: dict, extractor: torch.nn.Module, heads: dict[str, Head],
+                fp16_backbone: bool, ood: OodModel | None,
+                model_extractors: dict[str, torch.nn.Module] | None) -> Path:
+    """:func:`save_pack`'s work, once the destination is checked."""
+    from safetensors.torch import save_file
+
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
@@ -362,10 +382,11 @@ MAX_PACK_NAME = 64
 
 
 def check_pack_name(name: str) -> str:
-    """``name`` when it can name a folder in the user's packs folder; else :class:`PackError` saying why.
+    """``name`` when it can name a new pack in the user's packs folder; else :class:`PackError` saying why.
 
     Saving replaces the pack's folder as a whole: an empty name would replace the
     packs folder itself, and ``..`` or a slash would write (and replace) outside it.
+    A bundled pack's name is refused too: the user's pack would hide the bundled one.
     """
     if not name.strip():
         raise PackError("The pack needs a name, for example my-pack.")
@@ -377,6 +398,8 @@ def check_pack_name(name: str) -> str:
         why = f"it is longer than {MAX_PACK_NAME} characters"
     elif not _PACK_NAME.fullmatch(name):
         why = "use letters, digits, '-', '_', '.' and spaces, and start and end with a letter or digit"
+    elif (bundled_packs_dir() / name / CARD).is_file():  # a user pack of that name would hide it
+        why = "a pack that comes with the app has that name, and both should stay available"
     else:
         return name
     raise PackError(f"'{name}' cannot be a pack name: {why}. For example: my-pack.")

@@ -7,6 +7,7 @@ is how tests and portable installs keep everything in one place.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 APP = "hqnn-desktop"
@@ -48,4 +49,9 @@ def unwritable_reason(path: str | os.PathLike) -> str | None:
     if not os.access(folder, os.W_OK | os.X_OK):
         read_only = hasattr(os, "statvfs") and bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
         return f"{folder} is on a read-only disk" if read_only else f"you have no permission to write in {folder}"
+    try:  # the permission bits can say yes where the disk says no (system folders, a full quota)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return f"{folder} does not take new files ({exc.strerror or exc})"
     return None

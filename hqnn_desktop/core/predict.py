@@ -24,7 +24,6 @@ import torch
 from .calibration import calibrated_softmax, temperature_of
 from .imageio import ImageError, load_rgb
 from .inputs import ImageResult, Window, iter_image_paths
-from .kinds import MODEL_KINDS
 from .packs import Pack
 from .runtime import choose_precision, tune_allocator
 
@@ -57,9 +56,10 @@ class Engine:
     card (:mod:`core.calibration`; T = 1 for packs without one).
     """
 
-    def __init__(self, pack: Pack, models: tuple[str, ...] = MODEL_KINDS, batch_size: int = 32,
+    def __init__(self, pack: Pack, models: tuple[str, ...] | None = None, batch_size: int = 32,
                  decode_workers: int | None = None, device: str | None = None,
                  precision: str = "auto") -> None:
+        models = tuple(pack.heads) if models is None else models  # None: every model the pack has
         unknown = [m for m in models if m not in pack.heads]
         if unknown:
             raise ValueError(f"Unknown or unloaded model(s): {', '.join(unknown)}.")

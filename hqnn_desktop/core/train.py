@@ -35,12 +35,25 @@ from torch import nn
 from .augment import augment_batch
 from .backbones import Normalize, build_backbone, get_spec
 from .configs import AdaptConfig, HeadConfig
-from .heads import MODEL_KINDS, Head
+from .heads import MODEL_KINDS, MODEL_TITLES, Head
 from .storage import atomic_torch_save
 
 
 class TrainingCancelled(Exception):
     """Raised when the user cancels; the last checkpoint on disk stays valid."""
+
+
+class TrainingDiverged(ValueError):
+    """The loss became infinite or not a number: the weights are garbage, so nothing may be saved."""
+
+
+def _check_finite(loss: float, epoch: int, what: str, lr: float) -> None:
+    """Stop a run whose loss blew up, in words, rather than save a pack that labels every cell alike."""
+    if not math.isfinite(loss):
+        raise TrainingDiverged(
+            f"Training failed at epoch {epoch} of the {what}: the error it minimises became "
+            f"{'infinite' if math.isinf(loss) else 'not a number'}, so the model learnt nothing usable and "
+            f"no pack was saved. The learning rate ({lr:g}) is probably too high; try one ten times smaller.")
 
 
 @dataclass
@@ -279,6 +292,7 @@ def _train_epoch(model: nn.Module, ema: nn.Module | None, opt: torch.optim.Optim
         correct += (logits.argmax(1) == yb).sum()
         seen += len(idx)
         step_done(step)
+    _check_finite(float(total_loss), epoch + 1, "backbone training", cfg.lr)
     return {"epoch": epoch + 1, "loss": float(total_loss) / seen, "train_accuracy": int(correct) / seen,
             "seconds": time.time() - t0}
 
@@ -384,6 +398,7 @@ def _fit_head(head: Head, x: torch.Tensor, y: torch.Tensor, cfg: HeadConfig, epo
             sched.step()
             total += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == yb).sum())
+        _check_finite(total, epoch + 1, f"{MODEL_TITLES[head.kind]} head training", cfg.lr)
         on_epoch(epoch, {"epoch": epoch + 1, "loss": total / len(y), "train_accuracy": correct / len(y),
                          "seconds": time.time() - t0})
     head.eval()

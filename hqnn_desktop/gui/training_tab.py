@@ -242,17 +242,13 @@ class TrainingTab(QWidget):
             cell_window=self.cell_window.value() if self.cell_crop.isChecked() else None)
 
     def start(self) -> None:
-        from ..core.packs import PackError, check_pack_name, list_packs, user_packs_dir
+        from ..core.packs import PackError, check_pack_name, user_packs_dir
 
         try:
             recipe = self.recipe()
             check_pack_name(recipe.name)
         except (ValueError, PackError) as exc:
             self.state.setText(str(exc))
-            return
-        if recipe.name in {info.name for info in list_packs() if info.source == "bundled"}:
-            self.state.setText(f"{recipe.name} is the name of a pack that comes with the app; choose another "
-                               "name so that both stay available.")
             return
         out = user_packs_dir() / recipe.name
         if out.exists() and QMessageBox.question(

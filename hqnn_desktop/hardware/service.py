@@ -10,6 +10,7 @@ behaves the same way (same methods, real exception classes).
 
 from __future__ import annotations
 
+import logging
 import socket
 from dataclasses import dataclass
 
@@ -24,7 +25,13 @@ def runtime_service(channel: str, token: str, instance: str | None):
     """A logged-in ``QiskitRuntimeService`` (never saves the account to ~/.qiskit)."""
     from qiskit_ibm_runtime import QiskitRuntimeService
 
-    return QiskitRuntimeService(channel=channel, token=token, instance=instance)
+    chatty = logging.getLogger("qiskit_ibm_runtime.qiskit_runtime_service")
+    level = chatty.level
+    chatty.setLevel(logging.ERROR)  # its "a saved account will not be used" warning: we never use one
+    try:
+        return QiskitRuntimeService(channel=channel, token=token, instance=instance)
+    finally:
+        chatty.setLevel(level)
 
 
 def _chain(exc: BaseException):

@@ -118,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--batch-size", type=_COUNT, default=32)
 
     e = sub.add_parser("evaluate", help="score a labelled folder (one subfolder per class)")
-    e.add_argument("dir")
-    e.add_argument("--pack", required=True)
+    e.add_argument("dir", help="folder with one subfolder of images per class")
+    e.add_argument("--pack", help="pack name or folder (default: pbc8, else the first pack installed)")
     e.add_argument("--models", type=_parse_models,
                    help="comma-separated: hqnn,classical,baseline (default: every model the pack has)")
     e.add_argument("--out", required=True, help="JSON report to write")

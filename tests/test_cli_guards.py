@@ -397,7 +397,7 @@ def test_evaluate_says_when_no_image_could_be_used(tmp_path, capsys):
     assert "none of the 2 images could be used" in err and "accuracy" not in err
     assert len(json.loads(out.read_text())["errors"]) == 2
     shutil.copy(A_CELL, tmp_path / "allbad" / "basophil" / "c.jpg")
-    assert main(["evaluate", str(tmp_path / "allbad"), "--pack", "pbc8", "--models", "hqnn", "--out", str(out)]) == 0
+    assert main(["evaluate", str(tmp_path / "allbad"), "--models", "hqnn", "--out", str(out)]) == 0  # pbc8 by default
     assert "3 images, 2 not usable" in capsys.readouterr().err
 
 

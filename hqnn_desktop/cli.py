@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
-import json
 import math
 import os
 import sys
@@ -479,6 +478,27 @@ def _check_backbone(name: str) -> None:
         raise UsageError(str(exc)) from exc
 
 
+#: what each training stage is called on the progress line
+_STAGE_WORDS = {"load_train": "training images read", "load_val": "validation images read",
+                "adapt": "backbone training steps", "adapt_epoch": "backbone epochs",
+                "features": "images through the backbone", "heads": "head epochs",
+                "fine_tune_model": "per-model fine-tuning steps", "fine_tune_model_epoch": "per-model epochs"}
+
+
+def _epoch_line(stage: str, metrics: dict) -> str:
+    """One finished epoch in words: which model, the training error and the validation scores."""
+    from .core.kinds import MODEL_TITLES
+
+    model = metrics.get("model")
+    who = ("backbone" if stage == "adapt_epoch" else
+           "bottleneck warm-up" if model == "warm-up" else MODEL_TITLES.get(model, str(model)))
+    parts = [f"{who}, epoch {metrics.get('epoch', '?')}: loss {metrics.get('loss', float('nan')):.3f}"]
+    for key, words in (("val_accuracy", "validation accuracy"), ("val_macro_f1", "validation macro-F1")):
+        if key in metrics:
+            parts.append(f"{words} {metrics[key]:.3f}")
+    return ", ".join(parts)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Check the name, the pack folder, the device and the backbone weights, then train and save the pack."""
     from .core.build import PackRecipe, train_pack
@@ -524,9 +544,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     start = time.time()
 
     def progress(stage: str, done: int, total: int, metrics: dict) -> None:
-        _progress(done, total, start, what=stage)
+        _progress(done, total, start, what=_STAGE_WORDS.get(stage, stage))
         if stage in ("adapt_epoch", "fine_tune_model_epoch") or (stage == "heads" and done % max(1, total // 30) == 0):
-            print(f"\n{stage}: {json.dumps(metrics)}", file=sys.stderr)
+            _ProgressLine.end()
+            print(_epoch_line(stage, metrics), file=sys.stderr)
 
     try:
         path = train_pack(recipe, out, Callbacks(progress=progress))

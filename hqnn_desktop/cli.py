@@ -643,7 +643,7 @@ def cmd_hardware_jobs(args: argparse.Namespace) -> int:
     import datetime
 
     from .core.storage import atomic_write_json
-    from .hardware.jobs import DamagedRecord, JobStore
+    from .hardware.jobs import FINAL, DamagedRecord, JobStore
     from .hardware.rerun import cancel_run, refresh_run, report_for
     from .hardware.service import ServiceError
 
@@ -663,8 +663,10 @@ def cmd_hardware_jobs(args: argparse.Namespace) -> int:
         raise UsageError(f"hardware-jobs {args.action} needs a run id (see hardware-jobs list).")
     try:
         if args.action == "cancel":
+            ended = store.get(args.run_id).status in FINAL
             record = cancel_run(store, args.run_id)
-            print(f"{record.run_id}: {record.status}", file=sys.stderr)
+            print(f"{record.run_id}: {record.status}"
+                  + (" (the run had already ended; nothing was cancelled)" if ended else ""), file=sys.stderr)
             return 0
         record = refresh_run(store, args.run_id)
         print(f"{record.run_id}: {record.status}", file=sys.stderr)

@@ -620,3 +620,11 @@ def test_a_pack_that_cannot_be_written_is_reported_in_words(tmp_path, monkeypatc
     with pytest.raises(PackError, match=r"could not be saved in .*\(No space left on device \(os error 28\)\)"):
         save_pack(tmp_path / "p", {"models": {}}, torch.nn.Linear(1, 1), {})
     assert list(tmp_path.iterdir()) == []  # no half-written pack or temporary folder left
+
+
+@needs_pbc8
+def test_a_class_folder_with_a_stray_space_is_named_in_quotes_with_the_likely_class(tmp_path, capsys):
+    (tmp_path / "smear" / "basophil ").mkdir(parents=True)
+    shutil.copy(A_CELL, tmp_path / "smear" / "basophil " / "a.jpg")
+    assert main(["evaluate", str(tmp_path / "smear"), "--out", str(tmp_path / "r.json")]) == 2
+    assert "not classes of the model: 'basophil ' (meant 'basophil'?)" in capsys.readouterr().err

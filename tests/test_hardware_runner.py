@@ -28,7 +28,7 @@ def test_fake_backend_agrees_with_simulation_in_batched_jobs():
     assert np.corrcoef(measured.ravel(), simulated.ravel())[0, 1] > 0.9
 
 
-def test_hardware_command_on_a_fake_backend(tiny_dataset, tmp_path):
+def test_hardware_command_on_a_fake_backend(tiny_dataset, tmp_path, capsys):
     import json
 
     from hqnn_desktop.cli import main
@@ -51,6 +51,9 @@ def test_hardware_command_on_a_fake_backend(tiny_dataset, tmp_path):
     again = tmp_path / "again.json"  # the run was recorded; its report is rebuilt from the record
     assert main(["hardware-jobs", "fetch", report["run_id"], "--out", str(again)]) == 0
     assert json.loads(again.read_text())["hardware"] == report["hardware"]
+    capsys.readouterr()
+    assert main(["hardware-jobs", "cancel", report["run_id"]]) == 0
+    assert "already ended; nothing was cancelled" in capsys.readouterr().err
     assert main(["hardware", "--pack", str(pack), "--backend", "ibm_torino", "--input", str(val),
                  "--out", str(out)]) == 2
     assert main(["hardware", "--pack", str(pack), "--backend", "fake_nowhere", "--input", str(val),

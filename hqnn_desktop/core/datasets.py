@@ -10,6 +10,7 @@ field in Blood Cell Images) never fall on both sides.
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import re
 from collections.abc import Callable, Sequence
@@ -85,9 +86,11 @@ def scan_class_folders(root: str | Path, labels: Sequence[str] | None = None) ->
     index = {label: i for i, label in enumerate(labels)}
     unknown = [d.name for d in class_dirs if d.name.lower() not in index]
     if unknown:
-        raise DatasetError(
-            f"These folders in {root} are not classes of the model: {', '.join(unknown)}. "
-            f"The model knows: {', '.join(labels)}."
+        near = {name: difflib.get_close_matches(name.strip().lower(), labels, n=1) for name in unknown}
+        raise DatasetError(  # names quoted: a trailing space is otherwise invisible
+            f"These folders in {root} are not classes of the model: "
+            + ", ".join(f"'{name}'" + (f" (meant '{near[name][0]}'?)" if near[name] else "") for name in unknown)
+            + f". The model knows: {', '.join(labels)}."
         )
     paths, targets, skipped = [], [], []
     for d in class_dirs:

@@ -652,9 +652,12 @@ def cmd_hardware_jobs(args: argparse.Namespace) -> int:
     out = _check_out(args.out, kind="json") if args.out is not None else None
     store = JobStore()
     if args.action == "list":
-        if not store.all():
+        records, damaged = store.all(), store.damaged()
+        if not records and not damaged:
             print("No hardware runs are recorded yet (hqnn-desktop hardware starts one).", file=sys.stderr)
-        for r in store.all():
+        for problem in damaged:
+            print(problem, file=sys.stderr)
+        for r in records:
             when = datetime.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M")
             print(f"{r.run_id}  {when}  {r.backend:16s} {r.pack:10s} {r.n_images:5d} images  "
                   f"{len(r.jobs)} jobs  {r.status}")

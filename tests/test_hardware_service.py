@@ -212,7 +212,9 @@ def test_a_damaged_run_record_hides_no_other_run_and_is_named_when_asked_for(cap
         (store.folder / f"{name}.json").write_text(text)
     (store.folder / "aaaa6.json").mkdir()
     assert [r.run_id for r in store.all()] == [good.run_id]
-    assert main(["hardware-jobs", "list"]) == 0 and good.run_id in capsys.readouterr().out
+    assert main(["hardware-jobs", "list"]) == 0
+    listed = capsys.readouterr()
+    assert good.run_id in listed.out and listed.err.count("is damaged") == 6  # each one said, none hidden
     assert main(["hardware-jobs", "fetch", "aaaa4"]) == 1
     err = capsys.readouterr().err
     assert "The record of hardware run aaaa4" in err and "is damaged" in err and "Traceback" not in err

@@ -122,13 +122,20 @@ class JobStore:
 
     def all(self) -> list[RunRecord]:
         """Every readable record, newest first (a damaged file is skipped, not fatal)."""
-        out = []
-        for path in self.folder.glob("*.json"):
+        return self._scan()[0]
+
+    def damaged(self) -> list[str]:
+        """What is wrong with each record :meth:`all` skipped, for listings to mention."""
+        return self._scan()[1]
+
+    def _scan(self) -> tuple[list[RunRecord], list[str]]:
+        records, problems = [], []
+        for path in sorted(self.folder.glob("*.json")):
             try:
-                out.append(self._read(path))
-            except DamagedRecord:
-                continue
-        return sorted(out, key=lambda r: r.created, reverse=True)
+                records.append(self._read(path))
+            except DamagedRecord as exc:
+                problems.append(str(exc))
+        return sorted(records, key=lambda r: r.created, reverse=True), problems
 
     @staticmethod
     def _read(path: Path) -> RunRecord:

@@ -628,3 +628,13 @@ def test_a_class_folder_with_a_stray_space_is_named_in_quotes_with_the_likely_cl
     shutil.copy(A_CELL, tmp_path / "smear" / "basophil " / "a.jpg")
     assert main(["evaluate", str(tmp_path / "smear"), "--out", str(tmp_path / "r.json")]) == 2
     assert "not classes of the model: 'basophil ' (meant 'basophil'?)" in capsys.readouterr().err
+
+
+@needs_pbc8
+def test_evaluate_says_which_classes_had_no_image(tmp_path, capsys):
+    (tmp_path / "smear" / "neutrophil").mkdir(parents=True)
+    shutil.copy(A_CELL, tmp_path / "smear" / "neutrophil" / "a.jpg")
+    assert main(["evaluate", str(tmp_path / "smear"), "--models", "hqnn", "--out", str(tmp_path / "r.json")]) == 0
+    err = capsys.readouterr().err
+    assert "No image of basophil, eosinophil, erythroblast, ig, lymphocyte, monocyte, platelet" in err
+    assert "The macro figures average the class with images" in err

@@ -86,6 +86,19 @@ def unlabelled_note(report: dict) -> str:
             f"no label and {'were' if n > 1 else 'was'} not scored.")
 
 
+def absent_classes_note(report: dict, shown_as: str = "") -> str:
+    """The sentence about :func:`classes_without_images` ('' when every class, or none, had images);
+    ``shown_as`` is how a display writes an undefined figure."""
+    absent = classes_without_images(report)
+    n_present = len(report["labels"]) - len(absent)
+    if not absent or not n_present:
+        return ""
+    present = "the class" if n_present == 1 else f"the {n_present} classes"
+    return (f"No image of {', '.join(absent)}: their recall and F1 are undefined"
+            f"{f' (shown as {shown_as})' if shown_as else ''}. The macro figures average {present} with "
+            "images, and count 0 for any of those classes a model put images in.")
+
+
 def classes_without_images(report: dict) -> list[str]:
     """The pack's classes of which the evaluated folder had no usable image.
 

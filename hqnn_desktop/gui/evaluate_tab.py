@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.evaluate import classes_without_images, per_class_defined, unlabelled_note
+from ..core.evaluate import absent_classes_note, per_class_defined, unlabelled_note
 from ..core.kinds import MODEL_TITLES
 from ..core.storage import atomic_write_bytes
 from .class_names import axis_names
@@ -335,13 +335,8 @@ class EvaluateTab(QWidget):
         """Show a report; ``source`` says what it is, and the header adds which classes had no image."""
         if note := unlabelled_note(report):
             source += f"\n{note}"
-        absent = classes_without_images(report)
-        n_present = len(report["labels"]) - len(absent)
-        if absent and n_present:
-            present = "the class" if n_present == 1 else f"the {n_present} classes"
-            source += (f"\nNo image of {', '.join(absent)}: their recall and F1 are undefined (shown as "
-                       f"{UNDEFINED}). The macro figures average {present} with images, and count 0 for "
-                       "any of those classes a model put images in.")
+        if note := absent_classes_note(report, shown_as=UNDEFINED):
+            source += f"\n{note}"
         self.report = report
         self.report_source = source
         self.source.setText(source)

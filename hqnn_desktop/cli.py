@@ -630,7 +630,13 @@ def cmd_hardware(args: argparse.Namespace) -> int:
     except ServiceError as exc:
         print(f"hqnn-desktop hardware: {exc}", file=sys.stderr)
         return 1
-    atomic_write_json(out, report)
+    try:
+        atomic_write_json(out, report)
+    except OSError as exc:  # the jobs ran and are recorded: the report can be rebuilt from the record
+        print(f"hqnn-desktop hardware: the report could not be written to {out} ({exc.strerror or exc}). The "
+              f"run is recorded; write its report later with: hqnn-desktop hardware-jobs fetch "
+              f"{report['run_id']} --out FILE.json", file=sys.stderr)
+        return 1
     unusable = len(report["unusable"])
     print(f"{report['n_images'] + unusable} images, {unusable} not usable; {report['n_images']} run in "
           f"{report['n_jobs']} jobs, agreement {report['agreement']:.3f} -> {out}", file=sys.stderr)

@@ -28,7 +28,7 @@ def test_fake_backend_agrees_with_simulation_in_batched_jobs():
     assert np.corrcoef(measured.ravel(), simulated.ravel())[0, 1] > 0.9
 
 
-def test_hardware_command_on_a_fake_backend(tiny_dataset, tmp_path, capsys):
+def test_hardware_command_on_a_fake_backend(tiny_dataset, tmp_path, capsys, monkeypatch):
     import json
 
     from hqnn_desktop.cli import main
@@ -54,6 +54,19 @@ def test_hardware_command_on_a_fake_backend(tiny_dataset, tmp_path, capsys):
     capsys.readouterr()
     assert main(["hardware-jobs", "cancel", report["run_id"]]) == 0
     assert "already ended; nothing was cancelled" in capsys.readouterr().err
+
+    def disk_full(*_args) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:  # the jobs run, then the report cannot be written
+        patch.setattr("hqnn_desktop.core.storage.atomic_write_json", disk_full)
+        assert main(["hardware", "--pack", str(pack), "--backend", "fake_manila", "--input", str(val),
+                     "--labels-from-folders", "--batch-size", "24", "--out", str(tmp_path / "lost.json")]) == 1
+    err = capsys.readouterr().err
+    run_id = err.split("hardware-jobs fetch ")[1].split()[0]
+    assert "No space left on device" in err and not (tmp_path / "lost.json").exists()
+    assert main(["hardware-jobs", "fetch", run_id, "--out", str(tmp_path / "found.json")]) == 0
+    assert json.loads((tmp_path / "found.json").read_text())["n_images"] == 24
     assert main(["hardware", "--pack", str(pack), "--backend", "ibm_torino", "--input", str(val),
                  "--out", str(out)]) == 2
     assert main(["hardware", "--pack", str(pack), "--backend", "fake_nowhere", "--input", str(val),

@@ -272,14 +272,25 @@ def _check_out(text: str, inputs: Sequence[str] = (), kind: str = "csv") -> Path
     return out
 
 
-def _found_inputs(paths: Sequence[str], what: str) -> list[str]:
-    """The image paths behind ``paths``, or a :class:`UsageError` when not one of them exists."""
+def _found_inputs(paths: Sequence[str], what: str, skipped: list[str] | None = None) -> list[str]:
+    """The image paths behind ``paths``, or a :class:`UsageError` when not one of them exists;
+    files in the folders not named like pictures go to ``skipped``."""
     from .core.inputs import iter_image_paths
 
     missing = [p for p in paths if not os.path.lexists(p)]
     if missing and len(missing) == len(paths):
         raise UsageError(f"Nothing to {what}: {', '.join(missing)} not found.")
-    return list(iter_image_paths(paths))
+    return list(iter_image_paths(paths, skipped=skipped))
+
+
+def _skipped_note(skipped: list[str]) -> str:
+    """The files a folder walk passed over, said once ('' when none)."""
+    if not skipped:
+        return ""
+    n = len(skipped)
+    return (f"{n} file{'s' if n > 1 else ''} in the folders {'were' if n > 1 else 'was'} not classified because "
+            f"{'their names are' if n > 1 else 'its name is'} not a picture's (for example "
+            f"{Path(skipped[0]).name}); name a file on its own to classify it anyway.")
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -292,10 +303,13 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from .core.predict import Engine
 
     out = _check_out(args.out, args.paths)
-    paths = _found_inputs(args.paths, "classify")
+    skipped: list[str] = []
+    paths = _found_inputs(args.paths, "classify", skipped)
     if not paths:
         print(f"hqnn-desktop classify: no images found in {', '.join(args.paths)}; nothing was classified "
               f"and {out} was not written.", file=sys.stderr)
+        if note := _skipped_note(skipped):
+            print(note, file=sys.stderr)
         return 1
     partial = out.with_name(out.name + ".partial")
     if partial.is_dir():
@@ -319,6 +333,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     print(f"\n{len(paths)} images, {tally.unusable} not usable -> {out}", file=sys.stderr)
+    if note := _skipped_note(skipped):
+        print(note, file=sys.stderr)
     return 0
 
 

@@ -638,3 +638,22 @@ def test_evaluate_says_which_classes_had_no_image(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "No image of basophil, eosinophil, erythroblast, ig, lymphocyte, monocyte, platelet" in err
     assert "The macro figures average the class with images" in err
+
+
+@needs_pbc8
+def test_classify_says_which_files_in_the_folders_it_passed_over(tmp_path, capsys):
+    folder = tmp_path / "smear"
+    folder.mkdir()
+    shutil.copy(A_CELL, folder / "cell.jpg")
+    shutil.copy(A_CELL, folder / "cell-without-extension")
+    (folder / "notes.txt").write_text("slide 4")
+    (folder / ".DS_Store").write_bytes(b"\0")
+    out = tmp_path / "r.csv"
+    assert main(["classify", str(folder), "--models", "hqnn", "--out", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == 2
+    assert "2 files in the folders were not classified" in capsys.readouterr().err
+    (folder / "cell.jpg").unlink()
+    assert main(["classify", str(folder), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "no images found" in err and "name a file on its own to classify it anyway" in err
+    assert main(["classify", str(folder / "cell-without-extension"), "--models", "hqnn", "--out", str(out)]) == 0

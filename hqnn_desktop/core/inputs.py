@@ -34,7 +34,8 @@ class ImageResult:
     window: Window | None = None
 
 
-def iter_image_paths(inputs: Iterable[str | os.PathLike], already: Iterable[str] = ()) -> Iterator[str]:
+def iter_image_paths(inputs: Iterable[str | os.PathLike], already: Iterable[str] = (),
+                     skipped: list[str] | None = None) -> Iterator[str]:
     """Expand files and folders (recursively, sorted) into the image paths to classify.
 
     Files named explicitly are always returned (a non-image then gets an error
@@ -46,20 +47,22 @@ def iter_image_paths(inputs: Iterable[str | os.PathLike], already: Iterable[str]
     subfolder that cannot be opened is returned itself, so that it gets an
     error row instead of silently contributing nothing. Files reached by the paths in
     ``already`` (images classified before, such as those the window shows) are left out.
+    Files in the folders passed over for their names (not hidden ones) are added to ``skipped``,
+    so that the caller can say so.
     """
     seen: set[str] = {_identity(p) for p in already}
-    for path in _expand(inputs):
+    for path in _expand(inputs, skipped):
         key = _identity(path)
         if key not in seen:
             seen.add(key)
             yield path
 
 
-def _expand(inputs: Iterable[str | os.PathLike]) -> Iterator[str]:
+def _expand(inputs: Iterable[str | os.PathLike], skipped: list[str] | None) -> Iterator[str]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            yield from _walk_folder(p)
+            yield from _walk_folder(p, skipped)
         else:
             yield str(item)
 
@@ -76,7 +79,7 @@ def _identity(path: str) -> str:
         return path
 
 
-def _walk_folder(root: Path) -> Iterator[str]:
+def _walk_folder(root: Path, skipped: list[str] | None) -> Iterator[str]:
     seen: set[str] = set()
     unreadable: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True,
@@ -93,4 +96,6 @@ def _walk_folder(root: Path) -> Iterator[str]:
             path = Path(dirpath) / name
             if is_image_name(path, unreadable_too=True):
                 yield str(path)
+            elif skipped is not None and not name.startswith("."):
+                skipped.append(str(path))
     yield from unreadable

@@ -328,9 +328,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
         return 130
     except OSError as exc:
         _ProgressLine.end()
+        kept = (f"the rows of the {tally.done} images finished before are in {partial}" if partial.exists()
+                else "no rows were written")
         print(f"hqnn-desktop classify: the results could not be written ({exc.strerror or exc}). "
-              f"{out} was not changed; the rows of the {tally.done} images finished before are in {partial}.",
-              file=sys.stderr)
+              f"{out} was not changed; {kept}.", file=sys.stderr)
         return 1
     print(f"\n{len(paths)} images, {tally.unusable} not usable -> {out}", file=sys.stderr)
     if note := _skipped_note(skipped):
@@ -405,8 +406,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     try:
         atomic_write_json(out, report)
     except OSError as exc:
-        print(f"hqnn-desktop evaluate: the report could not be written to {out} ({exc.strerror or exc}); "
-              "the scores are above.", file=sys.stderr)
+        print(f"hqnn-desktop evaluate: the report could not be written to {out} ({exc.strerror or exc})"
+              + ("; the scores are above." if unusable < n else "."), file=sys.stderr)
         return 1
     if unusable == n:
         print(f"hqnn-desktop evaluate: none of the {n} images could be used, so nothing was scored; "
@@ -689,7 +690,7 @@ def cmd_hardware_jobs(args: argparse.Namespace) -> int:
         raise UsageError(f"hardware-jobs {args.action} needs a run id (see hardware-jobs list).")
     try:
         if args.action == "cancel":
-            ended = store.get(args.run_id).status in FINAL
+            ended = all(job.status in FINAL for job in store.get(args.run_id).jobs)
             record = cancel_run(store, args.run_id)
             print(f"{record.run_id}: {record.status}"
                   + (" (the run had already ended; nothing was cancelled)" if ended else ""), file=sys.stderr)
@@ -714,6 +715,8 @@ def _read_api_key() -> str:
     """The key typed at a hidden prompt, or piped in (a script, a password manager): read quietly
     then, instead of getpass's warning that the input might be echoed."""
     if not sys.stdin.isatty():
+        if sys.stderr.isatty():  # a console that is not a terminal (an IDE's): still say what is awaited
+            print("IBM Quantum API key (it will be shown as you type): ", end="", file=sys.stderr, flush=True)
         return sys.stdin.readline().strip()
     import getpass
 

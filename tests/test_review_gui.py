@@ -353,8 +353,37 @@ def test_a_failed_save_keeps_the_decision_says_so_and_saves_it_later(qtbot, monk
     assert "No space left on device" in messages[-1] and "kept in this window" in messages[-1]
     assert "could not be saved" in tab.progress_label.text()
     assert Review.load(tab.review.file).decisions == {}
+    from PySide6.QtWidgets import QMessageBox
+
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a: asked.append(a[2]) or QMessageBox.No)
+    shown = tab.review
+    tab.set_review(Review.load(shown.file))  # another review while the disk is still full: the user is asked
+    assert tab.review is shown and len(asked) == 1 and "cannot be saved" in asked[0]
     monkeypatch.setattr(review_module, "atomic_write_text", real_write)  # space freed
     second = current_path(tab)
     QTest.keyClick(tab.gallery, Qt.Key_Space)
     assert Review.load(tab.review.file).decisions == {first: "platelet", second: labels[0]}
     assert "could not be saved" not in tab.progress_label.text()
+    assert tab.keep_unsaved_decisions() and len(asked) == 1  # nothing left to ask about
+
+
+def test_fine_tune_names_are_checked_like_the_training_tabs(qtbot, monkeypatch):
+    from PySide6.QtWidgets import QInputDialog, QMessageBox
+
+    from hqnn_desktop.core.packs import user_packs_dir
+
+    tab, _ = synthetic_tab(qtbot)
+    mine = user_packs_dir() / "mine"
+    mine.mkdir(parents=True)
+    (mine / "card.json").write_text('{"name": "mine"}')
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a: asked.append(a[2]) or QMessageBox.No)
+    for typed, message in (("pbc8", "comes with the app"), ("bad/name", "cannot be a pack name"),
+                           ("", "needs a name"), ("mine", "Nothing started")):
+        monkeypatch.setattr(QInputDialog, "getText", lambda *a, typed=typed, **k: (typed, True))
+        tab.ask_fine_tune()
+        assert message in tab.progress_label.text(), typed
+        assert tab.worker is None
+    assert len(asked) == 1 and "mine already exists" in asked[0]
+    assert (mine / "card.json").read_text() == '{"name": "mine"}'

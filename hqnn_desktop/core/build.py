@@ -87,6 +87,8 @@ def _check_apart(train_dir: str | Path, val_dir: str | Path) -> None:
     """Validation images must not be training images: scores on images the models learnt from
     look excellent and mean nothing."""
     train, val = Path(train_dir).resolve(), Path(val_dir).resolve()
+    if train.is_file():  # a list of images: they may lie anywhere, the folders say nothing
+        return
     if train == val or train in val.parents or val in train.parents:
         raise DatasetError(f"The validation folder {val_dir} overlaps the training images in {train_dir}, so "
                            "the models would be scored on images they learnt from. Give a separate validation "

@@ -256,7 +256,7 @@ def load_pack(folder: str | Path, models: tuple[str, ...] | None = None) -> Pack
     if unknown:
         have = [m for m in MODEL_KINDS if m in card["models"]]
         raise PackError(f"The pack {card['name']} was trained with {', '.join(have)} only, not "
-                        f"{', '.join(unknown)}; choose from those (or leave --models out).")
+                        f"{', '.join(unknown)}; choose from those.")
     extractor = _load_extractor(folder, card, BACKBONE_FILE)
     model_extractors = {kind: _load_extractor(folder, card, _own_backbone(card, kind))
                         for kind in models if _own_backbone(card, kind)}
@@ -367,8 +367,8 @@ def _write_pack(folder: Path, card: dict, extractor: torch.nn.Module, heads: dic
             with contextlib.suppress(OSError):  # else the next listing or load restores it
                 restore_interrupted_save(folder)
             raise
-        if old.exists():
-            shutil.rmtree(old)
+        if old.exists():  # the new pack is in place: a leftover old copy is removed at the next save
+            shutil.rmtree(old, ignore_errors=True)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -263,6 +263,19 @@ class Review:
         self._pending.clear()
         self._seen = _signature(self.file)
 
+    def retry_save(self) -> bool:
+        """Write what a failed save left in memory (before the window closes or shows another
+        review); True when every decision is on disk."""
+        if self.unsaved is None:
+            return True
+        try:
+            self.save()
+        except OSError as exc:
+            log.warning("review %s still not saved: %s", self.file, exc)
+            return False
+        self.unsaved = None
+        return True
+
     def take_outside_changes(self) -> list[Change]:
         """The cells whose decision came from another window since the last call (the view
         redraws them and says so)."""
@@ -388,7 +401,8 @@ class Review:
         except OSError as exc:  # the decision stays here and goes to disk with the next one that saves
             log.warning("review %s not saved: %s", self.file, exc)
             self.unsaved = (f"Your latest decisions could not be saved ({exc.strerror or exc}). They are kept "
-                            "in this window and saved with your next decision once the disk accepts it.")
+                            "in this window and saved with your next decision, or when you close the review, "
+                            "once the disk accepts it.")
         else:
             self.unsaved = None
 

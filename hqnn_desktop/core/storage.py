@@ -23,7 +23,7 @@ from filelock import FileLock, Timeout
 log = logging.getLogger(__name__)
 
 #: seconds to wait for another process's update of the same file (each takes milliseconds)
-LOCK_WAIT_S = 10.0
+LOCK_WAIT_S = 2.0
 
 
 def _current_umask() -> int:
@@ -110,16 +110,17 @@ def exclusive(target: str | os.PathLike) -> Iterator[None]:
     that two processes updating the file at once cannot overwrite each other's change.
 
     The operating system releases the lock when its holder exits, so a crashed copy never
-    blocks the others. A lock still held after :data:`LOCK_WAIT_S` means the holder hangs;
-    the update then goes ahead rather than leaving the user's change unsaved.
+    blocks the others. A lock still held after :data:`LOCK_WAIT_S` means the holder hangs, and a
+    lock file that cannot be opened (left by another user) means no copy can take turns; the
+    update then goes ahead without it rather than leaving the user's change unsaved.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(target.with_name(target.name + ".lock"))
     try:
         lock.acquire(timeout=LOCK_WAIT_S)
-    except Timeout:
-        log.warning("%s stayed locked for %.0f s; updating it without the lock", target, LOCK_WAIT_S)
+    except (Timeout, OSError) as exc:
+        log.warning("%s could not be locked (%s); updating it without the lock", target, exc)
     try:
         yield
     finally:

@@ -47,13 +47,17 @@ class TrainingDiverged(ValueError):
     """The loss became infinite or not a number: the weights are garbage, so nothing may be saved."""
 
 
-def _check_finite(loss: float, epoch: int, what: str, lr: float) -> None:
+def _check_finite(loss: float, epoch: int, what: str, advice: str) -> None:
     """Stop a run whose loss blew up, in words, rather than save a pack that labels every cell alike."""
     if not math.isfinite(loss):
         raise TrainingDiverged(
             f"Training failed at epoch {epoch} of the {what}: the error it minimises became "
             f"{'infinite' if math.isinf(loss) else 'not a number'}, so the model learnt nothing usable and "
-            f"no pack was saved. The learning rate ({lr:g}) is probably too high; try one ten times smaller.")
+            f"no pack was saved. {advice}")
+
+
+def _lr_advice(lr: float, option: str) -> str:
+    return f"Its learning rate ({lr:g}, {option}) is probably too high; try one ten times smaller."
 
 
 @dataclass
@@ -212,6 +216,12 @@ def train_end_to_end(model: nn.Module, images: np.ndarray | torch.Tensor, target
             model, ema, opt, sched, x_all, y_all, cfg, epoch, steps_per_epoch, callbacks,
             lambda step, e=epoch: callbacks.progress(stage, e * steps_per_epoch + step + 1,
                                                      cfg.epochs * steps_per_epoch, {**info, "epoch": e + 1}))
+        if stage == "adapt":
+            _check_finite(record["loss"], epoch + 1, "backbone fine-tuning",
+                          "Train without backbone fine-tuning, or check that the images are cells.")
+        else:
+            _check_finite(record["loss"], epoch + 1, "per-model fine-tuning",
+                          _lr_advice(cfg.lr, "--fine-tune-per-model-lr"))
         if val is not None:
             record["val_accuracy"] = _adaptation_accuracy(ema.module if ema else model, val, dev,
                                                           cfg.batch_size)
@@ -292,7 +302,6 @@ def _train_epoch(model: nn.Module, ema: nn.Module | None, opt: torch.optim.Optim
         correct += (logits.argmax(1) == yb).sum()
         seen += len(idx)
         step_done(step)
-    _check_finite(float(total_loss), epoch + 1, "backbone training", cfg.lr)
     return {"epoch": epoch + 1, "loss": float(total_loss) / seen, "train_accuracy": int(correct) / seen,
             "seconds": time.time() - t0}
 
@@ -369,7 +378,7 @@ def _one_cycle(opt: torch.optim.Optimizer, lr: float, total_steps: int, pct_star
 
 
 def _fit_head(head: Head, x: torch.Tensor, y: torch.Tensor, cfg: HeadConfig, epochs: int,
-              callbacks: Callbacks, on_epoch: Callable[[int, dict], None]) -> None:
+              callbacks: Callbacks, on_epoch: Callable[[int, dict], None], what: str = "") -> None:
     """Train ``head`` on features for ``epochs``: AdamW, one-cycle, feature dropout, optional SupCon."""
     steps = math.ceil(len(y) / cfg.batch_size)
     params = [p for p in head.parameters() if p.requires_grad]
@@ -398,7 +407,8 @@ def _fit_head(head: Head, x: torch.Tensor, y: torch.Tensor, cfg: HeadConfig, epo
             sched.step()
             total += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(1) == yb).sum())
-        _check_finite(total, epoch + 1, f"{MODEL_TITLES[head.kind]} head training", cfg.lr)
+        _check_finite(total, epoch + 1, what or f"{MODEL_TITLES[head.kind]} head training",
+                      _lr_advice(cfg.lr, "--lr, or Learning rate (heads) in the Training tab"))
         on_epoch(epoch, {"epoch": epoch + 1, "loss": total / len(y), "train_accuracy": correct / len(y),
                          "seconds": time.time() - t0})
     head.eval()
@@ -439,7 +449,8 @@ def train_heads(train_features: np.ndarray, train_targets: np.ndarray, n_classes
         seed_everything(cfg.seed)
         warm = Head("baseline", x.shape[1], cfg.n_qubits, cfg.layers, n_classes)
         _fit_head(warm, x, y, replace(cfg, contrastive_weight=0.0), cfg.warmup_epochs, callbacks,
-                  lambda e, r: callbacks.progress("heads", e + 1, total_epochs, {"model": "warm-up", **r}))
+                  lambda e, r: callbacks.progress("heads", e + 1, total_epochs, {"model": "warm-up", **r}),
+                  what="bottleneck warm-up")
         shared_bottleneck = warm.bottleneck.state_dict()
     heads, histories = {}, {}
     for k_index, kind in enumerate(kinds):

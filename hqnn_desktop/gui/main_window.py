@@ -395,6 +395,9 @@ class MainWindow(QMainWindow):
                 f"Settings: {escape(str(config_dir()))}<br>Logs: {escape(str(log_dir()))}")
 
     def closeEvent(self, event) -> None:
+        if self._deferred is not None and not self._deferred["Review"].keep_unsaved_decisions():
+            event.ignore()
+            return
         self.classify.cancel()
         if self._deferred is not None:  # tabs not built yet have nothing to stop
             for title in ("Training", "Review", "Hardware"):

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QLabel,
     QMenu,
+    QMessageBox,
     QPushButton,
     QSplitter,
     QTableWidget,
@@ -38,6 +39,7 @@ from ..core.differential import differential, write_differential_csv
 from ..core.kinds import MODEL_TITLES
 from ..core.review import Change, Review, ReviewError, list_reviews, other_pack_reviews
 from ..core.suggest import suggest_next
+from .pack_names import new_pack_problem
 from .review_gallery import PATH_ROLE, GalleryModel, GalleryView, GroupList
 from .workers import start_worker
 
@@ -263,8 +265,21 @@ class ReviewTab(QWidget):
                                f"{info.pack}", str(info.file))
             self.saved.setItemData(self.saved.count() - 1, info.folder, Qt.ToolTipRole)
 
+    def keep_unsaved_decisions(self) -> bool:
+        """Before the review is closed or replaced: save what a failed save left in memory, and if the
+        disk still refuses, ask whether to drop it; True to go ahead."""
+        if self.review is None or self.review.retry_save():
+            return True
+        return QMessageBox.question(
+            self, "Decisions not saved",
+            f"{self.review.unsaved}\n\nThey still cannot be saved. Close this review anyway and lose them?"
+        ) == QMessageBox.Yes
+
     def set_review(self, review: Review) -> None:
-        """Show a review: groups, counts, first group with cells to check."""
+        """Show a review: groups, counts, first group with cells to check (after saving, or the
+        user's leave to drop, the decisions of the one shown before)."""
+        if self.review is not None and review is not self.review and not self.keep_unsaved_decisions():
+            return
         self.review = review
         self.kind.blockSignals(True)
         self.kind.clear()
@@ -615,9 +630,12 @@ class ReviewTab(QWidget):
     def ask_fine_tune(self) -> None:
         default = f"{self.review.pack}-corrected"
         name, ok = QInputDialog.getText(self, "Fine-tune on corrections", "Name of the new pack:", text=default)
-        name = name.strip()
-        if ok and name and not any(c in name for c in "/\\:") and not name.startswith("."):
-            self.fine_tune(name)
+        if not ok:
+            return
+        if problem := new_pack_problem(self, name.strip()):
+            self.progress_label.setText(problem)
+            return
+        self.fine_tune(name.strip())
 
     def busy(self) -> bool:
         return self.worker is not None
@@ -635,12 +653,12 @@ class ReviewTab(QWidget):
         self.pack_ready.emit(path)
 
     def _fine_tune_failed(self, exc: Exception) -> None:
-        from ..core.datasets import DatasetError
+        from ..core.packs import PackError
         from ..core.train import TrainingCancelled
 
         if isinstance(exc, TrainingCancelled):
             self.progress_label.setText("Fine-tuning cancelled; no pack was written.")
-        elif isinstance(exc, DatasetError):
+        elif isinstance(exc, (ValueError, PackError)):  # bad corrections, a diverged run, a full disk
             self.progress_label.setText(str(exc))
         else:
             self.error.emit("Fine-tuning stopped because of an unexpected problem.", repr(exc))

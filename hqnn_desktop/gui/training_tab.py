@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -36,6 +35,7 @@ from ..core.configs import (
     HeadConfig,
 )
 from ..core.kinds import MODEL_KINDS, MODEL_TITLES
+from .pack_names import new_pack_problem
 from .workers import start_worker
 
 CURVE_COLORS = {"hqnn": (90, 60, 200), "classical": (30, 150, 110), "baseline": (150, 150, 150),
@@ -242,20 +242,17 @@ class TrainingTab(QWidget):
             cell_window=self.cell_window.value() if self.cell_crop.isChecked() else None)
 
     def start(self) -> None:
-        from ..core.packs import PackError, check_pack_name, user_packs_dir
+        from ..core.packs import user_packs_dir
 
         try:
             recipe = self.recipe()
-            check_pack_name(recipe.name)
-        except (ValueError, PackError) as exc:
+        except ValueError as exc:
             self.state.setText(str(exc))
             return
-        out = user_packs_dir() / recipe.name
-        if out.exists() and QMessageBox.question(
-                self, "Replace the pack?", f"A pack named {recipe.name} already exists in your packs folder. "
-                "Replace it with the one about to be trained?") != QMessageBox.Yes:
-            self.state.setText("Nothing started: choose another pack name to keep the existing pack.")
+        if problem := new_pack_problem(self, recipe.name):
+            self.state.setText(problem)
             return
+        out = user_packs_dir() / recipe.name
         self._stop = threading.Event()
         self._curves.clear()
         self.loss_plot.clear()

@@ -143,3 +143,16 @@ def test_classes_without_images_are_named_and_left_out_of_the_macro_figures(tab,
         assert rows[lab][1:] == ["—", "—"] and (rows[lab][0] == "—") == (predicted == 0)
     exported = {row[0]: row[1:4] for row in table_csv(tab.write_table(str(tmp_path / "t.csv")))[1:]}
     assert exported["eosinophil"][1:] == ["", ""] and exported["basophil"] == rows["basophil"]
+
+
+def test_choosing_another_pack_stops_the_evaluation_and_its_scores_are_never_shown(tab, qtbot, tmp_path):
+    from hqnn_desktop.core.packs import load_pack
+
+    folder = labelled_folder(tmp_path / "smear", ["basophil", "eosinophil"], 10)
+    tab.evaluate(str(folder))
+    qtbot.waitUntil(lambda: tab.progress.value() > 0, timeout=120_000)
+    other = load_pack(BUNDLED / "bci4")
+    tab.set_pack(other)
+    qtbot.waitUntil(lambda: tab.worker is None, timeout=120_000)
+    assert "folder" not in (tab.report or {}) and tab.report["labels"] == other.labels
+    assert tab.errors == []

@@ -119,3 +119,16 @@ def test_a_new_key_replaces_damaged_saved_credentials(window, qtbot, memory_keyr
     with qtbot.waitSignal(tab.status):
         tab.save_button.click()
     assert CredentialStore().load().token == GOOD_KEY
+
+
+def test_an_empty_labelled_folder_never_falls_back_on_the_classify_images(window, qtbot):
+    tab = window.hardware
+    window.classify.add_paths([str(min((SAMPLES / "monocyte").iterdir()))])
+    qtbot.waitUntil(lambda: len(window.classify.model.results) == 1 and not window.classify.busy(), timeout=60_000)
+    tab.backend_combo.setCurrentText("aer_simulator")
+    tab.source.setCurrentIndex(1)
+    tab.folder_edit.setText("  ")
+    with qtbot.waitSignal(tab.error) as said:
+        tab.start_run()
+    assert said.args[0] == "Choose the labelled folder to run." and not tab.busy()
+    assert JobStore().all() == []

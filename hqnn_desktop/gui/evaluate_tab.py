@@ -274,7 +274,10 @@ class EvaluateTab(QWidget):
         layout.addWidget(self.views, 1)
 
     def set_pack(self, pack) -> None:
-        """A pack was loaded: show its bundled validation results at once."""
+        """A pack was loaded: show its bundled validation results at once (an evaluation still running
+        with the previous pack is stopped: its scores would be read as this pack's)."""
+        if self.worker is not None and pack is not self.pack:
+            self._stop.set()
         self.pack = pack
         if pack is None:
             return
@@ -302,8 +305,13 @@ class EvaluateTab(QWidget):
         self.worker = start_worker(
             run_evaluation, self.pack, folder, models, self._stop, self._relay, errored=self._on_error,
             finished=self._on_finished,
-            returned=lambda r: self.show_report(
-                r, f"Folder {r['folder']}: {r['n_images']} images, {r['n_unusable']} not usable"))
+            returned=lambda r, pack=self.pack: self._evaluated(r, pack))
+
+    def _evaluated(self, report: dict, pack) -> None:
+        if pack is not self.pack:  # finished just as another pack was chosen
+            return
+        self.show_report(report, f"Folder {report['folder']} with the pack {pack.name}: {report['n_images']} "
+                                 f"images, {report['n_unusable']} not usable")
 
     def _on_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, total)

@@ -429,6 +429,10 @@ class HardwareTab(QWidget):
             self.error.emit("No pack with an HQNN is loaded yet.", "Wait for the pack to load, or choose another.")
             return
         folder = self.folder_edit.text().strip() if self.source.currentIndex() == 1 else None
+        if folder == "":  # never fall back on the Classify images: that could spend QPU time on the wrong cells
+            self.error.emit("Choose the labelled folder to run.", "A labelled folder is selected as the images "
+                            "to run, but no folder is given; browse to one, or choose the Classify images.")
+            return
         paths = None if folder else [r.path for r in self.classify.model.results if not r.error]
         if not folder and not paths:
             self.error.emit("There are no images to run.", "Classify some images first, or choose a labelled folder.")

@@ -106,7 +106,7 @@ def test_export_problems_are_explained_and_leave_no_file(tab, tmp_path):
         f"The table could not be written to {a_file / 'x.csv'}: {a_file} is a file, not a folder.",
         "The matrices can be saved as PNG or SVG only: choose a name ending in .png or .svg.",
         f"The matrices could not be written to {a_file / 'sub' / 'cm.svg'}: {a_file} is a file, not a folder.",
-        "The table could not be written to /proc/x.csv (no such file or directory).",
+        "The table could not be written to /proc/x.csv: /proc does not take new files (No such file or directory).",
     ]
     assert not any(".tmp" in message for message in tab.errors)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "notes.txt"]

@@ -366,6 +366,10 @@ def test_a_failed_save_keeps_the_decision_says_so_and_saves_it_later(qtbot, monk
     assert Review.load(tab.review.file).decisions == {first: "platelet", second: labels[0]}
     assert "could not be saved" not in tab.progress_label.text()
     assert tab.keep_unsaved_decisions() and len(asked) == 1  # nothing left to ask about
+    tab.export_csv("/proc/x.csv")  # a place that takes no files: said in words, no temporary name
+    said = tab.progress_label.text()
+    assert said.startswith("The differential count could not be written to /proc/x.csv: /proc does not take")
+    assert ".tmp" not in said
 
 
 def test_fine_tune_names_are_checked_like_the_training_tabs(qtbot, monkeypatch):

@@ -55,3 +55,11 @@ def unwritable_reason(path: str | os.PathLike) -> str | None:
     except OSError as exc:
         return f"{folder} does not take new files ({exc.strerror or exc})"
     return None
+
+
+def write_failure(what: str, path: str | os.PathLike, exc: OSError) -> str:
+    """``what`` could not be written to ``path``, in words: why the place takes no files when that is
+    the cause (the system's own errno can be baffling, "no such file" for a system folder), else the
+    system's reason, and never the name of the temporary file the write went through."""
+    reason = unwritable_reason(path) or exc.strerror or str(exc)
+    return f"{what} could not be written to {path}: {reason}."

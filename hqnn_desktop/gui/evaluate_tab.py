@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from ..core.evaluate import absent_classes_note, per_class_defined, unlabelled_note
 from ..core.kinds import MODEL_TITLES
+from ..core.paths import write_failure
 from ..core.storage import atomic_write_bytes
 from .class_names import axis_names
 from .embedding_view import EmbeddingView
@@ -93,8 +94,7 @@ def write_files(contents: dict[str, bytes], what: str) -> None:
         try:
             atomic_write_bytes(path, data)
         except OSError as exc:
-            reason = (exc.strerror or str(exc)).lower()
-            raise ExportError(f"{what} could not be written to {path} ({reason}).") from exc
+            raise ExportError(write_failure(what, path, exc)) from exc
 
 
 def _paint_plot(plot: pg.PlotWidget, device) -> None:

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from .. import __version__
 from ..core.kinds import MODEL_TITLES
-from ..core.paths import config_dir, data_dir, log_dir
+from ..core.paths import config_dir, data_dir, log_dir, write_failure
 from ..core.settings import Settings
 from .classify_tab import ClassifyTab
 from .evaluate_tab import EvaluateTab
@@ -356,9 +356,8 @@ class MainWindow(QMainWindow):
             return
         try:
             write_csv(path, list(model.results), model.models, model.labels)
-        except OSError as exc:  # the reason, not the name of the temporary file it failed on
-            self.show_error(f"The CSV file {path} could not be written: {exc.strerror or exc}. "
-                            "Nothing was changed there.")
+        except OSError as exc:
+            self.show_error(f"{write_failure('The CSV file', path, exc)} Nothing was changed there.")
             return
         self.settings.set("last_export", path)
         self.statusBar().showMessage(f"Saved {path}")

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from ..core.differential import differential, write_differential_csv
 from ..core.kinds import MODEL_TITLES
+from ..core.paths import write_failure
 from ..core.review import Change, Review, ReviewError, list_reviews, other_pack_reviews
 from ..core.suggest import suggest_next
 from .pack_names import new_pack_problem
@@ -556,7 +557,7 @@ class ReviewTab(QWidget):
         try:
             write_differential_csv(path, differential(self.review))
         except OSError as exc:
-            self.error.emit("The CSV file could not be written.", str(exc))
+            self.progress_label.setText(write_failure("The differential count", path, exc))
             return
         self.status.emit(f"Saved {path}")
 
@@ -572,7 +573,7 @@ class ReviewTab(QWidget):
         try:
             written = export_report(path, self.review, self.pack_card(), self.model_kind)
         except OSError as exc:
-            self.error.emit("The report could not be written.", str(exc))
+            self.progress_label.setText(write_failure("The report", path, exc))
             return
         self.status.emit(f"Saved {written}")
 
@@ -589,8 +590,11 @@ class ReviewTab(QWidget):
 
         try:
             out = write_manifest(self.review, path)
-        except (DatasetError, OSError) as exc:
+        except DatasetError as exc:
             self.progress_label.setText(str(exc))
+            return None
+        except OSError as exc:
+            self.progress_label.setText(write_failure("The corrections", path or "the review's folder", exc))
             return None
         self.corrections_saved.emit(str(out))
         self.status.emit(f"Saved {self.review.n_verified} verified cells to {out}")

@@ -10,6 +10,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from hqnn_desktop.core.settings import Settings
+from hqnn_desktop.gui.classify_tab import IDLE_TEXT
 from hqnn_desktop.gui.main_window import MainWindow
 
 from .conftest import BUNDLED, SAMPLES
@@ -109,6 +110,15 @@ def test_changing_the_pack_classifies_the_same_images_again_and_clear_empties_th
     qtbot.waitUntil(lambda: tab.engine is not None, timeout=60_000)
     qtbot.wait(200)
     assert not tab.model.results and not tab.busy()
+    assert tab.progress_label.text() == IDLE_TEXT  # the hint stays once the pack has loaded
+
+
+def test_a_folder_without_pictures_says_so(window, qtbot, tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "slide.txt").write_text("slide 4")
+    drop(window, [tmp_path / "notes"])
+    qtbot.waitUntil(lambda: not window.classify.busy(), timeout=60_000)
+    assert window.classify.progress_label.text().startswith("No pictures found there")
 
 
 def test_dropping_images_again_adds_only_new_ones_and_unusable_rows_show_their_picture(window, qtbot, tmp_path):

@@ -252,7 +252,7 @@ class ClassifyTab(QWidget):
     def _reset_results(self) -> None:
         self.model.reset(self.engine.pack.labels if self.engine else [], self.engine.models if self.engine else ())
         self.progress.reset()
-        self.progress_label.clear()
+        self.progress_label.setText("" if self._inputs else IDLE_TEXT)
         self._show_current()
 
     def add_paths(self, paths: list[str]) -> None:
@@ -318,8 +318,12 @@ class ClassifyTab(QWidget):
         bad = sum(1 for r in self.model.results if r.error)
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
-        self.progress_label.setText(IDLE_TEXT if cancelled and not n else
-                                    f"{'Cancelled: ' if cancelled else ''}{n} images, {bad} not usable.")
+        if not n:
+            self.progress_label.setText(IDLE_TEXT if cancelled else
+                                        "No pictures found there: images are recognised by names ending in .jpg, "
+                                        ".png, .tif and the like; a file dropped on its own is always tried.")
+        else:
+            self.progress_label.setText(f"{'Cancelled: ' if cancelled else ''}{n} images, {bad} not usable.")
         if self.table.currentIndex().row() < 0 and self.proxy.rowCount():
             # the first image in detail once the batch is done (drawing it mid-batch stalls the window)
             self.table.selectionModel().setCurrentIndex(self.proxy.index(0, 0),

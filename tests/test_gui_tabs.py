@@ -73,6 +73,8 @@ def test_training_tab_trains_a_pack_that_becomes_selectable(window, qtbot, tiny_
                     and window.classify.engine.pack.name == "tiny-gui", timeout=60_000)
     assert any("tiny-gui" in window.pack_combo.itemText(i) for i in range(window.pack_combo.count()))
     assert tab.loss_plot.listDataItems() and tab.acc_plot.listDataItems()
+    # each epoch a dot as well as a line, so a one-epoch run still shows its curves
+    assert all(item.opts["symbol"] == "o" for item in tab.loss_plot.listDataItems() + tab.acc_plot.listDataItems())
     assert window.classify.engine.pack.labels == ["alpha", "beta", "gamma"]
 
 

@@ -305,8 +305,10 @@ class TrainingTab(QWidget):
             items = [i for i in plot.listDataItems() if i.name() == title]
             if items:
                 items[0].setData(xs, ys)
-            elif not all(math.isnan(y) for y in ys):
-                plot.plot(xs, ys, pen=pen, name=title)
+            elif not all(math.isnan(y) for y in ys):  # dots too: a one-epoch curve is a single point
+                color = CURVE_COLORS.get(kind, (0, 0, 0))
+                plot.plot(xs, ys, pen=pen, name=title, symbol="o", symbolSize=5, symbolBrush=color,
+                          symbolPen=color)
 
     def _on_done(self, path: str) -> None:
         from ..core.packs import read_card

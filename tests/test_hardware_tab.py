@@ -132,3 +132,12 @@ def test_an_empty_labelled_folder_never_falls_back_on_the_classify_images(window
         tab.start_run()
     assert said.args[0] == "Choose the labelled folder to run." and not tab.busy()
     assert JobStore().all() == []
+
+
+def test_fetch_and_cancel_without_a_selected_run_say_what_to_do(window):
+    tab = window.hardware
+    tab.jobs_table.setCurrentCell(-1, -1)
+    for action in (tab.fetch_selected, tab.cancel_selected):
+        tab.run_status.clear()
+        action()
+        assert tab.run_status.text().startswith("Select a run in the list first")

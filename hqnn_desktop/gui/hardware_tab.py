@@ -529,8 +529,15 @@ class HardwareTab(QWidget):
         item = self.jobs_table.item(row, 0) if row >= 0 else None
         return item.text() if item else None
 
-    def fetch_selected(self) -> None:
+    def _run_to_act_on(self) -> str | None:
+        """The selected run, or None after saying how to select one (the buttons act on the selection)."""
         run_id = self.selected_run()
+        if run_id is None:
+            self.run_status.setText("Select a run in the list first (Refresh list shows the recorded runs).")
+        return run_id
+
+    def fetch_selected(self) -> None:
+        run_id = self._run_to_act_on()
         if run_id:
             self.run_status.setText(f"Fetching run {run_id}…")
             self._workers.append(start_worker(fetch_run, run_id, returned=self._fetched, errored=self._failed))
@@ -545,7 +552,7 @@ class HardwareTab(QWidget):
         self.show_report(report)
 
     def cancel_selected(self) -> None:
-        run_id = self.selected_run()
+        run_id = self._run_to_act_on()
         if run_id:
             self._workers.append(start_worker(cancel_hardware_run, run_id, errored=self._failed,
                                               returned=lambda r: (self.refresh_jobs(),

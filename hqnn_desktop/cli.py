@@ -595,6 +595,7 @@ def cmd_hardware(args: argparse.Namespace) -> int:
         backend_kind,
         check_backend_name,
         execute,
+        fake_backend_names,
         plan_run,
     )
     from .hardware.service import ServiceError, connect
@@ -612,8 +613,8 @@ def cmd_hardware(args: argparse.Namespace) -> int:
             raise UsageError(f"No images found in {', '.join(args.input)}; nothing was run.")
     try:
         check_backend_name(args.backend)
-    except BackendError as exc:
-        raise UsageError(str(exc)) from exc
+    except BackendError as exc:  # no window to pick from here: name every fake device
+        raise UsageError(f"{exc}\nFake devices: {', '.join(fake_backend_names())}.") from exc
     pack = _load_pack(args.pack, ("hqnn",))
     truth = None
     if args.labels_from_folders:

@@ -71,9 +71,11 @@ def check_backend_name(name: str) -> None:
         return
     close = difflib.get_close_matches(name, [SIMULATOR_NAMES[0], *fakes], n=1)
     hint = f" Did you mean {close[0]}?" if close else ""
+    examples = [f for f in ("fake_brisbane", "fake_torino", "fake_fez") if f in fakes] or fakes[:3]
     raise BackendError(f"Unknown backend '{name}'.{hint} Use aer_simulator (noiseless), an IBM Quantum device "
-                       "of your account (its name starts with ibm_, for example ibm_torino) or a fake device "
-                       f"with the calibrated noise of a real one: {', '.join(fakes)}.")
+                       "of your account (its name starts with ibm_, for example ibm_torino) or one of the "
+                       f"{len(fakes)} fake devices with the calibrated noise of a real one (for example "
+                       f"{', '.join(examples)}; the Hardware tab's backend list has them all).")
 
 
 def _fake_devices() -> dict:

@@ -80,8 +80,11 @@ def test_a_cancelled_evaluation_keeps_the_report_shown_and_says_so(tab, qtbot, t
 
 
 def test_matrices_export_as_svg_with_the_class_names(tab, tmp_path, pack):
+    said = []
+    tab.status.connect(said.append)
     written = tab.write_plots(str(tmp_path / "cm.svg"))
     assert written == [str(tmp_path / f"cm_{k}.svg") for k in ("hqnn", "classical", "baseline")]
+    assert said == [f"Saved 3 files: cm_hqnn.svg, cm_classical.svg, cm_baseline.svg in {tmp_path}"]
     for path in written:
         root = ET.parse(path).getroot()
         assert root.tag == f"{SVG}svg"

@@ -215,6 +215,10 @@ def test_an_export_that_cannot_be_written_says_why_in_words(window, qtbot, tmp_p
     window.export_csv()
     assert shown and str(target) in shown[0] and ".tmp" not in shown[0]
     assert a_file.read_text() == "keep me"
+    bare = tmp_path / "results"  # a name typed without .csv gets it, as the Evaluate exports do
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(bare), "CSV (*.csv)"))
+    window.export_csv()
+    assert (tmp_path / "results.csv").read_text().startswith("path,model,label") and not bare.exists()
 
 
 def test_saliency_overlay_replaces_the_preview(window, qtbot):

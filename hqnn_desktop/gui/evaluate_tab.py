@@ -209,6 +209,7 @@ class EvaluateTab(QWidget):
     """Shows a report: the pack's own validation results, or a folder the user evaluates."""
 
     error = Signal(str, str)
+    status = Signal(str)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -425,6 +426,7 @@ class EvaluateTab(QWidget):
         except ExportError as exc:
             self.error.emit(str(exc), "")
             return None
+        self.status.emit(f"Saved {target}")
         return target
 
     def export_plots(self) -> None:
@@ -448,4 +450,6 @@ class EvaluateTab(QWidget):
         except ExportError as exc:
             self.error.emit(str(exc), "")
             return []
+        self.status.emit(f"Saved {len(contents)} files: {', '.join(os.path.basename(p) for p in contents)} "
+                         f"in {os.path.dirname(os.path.abspath(target))}")
         return list(contents)

@@ -175,6 +175,7 @@ class MainWindow(QMainWindow):
         if self._deferred is None:
             evaluate = EvaluateTab()
             evaluate.error.connect(self.show_error)
+            evaluate.status.connect(self.statusBar().showMessage)
             training = TrainingTab()
             training.error.connect(self.show_error)
             training.pack_ready.connect(self._new_pack)
@@ -354,6 +355,8 @@ class MainWindow(QMainWindow):
                                               "CSV (*.csv)")
         if not path:
             return
+        if not Path(path).suffix:  # the save dialog does not add it everywhere
+            path += ".csv"
         try:
             write_csv(path, list(model.results), model.models, model.labels)
         except OSError as exc:

@@ -86,7 +86,10 @@ def test_training_tab_explains_bad_input(window, tiny_dataset, monkeypatch):
     tab = window.training
     tab.train_dir.setText("/no/such/folder")
     tab.start()
-    assert "dataset folder" in tab.state.text() and not tab.busy()
+    assert "The dataset folder /no/such/folder does not exist" in tab.state.text() and not tab.busy()
+    tab.train_dir.setText("")
+    tab.start()
+    assert "Choose the dataset folder" in tab.state.text() and not tab.busy()
     tab.train_dir.setText(str(tiny_dataset[0]))
     for name, words in (("", "needs a name"), ("../x", "cannot be a pack name"), ("x" * 300, "longer than"),
                         ("pbc8", "comes with the app")):

@@ -222,8 +222,11 @@ class TrainingTab(QWidget):
             raise ValueError(f"The corrections file {corrections} does not exist.")
         if not train and corrections:
             train, corrections = corrections, None
-        if not train or not Path(train).exists():
+        if not train:
             raise ValueError("Choose the dataset folder (one subfolder per class) or a corrections file.")
+        if not Path(train).exists():
+            raise ValueError(f"The dataset folder {train} does not exist; check its name or choose it with "
+                             "Browse….")
         models = tuple(k for k, box in self.model_boxes.items() if box.isChecked())
         if not models:
             raise ValueError("Choose at least one model to train.")

@@ -130,14 +130,17 @@ def test_dropping_images_again_adds_only_new_ones_and_unusable_rows_show_their_p
     qtbot.wait(200)
     assert len({r.path for r in tab.model.results}) == 6 == len(tab.model.results)
 
-    bad = tmp_path / "notes.jpg"
+    bad = tmp_path / "<b>notes & co.jpg"  # any characters may be in a name: shown as typed, not as markup
     bad.write_text("not a picture")
     tab.saliency_box.setChecked(True)
     drop(window, [bad])
     qtbot.waitUntil(lambda: not tab.busy() and len(tab.model.results) == 7, timeout=60_000)
-    row = next(i for i in range(tab.proxy.rowCount()) if tab.proxy.index(i, 1).data() == "notes.jpg")
+    said = []
+    tab.status.connect(said.append)
+    row = next(i for i in range(tab.proxy.rowCount()) if tab.proxy.index(i, 1).data() == bad.name)
     tab.table.selectRow(row)
     qtbot.waitUntil(lambda: tab.preview.text() != "Loading the picture…", timeout=10_000)
+    assert "&lt;b&gt;notes &amp; co.jpg" in tab.detail.text() and said[-1] == ""  # no saliency message left
 
     tab.flag_filter.setCurrentText("unusable")
     tab.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import threading
 import time
 from pathlib import Path
@@ -420,8 +421,10 @@ class ClassifyTab(QWidget):
         self._show_preview(r.path)
         if self.saliency_box.isChecked() and not r.error and self.engine is not None:
             self._start_saliency(r.path, self.saliency_model.currentData())
+        name = html.escape(Path(r.path).name)  # any characters may be in a file name
         if r.error:
-            self.detail.setText(f"<b>{Path(r.path).name}</b><br>{r.error}")
+            self.detail.setText(f"<b>{name}</b><br>{html.escape(r.error)}")
+            self.status.emit("")  # a saliency message of the row before no longer applies
         else:
             parts = []
             for kind in self.model.models:
@@ -431,6 +434,6 @@ class ClassifyTab(QWidget):
             if r.window is not None:
                 parts.append("<span style='color:#777'>The models saw the framed cell.</span>")
             flags = self.model.flags_of(r)
-            self.detail.setText(f"<b>{Path(r.path).name}</b><br>" + "<br>".join(parts)
+            self.detail.setText(f"<b>{name}</b><br>" + "<br>".join(parts)
                                 + (f"<br><span style='color:#c87800'>{', '.join(flags)}</span>" if flags else ""))
         self.plot.show_result(r, self.model.labels, self.model.models)

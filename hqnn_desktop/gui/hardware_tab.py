@@ -383,7 +383,7 @@ class HardwareTab(QWidget):
     def _connection_failed(self, exc: Exception) -> None:
         self._show_saved()
         self.storage_label.setText(str(exc))
-        self.error.emit("The connection test failed.", str(exc))
+        self.error.emit(f"The connection test failed: {exc}", str(exc))
 
     def _set_backends(self, real: list[str] | None, offline: list[str] | None) -> None:
         """Fill the backend choice; ``None`` keeps the account's (or the offline) names already listed,

@@ -532,7 +532,7 @@ class ReviewTab(QWidget):
         flags = f"<br><span style='color:#c87800'>{', '.join(cell.flags)}</span>" if cell.flags else ""
         priority = (f"<br>Check priority {cell.priority:.2f} (0 = all models sure and agreeing; higher = "
                     "more worth checking)")
-        self.detail.setText(f"<b>{Path(path).name}</b><br>{state}<br>{preds}{flags}{priority}")
+        self.detail.setText(f"<b>{html.escape(Path(path).name)}</b><br>{state}<br>{preds}{flags}{priority}")
 
     def _set_enabled(self) -> None:
         has = self.review is not None

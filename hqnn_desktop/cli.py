@@ -677,7 +677,7 @@ def cmd_hardware_jobs(args: argparse.Namespace) -> int:
     out = _check_out(args.out, kind="json") if args.out is not None else None
     store = JobStore()
     if args.action == "list":
-        records, damaged = store.all(), store.damaged()
+        records, damaged = store.scan()
         if not records and not damaged:
             print("No hardware runs are recorded yet (hqnn-desktop hardware starts one).", file=sys.stderr)
         for problem in damaged:

@@ -35,9 +35,8 @@ from .calibration import (
     temperature_of,
 )
 from .datasets import DatasetError, load_images, read_manifest, scan_dataset
-from .heads import MODEL_KINDS
 from .metrics import classification_report
-from .packs import HEADS_FILE, load_pack, read_card, save_pack
+from .packs import HEADS_FILE, load_pack, read_card, save_pack, trained_models
 from .train import Callbacks, HeadConfig, continue_heads, extract_features
 
 
@@ -86,7 +85,7 @@ def fine_tune_pack(recipe: FineTuneRecipe, out_dir: str | os.PathLike,
                    callbacks: Callbacks | None = None) -> Path:
     """Fine-tune every head of a pack on corrections; write a new pack to ``out_dir``."""
     callbacks = callbacks or Callbacks()
-    models = tuple(k for k in MODEL_KINDS if k in read_card(Path(recipe.pack_dir))["models"])
+    models = trained_models(read_card(Path(recipe.pack_dir)))
     pack = load_pack(recipe.pack_dir, models)
     files = read_manifest(recipe.manifest, pack.labels)
     records = [manifest_record(recipe.manifest, len(files))]

@@ -236,6 +236,11 @@ def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
         raise PackError(f"The weight file {path.name} cannot be read ({exc}).") from exc
 
 
+def trained_models(card: dict) -> tuple[str, ...]:
+    """The models a pack holds, in the usual order (a pack may have been trained with fewer than three)."""
+    return tuple(kind for kind in MODEL_KINDS if kind in card["models"])
+
+
 def load_pack(folder: str | Path, models: tuple[str, ...] | None = None) -> Pack:
     """Verify and load a pack folder; ``models`` limits which heads are built (None: every
     model the pack was trained with, which may be fewer than the three)."""
@@ -243,8 +248,9 @@ def load_pack(folder: str | Path, models: tuple[str, ...] | None = None) -> Pack
     restore_interrupted_save(folder)
     card = read_card(folder)
     verify_files(folder, card)
+    trained = trained_models(card)
     if models is None:
-        models = tuple(kind for kind in MODEL_KINDS if kind in card["models"])
+        models = trained
     from .circuits import ANSATZ_ID
 
     if "hqnn" in models and card.get("circuit", {}).get("ansatz_id") != ANSATZ_ID:
@@ -254,8 +260,7 @@ def load_pack(folder: str | Path, models: tuple[str, ...] | None = None) -> Pack
         )
     unknown = [m for m in models if m not in card["models"]]
     if unknown:
-        have = [m for m in MODEL_KINDS if m in card["models"]]
-        raise PackError(f"The pack {card['name']} was trained with {', '.join(have)} only, not "
+        raise PackError(f"The pack {card['name']} was trained with {', '.join(trained)} only, not "
                         f"{', '.join(unknown)}; choose from those.")
     extractor = _load_extractor(folder, card, BACKBONE_FILE)
     model_extractors = {kind: _load_extractor(folder, card, _own_backbone(card, kind))

@@ -585,7 +585,7 @@ class ReviewTab(QWidget):
 
     def save_corrections(self, path: str | None = None) -> Path | None:
         """Write the verified cells as a manifest; None (with a message) when nothing is verified."""
-        from ..core.corrections import write_manifest
+        from ..core.corrections import default_manifest_path, write_manifest
         from ..core.datasets import DatasetError
 
         try:
@@ -594,7 +594,8 @@ class ReviewTab(QWidget):
             self.progress_label.setText(str(exc))
             return None
         except OSError as exc:
-            self.progress_label.setText(write_failure("The corrections", path or "the review's folder", exc))
+            self.progress_label.setText(write_failure("The corrections", path or default_manifest_path(self.review),
+                                                      exc))
             return None
         self.corrections_saved.emit(str(out))
         self.status.emit(f"Saved {self.review.n_verified} verified cells to {out}")

@@ -302,14 +302,14 @@ class TrainingTab(QWidget):
         xs.append(m["epoch"])
         losses.append(m["loss"])
         accs.append(m.get("val_accuracy", float("nan")))
-        pen = pg.mkPen(CURVE_COLORS.get(kind, (0, 0, 0)), width=2)
+        color = CURVE_COLORS.get(kind, (0, 0, 0))
+        pen = pg.mkPen(color, width=2)
         title = MODEL_TITLES.get(kind, kind)
         for plot, ys in ((self.loss_plot, losses), (self.acc_plot, accs)):
             items = [i for i in plot.listDataItems() if i.name() == title]
             if items:
                 items[0].setData(xs, ys)
             elif not all(math.isnan(y) for y in ys):  # dots too: a one-epoch curve is a single point
-                color = CURVE_COLORS.get(kind, (0, 0, 0))
                 plot.plot(xs, ys, pen=pen, name=title, symbol="o", symbolSize=5, symbolBrush=color,
                           symbolPen=color)
 

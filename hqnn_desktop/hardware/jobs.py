@@ -122,13 +122,11 @@ class JobStore:
 
     def all(self) -> list[RunRecord]:
         """Every readable record, newest first (a damaged file is skipped, not fatal)."""
-        return self._scan()[0]
+        return self.scan()[0]
 
-    def damaged(self) -> list[str]:
-        """What is wrong with each record :meth:`all` skipped, for listings to mention."""
-        return self._scan()[1]
-
-    def _scan(self) -> tuple[list[RunRecord], list[str]]:
+    def scan(self) -> tuple[list[RunRecord], list[str]]:
+        """Every readable record, newest first, and what is wrong with each file that is not one
+        (for listings to mention rather than hide)."""
         records, problems = [], []
         for path in sorted(self.folder.glob("*.json")):
             try:

@@ -61,7 +61,8 @@ def test_account_run_results_and_export(window, qtbot, tmp_path, ibm_cloud, memo
     assert "macro-F1: simulation" in tab.summary.text() and "agreement" in tab.summary.text()
     assert tab.sim_plot.matrix.shape == tab.hw_plot.matrix.shape == (8, 8)
     assert tab.images_table.rowCount() == 4 and tab.images_table.columnCount() == 5 + 2 * 8
-    assert tab.jobs_table.rowCount() == 1 and tab.jobs_table.item(0, 6).text() == "DONE"
+    assert tab.jobs_table.rowCount() == 1 and tab.jobs_table.item(0, 0).text() == "DONE"  # status first
+    assert tab.selected_run() is None and report["run_id"] in tab.jobs_table.item(0, 0).toolTip()
 
     tab.export(str(tmp_path / "hw.csv"), "csv")
     tab.export(str(tmp_path / "hw.json"), "json")

@@ -31,7 +31,7 @@ from ..core.evaluate import absent_classes_note, per_class_defined, unlabelled_n
 from ..core.kinds import MODEL_TITLES
 from ..core.paths import write_failure
 from ..core.storage import atomic_write_bytes
-from .class_names import axis_names
+from .confusion_plot import ConfusionPlot
 from .embedding_view import EmbeddingView
 from .workers import start_worker
 
@@ -153,6 +153,16 @@ def plot_png(plot: pg.PlotWidget) -> bytes:
     return bytes(data)
 
 
+def _draw_for_file(plot: ConfusionPlot, draw) -> bytes:
+    """The matrix as a file at print size, whatever its size in the window."""
+    copy = plot.print_copy()
+    try:
+        return draw(copy)
+    finally:
+        copy.close()
+        copy.deleteLater()
+
+
 def reliability_dot_sizes(counts: tuple[int, ...], smallest: float = 4.0, largest: float = 18.0) -> list[float]:
     """Dot diameters whose area follows each bin's share of images.
 
@@ -161,48 +171,6 @@ def reliability_dot_sizes(counts: tuple[int, ...], smallest: float = 4.0, larges
     """
     most = max(counts) or 1
     return [smallest + (largest - smallest) * (n / most) ** 0.5 for n in counts]
-
-
-class ConfusionPlot(pg.PlotWidget):
-    """One model's confusion matrix as a heat map with the counts written in."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setBackground(None)
-        self.setAspectLocked(True)
-        self.setMouseEnabled(False, False)
-        self.invertY(True)
-        self.image = pg.ImageItem(axisOrder="row-major")
-        self.image.setColorMap(pg.colormap.get("viridis"))
-        self.addItem(self.image)
-        self.texts: list[pg.TextItem] = []
-        self.matrix = np.zeros((0, 0))
-        for side in ("bottom", "left"):  # no meaningless -1.5..1.5 axes before there is a matrix
-            self.hideAxis(side)
-
-    def show_matrix(self, title: str, cm: np.ndarray, labels: list[str], normalised: bool) -> None:
-        for t in self.texts:
-            self.removeItem(t)
-        self.texts = []
-        cm = np.asarray(cm, float)
-        rows = cm.sum(1, keepdims=True)
-        shown = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0) if normalised else cm
-        self.matrix = shown
-        self.image.setImage(shown, levels=(0, max(1e-9, shown.max())))
-        for i in range(len(labels)):
-            for j in range(len(labels)):
-                text = f"{shown[i, j]:.2f}" if normalised else f"{int(cm[i, j])}"
-                item = pg.TextItem(text, color="w" if shown[i, j] < 0.5 * shown.max() else "k", anchor=(0.5, 0.5))
-                item.setPos(j + 0.5, i + 0.5)
-                self.addItem(item)
-                self.texts.append(item)
-        self.getAxis("bottom").setTicks([[(k + 0.5, name) for k, name in enumerate(axis_names(labels))]])
-        self.getAxis("left").setTicks([[(k + 0.5, lab) for k, lab in enumerate(labels)]])
-        self.setTitle(title)
-        for side in ("bottom", "left"):
-            self.showAxis(side)
-        self.setLabel("bottom", "predicted")
-        self.setLabel("left", "true")
 
 
 class EvaluateTab(QWidget):
@@ -242,6 +210,8 @@ class EvaluateTab(QWidget):
         self.summary.horizontalHeaderItem(3).setToolTip("Mean F1 of the classes that have images; a class "
                                                         "without any image is left out")
         self.per_class = QTableWidget(0, 0)
+        for table in (self.summary, self.per_class):  # their first column names the row
+            table.verticalHeader().hide()
         self.matrices = {k: ConfusionPlot() for k in MODEL_TITLES}
         self.reliability = pg.PlotWidget(title="Reliability (dot area = images)")
         self.reliability.setBackground(None)
@@ -378,6 +348,9 @@ class EvaluateTab(QWidget):
                     col += 1
         for table in (self.summary, self.per_class):
             table.resizeColumnsToContents()
+        # the three models' scores are few: shown whole, the per-class table scrolls instead
+        self.summary.setMinimumWidth(self.summary.horizontalHeader().length() + 2 * self.summary.frameWidth()
+                                     + self.summary.verticalScrollBar().sizeHint().width())
         for kind, plot in self.matrices.items():
             plot.setVisible(kind in models)
             if kind in models:
@@ -444,7 +417,7 @@ class EvaluateTab(QWidget):
             target = export_target(path, (".png", ".svg"), "The matrices")
             base, ext = os.path.splitext(target)
             draw = plot_svg if ext.lower() == ".svg" else plot_png
-            contents = {f"{base}_{kind}{ext}": draw(plot)
+            contents = {f"{base}_{kind}{ext}": _draw_for_file(plot, draw)
                         for kind, plot in self.matrices.items() if kind in self.report["models"]}
             write_files(contents, "The matrices")
         except ExportError as exc:

@@ -38,10 +38,12 @@ from PySide6.QtWidgets import (
 )
 
 from ..hardware.credentials import CHANNELS, Credentials, CredentialsError, CredentialStore, mask
-from .evaluate_tab import ConfusionPlot
+from .confusion_plot import ConfusionPlot
 from .workers import start_worker
 
 TRISTATE = {"as the resilience level decides": None, "on": True, "off": False}
+#: The runs list's columns, most telling first: the list is narrow beside the results.
+RUN_COLUMNS = ("status", "created", "backend", "pack", "images", "jobs", "run")
 _QISKIT_IMPORT = threading.Lock()
 
 
@@ -253,11 +255,12 @@ class HardwareTab(QWidget):
     def _jobs_box(self) -> QGroupBox:
         box = QGroupBox("Runs and their jobs (kept in your data folder)")
         layout = QVBoxLayout(box)
-        self.jobs_table = QTableWidget(0, 7)
-        self.jobs_table.setHorizontalHeaderLabels(["run", "created", "backend", "pack", "images", "jobs", "status"])
+        self.jobs_table = QTableWidget(0, len(RUN_COLUMNS))
+        self.jobs_table.setHorizontalHeaderLabels(list(RUN_COLUMNS))
         self.jobs_table.setSelectionBehavior(QTableWidget.SelectRows)
         self.jobs_table.setSelectionMode(QTableWidget.SingleSelection)
         self.jobs_table.horizontalHeader().setStretchLastSection(True)
+        self.jobs_table.verticalHeader().hide()
         buttons = QHBoxLayout()
         for text, slot in (("Refresh list", self.refresh_jobs), ("Fetch results", self.fetch_selected),
                            ("Cancel jobs", self.cancel_selected)):
@@ -520,14 +523,20 @@ class HardwareTab(QWidget):
         self.jobs_table.setRowCount(len(runs))
         for i, r in enumerate(runs):
             when = datetime.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M")
-            for j, v in enumerate((r.run_id, when, r.backend, r.pack, r.n_images, len(r.jobs), r.status)):
-                self.jobs_table.setItem(i, j, QTableWidgetItem(str(v)))
+            values = {"status": r.status, "created": when, "backend": r.backend, "pack": r.pack,
+                      "images": r.n_images, "jobs": len(r.jobs), "run": r.run_id}
+            tip = f"Run {r.run_id}: {r.n_images} images of {r.pack} on {r.backend} in {len(r.jobs)} job(s), {r.status}"
+            for j, column in enumerate(RUN_COLUMNS):
+                item = QTableWidgetItem(str(values[column]))
+                item.setData(Qt.UserRole, r.run_id)
+                item.setToolTip(tip)
+                self.jobs_table.setItem(i, j, item)
         self.jobs_table.resizeColumnsToContents()
 
     def selected_run(self) -> str | None:
         row = self.jobs_table.currentRow()
         item = self.jobs_table.item(row, 0) if row >= 0 else None
-        return item.text() if item else None
+        return item.data(Qt.UserRole) if item else None
 
     def _run_to_act_on(self) -> str | None:
         """The selected run, or None after saying how to select one (the buttons act on the selection)."""

@@ -70,6 +70,17 @@ def test_a_bluish_colour_cast_does_not_move_the_window():
     assert CellCrop(0.6).box(Image.new("RGB", (300, 200), (150, 160, 230))) == (90, 40, 210, 160)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_in_a_grey_picture_the_window_holds_the_darkest_cell_not_the_black_fill(seed):
+    im, (x, y, r) = smear_field(seed)
+    grey = im.rotate(15, fillcolor=(0, 0, 0)).convert("L")  # a monochrome camera's rotated field
+    turn = np.radians(15)
+    cx = 160 + (x - 160) * np.cos(turn) + (y - 120) * np.sin(turn)
+    cy = 120 - (x - 160) * np.sin(turn) + (y - 120) * np.cos(turn)
+    left, top, right, bottom = CellCrop(0.6).box(grey.convert("RGB"))
+    assert left + r // 2 <= cx <= right - r // 2 and top + r // 2 <= cy <= bottom - r // 2
+
+
 def test_a_long_strip_is_mapped_small_and_its_window_stays_inside():
     strip, (_, y, _) = smear_field(3, size=(200, 60000))
     box = CellCrop(0.6).box(strip)

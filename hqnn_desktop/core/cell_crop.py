@@ -8,7 +8,8 @@ nuclei stain purple (much more blue than red), red cells, background and the
 black fill of rotated images do not. Platelets are purple too but small, so the
 stain map is averaged over a tenth of the image first and the cell wins. A bluish
 colour cast over the whole picture (another microscope's white balance) is taken
-off first: the typical pixel is background or red cell, never stain.
+off first: the typical pixel is background or red cell, never stain. In a picture
+without colour the nucleus is instead the darkest spot (the black fill aside).
 
 The window is a fixed fraction of the image's shorter side, so the same pack
 works on larger exports of the same magnification's fields; it is shifted to
@@ -33,6 +34,10 @@ _MAP_SIDE = 256
 _MAP_LONG_SIDE = 4096
 #: Averaged stain (blue minus red, 0-255) below which no cell is taken to be present.
 _MIN_STAIN = 4.0
+#: Most pixels of a picture without colour have channels within this many levels of each other.
+_GREY_SPREAD = 3
+#: Grey level (0-255) below which a pixel is the black fill of a rotated picture, not stain.
+_FILL_LEVEL = 16
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,30 @@ class CellCrop:
         return cls(float(side))
 
 
+def _purple(rgb: np.ndarray) -> np.ndarray:
+    """How much bluer than red each pixel is, beyond the picture's overall tint (0-255)."""
+    blue_over_red = rgb[..., 2] - rgb[..., 0]
+    cast = max(0.0, float(np.median(blue_over_red)))  # a bluish white balance tints everything alike
+    return np.clip(blue_over_red - np.float32(cast), 0, 255).astype(np.uint8)
+
+
+def _is_grey(rgb: np.ndarray) -> bool:
+    """A picture without colour (a monochrome camera, or saved as greyscale)."""
+    spread = rgb.max(axis=-1) - rgb.min(axis=-1)
+    return float(np.percentile(spread, 99)) <= _GREY_SPREAD
+
+
+def _darkness(rgb: np.ndarray) -> np.ndarray:
+    """In a grey picture the stained nucleus is the darkest thing after the black fill of a
+    rotated picture: darkness beyond that of the typical pixel (background or red cell)."""
+    grey = rgb.mean(axis=-1)
+    darker = np.clip(np.median(grey) - grey, 0, 255)
+    fill = Image.fromarray(((grey < _FILL_LEVEL) * 255).astype(np.uint8))
+    reach = 2 * max(1, round(0.02 * min(fill.size))) + 1  # the fill's blurred (JPEG) edge is dark too
+    darker[np.asarray(fill.filter(ImageFilter.MaxFilter(reach))) > 0] = 0
+    return darker.astype(np.uint8)
+
+
 def _stain_centre(im: Image.Image) -> tuple[float, float]:
     """Centre, in ``im``'s pixels, of the strongest averaged purple stain (image centre if none)."""
     w, h = im.size
@@ -87,9 +116,7 @@ def _stain_centre(im: Image.Image) -> tuple[float, float]:
     small = im if scale == 1.0 else im.resize((max(1, round(w * scale)), max(1, round(h * scale))),
                                               Image.BILINEAR)
     rgb = np.asarray(small.convert("RGB"), dtype=np.int16)
-    blue_over_red = rgb[..., 2] - rgb[..., 0]
-    cast = max(0.0, float(np.median(blue_over_red)))  # a bluish white balance tints everything alike
-    stain = np.clip(blue_over_red - np.float32(cast), 0, 255).astype(np.uint8)
+    stain = _darkness(rgb) if _is_grey(rgb) else _purple(rgb)
     radius = max(1, round(0.05 * min(small.size)))
     blurred = np.asarray(Image.fromarray(stain).filter(ImageFilter.BoxBlur(radius)), dtype=np.float32)
     if blurred.max() < _MIN_STAIN:

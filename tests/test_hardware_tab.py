@@ -142,3 +142,21 @@ def test_fetch_and_cancel_without_a_selected_run_say_what_to_do(window):
         tab.run_status.clear()
         action()
         assert tab.run_status.text().startswith("Select a run in the list first")
+
+
+def test_an_unknown_backend_is_explained_in_the_message_itself(window, qtbot, tmp_path):
+    tab = window.hardware
+    window.tabs.setCurrentWidget(tab)
+    window.resize(1100, 600)  # the settings no longer fit: their area scrolls
+    tab.controls.verticalScrollBar().setValue(0)
+    tab.backend_combo.setCurrentText("fake_nowhere")
+    tab.source.setCurrentIndex(1)
+    tab.folder_edit.setText(str(labelled_folder(tmp_path / "cells")))
+    with qtbot.waitSignal(tab.error, timeout=120_000) as said:
+        tab.start_run()
+    message, details = said.args
+    assert message.startswith("The hardware run did not finish: ") and "fake_nowhere" in message and not details
+    assert "fake_nowhere" in tab.run_status.text() and not tab.busy()
+    view = tab.controls.viewport()
+    qtbot.waitUntil(lambda: view.rect().contains(tab.run_status.mapTo(view, tab.run_status.rect().bottomLeft())))
+    assert JobStore().all() == []

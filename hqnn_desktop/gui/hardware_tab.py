@@ -140,7 +140,7 @@ class HardwareTab(QWidget):
         top.addWidget(self._account_box(), 1)
         top.addWidget(self._run_box(), 1)
         # in a scroll area, so the tab never forces the window taller than a laptop screen
-        scroll = QScrollArea()
+        scroll = self.controls = QScrollArea()
         scroll.setWidget(controls)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.NoFrame)
@@ -496,7 +496,7 @@ class HardwareTab(QWidget):
             self._set_running(False, str(exc))
             return
         self._set_running(False, f"The run stopped: {exc}")
-        self.error.emit("The hardware run did not finish.", str(exc))
+        self.error.emit(f"The hardware run did not finish: {exc}", "")
 
     def cancel(self) -> None:
         """Stop between jobs (queued IBM jobs stay queued: cancel them from the runs list)."""
@@ -512,6 +512,7 @@ class HardwareTab(QWidget):
             self.progress.setRange(0, 1)
             self.progress.setValue(0)
         self.run_status.setText(text)
+        self.controls.ensureWidgetVisible(self.run_status)  # a long message may grow the box past the view
         self.status.emit(text)
 
     # ------------------------------------------------------------------- jobs

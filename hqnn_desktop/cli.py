@@ -386,7 +386,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Score the labelled folder and write the report; exit 1 when not one image could be used,
     since a report of zeros would read as a useless model rather than unreadable files."""
     from .core.datasets import DatasetError
-    from .core.evaluate import absent_classes_note, evaluate_folder, unlabelled_note
+    from .core.evaluate import (
+        absent_classes_note,
+        evaluate_folder,
+        passed_over_note,
+        unlabelled_note,
+    )
     from .core.storage import atomic_write_json
 
     out = _check_out(args.out, (args.dir,), kind="json")
@@ -415,7 +420,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 1
     reasons = " (reasons under 'errors' in the report)" if unusable else ""
     print(f"{n} images, {unusable} not usable{reasons} -> {out}", file=sys.stderr)
-    for note in (unlabelled_note(report), absent_classes_note(report)):
+    for note in (unlabelled_note(report), passed_over_note(report), absent_classes_note(report)):
         if note:
             print(note, file=sys.stderr)
     return 0

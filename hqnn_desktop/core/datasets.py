@@ -22,6 +22,7 @@ import numpy as np
 
 from .cell_crop import CellCrop
 from .imageio import ImageError, is_image_name, load_model_input
+from .walk import is_system_name, walk_files
 
 
 class DatasetError(ValueError):
@@ -70,7 +71,7 @@ def scan_class_folders(root: str | Path, labels: Sequence[str] | None = None) ->
                            "(for example basophil/, eosinophil/, ...) holding the images.")
     if not root.is_dir():
         raise DatasetError(f"The dataset folder does not exist: {root}")
-    class_dirs = sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")),
+    class_dirs = sorted((d for d in root.iterdir() if d.is_dir() and not is_system_name(d.name)),
                         key=lambda d: d.name.lower())
     if not class_dirs:
         raise DatasetError(
@@ -94,12 +95,15 @@ def scan_class_folders(root: str | Path, labels: Sequence[str] | None = None) ->
         )
     paths, targets, skipped = [], [], []
     for d in class_dirs:
-        for p in sorted(d.rglob("*")):
-            if p.is_file() and is_image_name(p):
+        for path, readable in walk_files(d, others=[root, *(c for c in class_dirs if c != d)]):
+            p = Path(path)
+            if not readable:
+                skipped.append((p, "a folder that cannot be opened"))
+            elif is_image_name(p):
                 paths.append(p)
                 targets.append(index[d.name.lower()])
-            elif p.is_file():
-                skipped.append((p, "not an image file name"))
+            else:
+                skipped.append((p, "not a picture's file name"))
     if not paths:
         raise DatasetError(f"No images were found in the class folders of {root}.")
     return LabelledFiles(paths, targets, list(labels), skipped)

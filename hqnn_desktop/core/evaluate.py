@@ -60,7 +60,8 @@ def evaluate_folder(pack, folder: str, models: tuple[str, ...], batch_size: int 
     y = np.array([truth[p] for p in kept], dtype=int)
     report = {"pack": pack.name, "folder": str(folder), "labels": pack.labels,
               "n_images": len(files), "n_unusable": len(errors), "n_unlabelled": unlabelled_images(folder),
-              "errors": errors, "models": {}}
+              "errors": errors, "passed_over": [{"path": str(p), "reason": why} for p, why in files.skipped],
+              "models": {}}
     for m in models:
         proba = np.stack(probas[m]) if probas[m] else np.zeros((0, len(pack.labels)))
         report["models"][m] = classification_report(y, proba, pack.labels)
@@ -84,6 +85,18 @@ def unlabelled_note(report: dict) -> str:
         return ""
     return (f"{n} image{'s' if n > 1 else ''} directly in {report['folder']} (outside the class folders) had "
             f"no label and {'were' if n > 1 else 'was'} not scored.")
+
+
+def passed_over_note(report: dict) -> str:
+    """The sentence about files in the class folders that were not scored ('' when none): names
+    that are not pictures' (notes, spreadsheets) and folders that could not be opened."""
+    passed = report.get("passed_over", [])
+    if not passed:
+        return ""
+    n = len(passed)
+    first = passed[0]
+    return (f"{n} file{'s' if n > 1 else ''} in the class folders {'were' if n > 1 else 'was'} not scored "
+            f"(for example {Path(first['path']).name}: {first['reason']}).")
 
 
 def absent_classes_note(report: dict, shown_as: str = "") -> str:

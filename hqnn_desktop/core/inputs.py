@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .imageio import is_image_name
+from .walk import walk_files
 
 #: Where a pack's cell window lies in a picture: left, top, right, bottom as fractions of its size.
 Window = tuple[float, float, float, float]
@@ -41,13 +42,14 @@ def iter_image_paths(inputs: Iterable[str | os.PathLike], already: Iterable[str]
     Files named explicitly are always returned (a non-image then gets an error
     row); inside folders only image-like names are taken (HEIC, SVG, microscope
     files and other formats that cannot be read too, so they get an error row
-    rather than vanishing), hidden and system files are skipped, and symbolic-link loops are not followed twice. A file
+    rather than vanishing), hidden and system files and folders are skipped (:mod:`core.walk`), and
+    symbolic-link loops are not followed twice. A file
     reached twice (named twice, or inside a folder also given) is returned once,
     under the first path given, so it gets one row per model and not two. A
     subfolder that cannot be opened is returned itself, so that it gets an
     error row instead of silently contributing nothing. Files reached by the paths in
     ``already`` (images classified before, such as those the window shows) are left out.
-    Files in the folders passed over for their names (not hidden ones) are added to ``skipped``,
+    Files in the folders passed over for their names (not hidden or system ones) are added to ``skipped``,
     so that the caller can say so.
     """
     seen: set[str] = {_identity(p) for p in already}
@@ -80,22 +82,8 @@ def _identity(path: str) -> str:
 
 
 def _walk_folder(root: Path, skipped: list[str] | None) -> Iterator[str]:
-    seen: set[str] = set()
-    unreadable: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True,
-                                                onerror=lambda exc: unreadable.append(exc.filename)):
-        yield from unreadable
-        unreadable.clear()
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            if is_image_name(path, unreadable_too=True):
-                yield str(path)
-            elif skipped is not None and not name.startswith("."):
-                skipped.append(str(path))
-    yield from unreadable
+    for path, readable in walk_files(root):
+        if not readable or is_image_name(Path(path), unreadable_too=True):
+            yield path  # a folder that cannot be opened gets its error row
+        elif skipped is not None:
+            skipped.append(path)

@@ -27,7 +27,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.evaluate import absent_classes_note, per_class_defined, unlabelled_note
+from ..core.evaluate import (
+    absent_classes_note,
+    passed_over_note,
+    per_class_defined,
+    unlabelled_note,
+)
 from ..core.kinds import MODEL_TITLES
 from ..core.paths import write_failure
 from ..core.storage import atomic_write_bytes
@@ -312,10 +317,10 @@ class EvaluateTab(QWidget):
 
     def show_report(self, report: dict, source: str) -> None:
         """Show a report; ``source`` says what it is, and the header adds which classes had no image."""
-        if note := unlabelled_note(report):
-            source += f"\n{note}"
-        if note := absent_classes_note(report, shown_as=UNDEFINED):
-            source += f"\n{note}"
+        for note in (unlabelled_note(report), passed_over_note(report),
+                     absent_classes_note(report, shown_as=UNDEFINED)):
+            if note:
+                source += f"\n{note}"
         self.report = report
         self.report_source = source
         self.source.setText(source)

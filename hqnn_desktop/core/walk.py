@@ -1,0 +1,52 @@
+"""Walking a user's folder the same way everywhere: classify, evaluate, training, the window.
+
+A folder copied from a Mac, a Windows share or a photo manager carries files no one put
+there on purpose: ``__MACOSX`` and ``.AppleDouble`` copies of every picture, ``.thumbnails``,
+``Thumbs.db``, ``desktop.ini``. Scored as cells they would change a report without a word;
+counted as "not pictures" they would fill messages with noise. So they are never visited.
+Links to folders are followed (a class folder may gather pictures kept elsewhere), each
+folder once, so a link back up the tree cannot loop.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+#: Folders that operating systems and file-sharing tools create beside a user's files.
+SYSTEM_FOLDERS = frozenset({"__macosx", "$recycle.bin", "system volume information", "@eadir"})
+#: Files that operating systems create in picture folders (thumbnail caches, folder settings).
+SYSTEM_FILES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", "icon\r"})
+
+
+def is_system_name(name: str) -> bool:
+    """True for hidden names (``.DS_Store``, ``._cell.jpg``, ``.thumbnails``) and the tools' own
+    files and folders: never a user's picture or class."""
+    return name.startswith(".") or name.lower() in SYSTEM_FOLDERS or name.lower() in SYSTEM_FILES
+
+
+def walk_files(root: str | os.PathLike, others: Iterable[str | os.PathLike] = ()) -> Iterator[tuple[str, bool]]:
+    """Every file under ``root`` as ``(path, True)``, each folder's files sorted before its
+    subfolders (sorted too), and ``(folder, False)`` for a folder that cannot be opened, in
+    its place, so that the caller can say so instead of quietly finding nothing there.
+
+    Links into the folders ``others`` are not followed: a class folder's link back to the
+    dataset or into another class must not count that class's pictures as its own.
+    """
+    seen: set[str] = {os.path.realpath(p) for p in others}
+    unreadable: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True,
+                                                onerror=lambda exc: unreadable.append(exc.filename)):
+        yield from ((folder, False) for folder in unreadable)
+        unreadable.clear()
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = sorted(d for d in dirnames if not is_system_name(d))
+        for name in sorted(filenames):
+            if not is_system_name(name):
+                yield str(Path(dirpath) / name), True
+    yield from ((folder, False) for folder in unreadable)

@@ -1,0 +1,71 @@
+"""Folders copied from a Mac, a Windows share or a photo manager: their tools' files are never
+scored or counted, links to other folders are followed, and classify and evaluate agree."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+from hqnn_desktop.core.datasets import scan_class_folders
+from hqnn_desktop.core.inputs import iter_image_paths
+
+from .conftest import SAMPLES
+
+BCI = SAMPLES / "bci4"
+
+
+def copied_folder(tmp_path):
+    """``labelled/<class>/`` as a user's copy leaves it: Mac and Windows leftovers, a note, and a
+    class folder gathering pictures kept elsewhere through a link."""
+    data = tmp_path / "labelled"
+    for name in ("monocyte", "lymphocyte"):
+        shutil.copytree(BCI / name, data / name)
+    elsewhere = tmp_path / "kept_elsewhere"
+    shutil.copytree(BCI / "lymphocyte", elsewhere)
+    os.symlink(elsewhere, data / "lymphocyte" / "more")
+    os.symlink(data, data / "monocyte" / "back_up")  # a link back up the tree: no loop
+    wrong = next((BCI / "eosinophil").iterdir())
+    for hidden in (data / "monocyte" / ".thumbnails", data / "lymphocyte" / ".AppleDouble",
+                   data / "__MACOSX" / "monocyte"):
+        hidden.mkdir(parents=True)
+        shutil.copy(wrong, hidden / "cell.jpeg")
+    shutil.copy(wrong, data / "monocyte" / "._cell.jpeg")  # a Mac resource fork beside a picture
+    for system in ("Thumbs.db", "desktop.ini", ".DS_Store"):
+        (data / "monocyte" / system).write_bytes(b"\0" * 16)
+    (data / "lymphocyte" / "notes.txt").write_text("smear 12, stained Tuesday")
+    return data
+
+
+def test_a_copied_folder_scans_to_the_users_pictures_only(tmp_path):
+    data = copied_folder(tmp_path)
+    files = scan_class_folders(data, ["eosinophil", "lymphocyte", "monocyte", "neutrophil"])
+    n_mono, n_lymph = (len(list((BCI / c).iterdir())) for c in ("monocyte", "lymphocyte"))
+    assert files.class_counts() == {"eosinophil": 0, "lymphocyte": 2 * n_lymph, "monocyte": n_mono,
+                                    "neutrophil": 0}
+    assert not any("thumbnails" in str(p) or "AppleDouble" in str(p) or "MACOSX" in str(p) or
+                   p.name.startswith("._") for p in files.paths)
+    assert [(p.name, why) for p, why in files.skipped] == [("notes.txt", "not a picture's file name")]
+
+
+def test_classify_walks_the_same_folder_the_same_way(tmp_path):
+    data = copied_folder(tmp_path)
+    skipped = []
+    found = list(iter_image_paths([data], skipped=skipped))
+    files = scan_class_folders(data, ["eosinophil", "lymphocyte", "monocyte", "neutrophil"])
+    assert sorted(found) == sorted(str(p) for p in files.paths)
+    assert [os.path.basename(p) for p in skipped] == ["notes.txt"]  # not Thumbs.db or desktop.ini
+
+
+def test_evaluate_scores_a_copied_folder_and_names_what_it_passed_over(tmp_path, capsys):
+    from hqnn_desktop.cli import main
+
+    data = copied_folder(tmp_path)
+    out = tmp_path / "report.json"
+    assert main(["evaluate", str(data), "--pack", "bci4", "--models", "hqnn", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    n_mono, n_lymph = (len(list((BCI / c).iterdir())) for c in ("monocyte", "lymphocyte"))
+    assert report["n_images"] == n_mono + 2 * n_lymph and report["n_unusable"] == 0
+    assert report["passed_over"] == [{"path": str(data / "lymphocyte" / "notes.txt"),
+                                      "reason": "not a picture's file name"}]
+    assert "1 file in the class folders was not scored (for example notes.txt" in capsys.readouterr().err

@@ -40,7 +40,9 @@ T = TypeVar("T")
 #: What each corpus file must give: None = classified, else a pattern its error must match.
 EXPECTED: dict[str, str | None] = {
     "plain.jpg": None,
-    "one pixel.png": None,
+    "one pixel.png": r"^The picture is only 1x1 pixels, too small to show a cell",
+    "blank.png": r"^The picture is one colour all over \(a blank frame\)",
+    "dark pixels.png": r"^The picture is one colour all over",
     "gray.png": None,
     "gray16.png": None,
     "rgb16.png": None,
@@ -121,7 +123,6 @@ def _halves(width: int = 60, height: int = 20) -> Image.Image:
 def _write_images(root: Path, cell: Image.Image) -> None:
     """The usable files: every mode, size and container a user's folder may hold."""
     cell.save(root / "plain.jpg")
-    cell.resize((1, 1)).save(root / "one pixel.png")
     cell.convert("L").save(root / "gray.png")
     Image.fromarray(np.asarray(cell.convert("L"), np.uint16) * 257).save(root / "gray16.png")
     (root / "rgb16.png").write_bytes(_png16_rgb(48, 40))
@@ -144,6 +145,9 @@ def _write_images(root: Path, cell: Image.Image) -> None:
 def _write_unusable(root: Path, cell: Image.Image) -> None:
     """The files that must each give one clear error."""
     (root / "empty.jpg").write_bytes(b"")
+    cell.resize((1, 1)).save(root / "one pixel.png")
+    Image.new("RGB", cell.size, (231, 229, 236)).save(root / "blank.png")
+    Image.fromarray(np.random.default_rng(2).integers(0, 3, (60, 80), np.uint8)).save(root / "dark pixels.png")
     (root / "web page.jpg").write_bytes(b"<!DOCTYPE html>\n<html><body>404 Not Found</body></html>\n")
     (root / "notes.jpg").write_text("slide 12, patient 4: check again\n")
     jpeg = _encoded(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)),
@@ -290,12 +294,46 @@ def test_impossible_names_get_short_messages(tmp_path):
     assert str(info.value) == "The file could not be read (File name too long)."
 
 
-def test_deep_images_are_stretched_to_8_bit(tmp_path):
-    twelve_bit = np.linspace(0, 4095, 64, dtype=np.uint16).reshape(8, 8)
-    Image.fromarray(twelve_bit).save(tmp_path / "camera.png")
-    gray = np.asarray(load_rgb(tmp_path / "camera.png"))[..., 0]
-    assert gray.min() == 0 and gray.max() == 255
-    values = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+def test_deep_images_read_like_their_8_bit_copies(tmp_path):
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    colour8 = rng.integers(0, 256, (120, 100, 3), dtype=np.uint8)
+    grey8 = colour8[..., 0]
+
+    def same(path, expected=grey8):
+        got = np.asarray(load_rgb(path), dtype=int)
+        want = np.repeat(expected[..., None], 3, -1) if expected.ndim == 2 else expected
+        return np.abs(got - want.astype(int)).max() <= 1
+
+    Image.fromarray(grey8.astype(np.uint16) * 257).save(tmp_path / "full16.png")
+    Image.fromarray(grey8.astype(np.uint16) * 16).save(tmp_path / "camera12.png")  # a 12-bit camera
+    hot = grey8.astype(np.uint16) * 16
+    hot[0, 0] = 65535  # one saturated pixel must not darken the rest
+    Image.fromarray(hot).save(tmp_path / "hot_pixel.png")
+    assert same(tmp_path / "full16.png") and same(tmp_path / "camera12.png")
+    assert np.abs(np.asarray(load_rgb(tmp_path / "hot_pixel.png"), dtype=int)[1:, :, 0] - grey8[1:]).max() <= 1
+    tifffile.imwrite(tmp_path / "rgb12.tif", colour8.astype(np.uint16) * 16, photometric="rgb")
+    tifffile.imwrite(tmp_path / "planes16.tif", np.moveaxis(colour8.astype(np.uint16) * 257, -1, 0),
+                     photometric="rgb", planarconfig="separate")
+    tifffile.imwrite(tmp_path / "half.tif", (colour8 / 255).astype(np.float16), photometric="rgb")
+    tifffile.imwrite(tmp_path / "grey32.tif", grey8.astype(np.uint32) << 24, photometric="minisblack")
+    tifffile.imwrite(tmp_path / "white_is_zero.tif", (255 - grey8).astype(np.uint16) * 257,
+                     photometric="miniswhite")
+    with_alpha = np.stack([grey8.astype(np.uint16) * 257, np.full_like(grey8, 65535, np.uint16)], -1)
+    tifffile.imwrite(tmp_path / "grey_alpha16.tif", with_alpha, photometric="minisblack", extrasamples=[2])
+    for name in ("rgb12.tif", "planes16.tif", "half.tif"):
+        assert same(tmp_path / name, colour8), name
+    for name in ("grey32.tif", "white_is_zero.tif", "grey_alpha16.tif"):
+        assert same(tmp_path / name), name
+    dim = (colour8.astype(">u2") * 16).astype(">u2")  # 12-bit colour in a 16-bit PNG: Pillow keeps 4 bits
+    raw = b"".join(b"\x00" + row.tobytes() for row in dim)
+    (tmp_path / "camera12_rgb.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 100, 120, 16, 2, 0, 0, 0))
+        + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b""))
+    with pytest.raises(ImageError, match="uses only the lowest 14 or fewer"):
+        load_rgb(tmp_path / "camera12_rgb.png")
+    values = np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32)
     values[0, :3] = (np.nan, np.inf, -np.inf)
     Image.fromarray(values, mode="F").save(tmp_path / "float.tif")
     gray = np.asarray(load_rgb(tmp_path / "float.tif"))[..., 0]

@@ -19,25 +19,32 @@ def _save(im: Image.Image, path, **kw):
     return path
 
 
+def _two_halves(size: tuple[int, int], left=(200, 30, 30), right=(30, 30, 200)) -> Image.Image:
+    """A picture with something in it (a blank one is refused), ``size`` big enough to show a cell."""
+    im = Image.new("RGB", size, left)
+    im.paste(right, (size[0] // 2, 0, size[0], size[1]))
+    return im
+
+
 @pytest.mark.parametrize("mode", ["L", "P", "CMYK", "RGBA", "LA", "I;16", "1"])
 def test_modes_become_rgb(tmp_path, mode):
-    im = Image.new("RGB", (20, 10), (200, 30, 30)).convert(mode)
+    im = _two_halves((40, 20), (200, 200, 200), (30, 30, 30)).convert(mode)
     fmt = "TIFF" if mode in ("CMYK", "I;16") else "PNG"
     out = load_rgb(_save(im, tmp_path / f"x.{fmt.lower()}", format=fmt))
-    assert out.mode == "RGB" and out.size == (20, 10)
+    assert out.mode == "RGB" and out.size == (40, 20)
 
 
 def test_alpha_is_composited_on_white(tmp_path):
-    im = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
+    im = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+    im.paste((90, 20, 120, 255), (8, 8, 24, 24))
     assert load_rgb(_save(im, tmp_path / "a.png")).getpixel((0, 0)) == (255, 255, 255)
 
 
 def test_exif_orientation_applied(tmp_path):
-    im = Image.new("RGB", (30, 10), (0, 0, 255))
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise on display
-    path = _save(im, tmp_path / "r.jpg", exif=exif)
-    assert load_rgb(path).size == (10, 30)
+    path = _save(_two_halves((60, 20)), tmp_path / "r.jpg", exif=exif)
+    assert load_rgb(path).size == (20, 60)
 
 
 def _png_with_exif_after_the_pixels(path, orientation: int):
@@ -45,7 +52,7 @@ def _png_with_exif_after_the_pixels(path, orientation: int):
     exif = Image.Exif()
     exif[0x0112] = orientation
     buffer = io.BytesIO()
-    Image.new("RGB", (30, 10), (0, 0, 255)).save(buffer, format="PNG", exif=exif)
+    _two_halves((60, 20)).save(buffer, format="PNG", exif=exif)
     data, chunks, at = buffer.getvalue(), [], 8
     while at < len(data):
         length, kind = struct.unpack(">I4s", data[at:at + 8])
@@ -58,23 +65,34 @@ def _png_with_exif_after_the_pixels(path, orientation: int):
 
 def test_the_orientation_a_viewer_must_apply_is_the_one_the_models_see(tmp_path):
     late = _png_with_exif_after_the_pixels(tmp_path / "late.png", 6)
-    assert exif_orientation(late) == 6 and load_rgb(late).size == (10, 30)
-    plain = _save(Image.new("RGB", (30, 10)), tmp_path / "plain.png")
-    assert exif_orientation(plain) == 1 and load_rgb(plain).size == (30, 10)
+    assert exif_orientation(late) == 6 and load_rgb(late).size == (20, 60)
+    plain = _save(_two_halves((60, 20)), tmp_path / "plain.png")
+    assert exif_orientation(plain) == 1 and load_rgb(plain).size == (60, 20)
     (tmp_path / "junk.png").write_bytes(b"not a picture")
     assert exif_orientation(tmp_path / "junk.png") == 1
 
 
 def test_multipage_tiff_first_page(tmp_path):
-    pages = [Image.new("RGB", (8, 8), c) for c in ((255, 0, 0), (0, 255, 0))]
+    pages = [_two_halves((32, 32), c) for c in ((255, 0, 0), (0, 255, 0))]
     path = tmp_path / "m.tif"
     pages[0].save(path, save_all=True, append_images=pages[1:])
     assert load_rgb(path).getpixel((0, 0)) == (255, 0, 0)
 
 
-def test_one_pixel_image_is_resized(tmp_path):
-    arr = load_model_input(_save(Image.new("RGB", (1, 1), (9, 9, 9)), tmp_path / "p.png"), 32)
+def test_a_small_picture_is_resized(tmp_path):
+    arr = load_model_input(_save(_two_halves((20, 16)), tmp_path / "p.png"), 32)
     assert arr.shape == (32, 32, 3) and arr.dtype == np.uint8
+
+
+@pytest.mark.parametrize("picture,reason", [
+    (Image.new("RGB", (1, 1), (90, 20, 120)), r"^The picture is only 1x1 pixels, too small to show a cell"),
+    (_two_halves((15, 400)), r"^The picture is only 15x400 pixels"),
+    (Image.new("RGB", (360, 363)), r"^The picture is one colour all over \(a blank frame\)"),
+    (Image.new("L", (360, 363), 255), r"one colour all over"),
+])
+def test_pictures_that_cannot_show_a_cell_are_refused_in_words(tmp_path, picture, reason):
+    with pytest.raises(ImageError, match=reason):
+        load_rgb(_save(picture, tmp_path / "p.png"))
 
 
 @pytest.mark.parametrize("content,needle", [

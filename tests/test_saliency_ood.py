@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from hqnn_desktop.core.imageio import load_model_input
 from hqnn_desktop.core.packs import load_pack
@@ -35,7 +35,9 @@ def test_grad_cam_highlights_the_centred_cell(pbc8, kind):
 def test_unlike_training_flag(pbc8, tmp_path):
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 255, (200, 200, 3), dtype=np.uint8)).save(tmp_path / "noise.png")
-    Image.new("RGB", (200, 200), (40, 140, 40)).save(tmp_path / "green.png")
+    green = Image.new("RGB", (200, 200), (40, 140, 40))
+    ImageDraw.Draw(green).ellipse([60, 60, 140, 140], fill=(20, 90, 20))  # a leaf's cell, not a blood cell
+    green.save(tmp_path / "green.png")
     results = list(Engine(pbc8).classify(list(iter_image_paths([SAMPLES / "pbc8", tmp_path]))))
     flagged = {r.path.rsplit("/", 1)[-1] for r in results if r.unlike_training}
     assert {"noise.png", "green.png"} <= flagged

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 import struct
 import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .cell_crop import CellCrop
 
@@ -24,16 +25,24 @@ from .cell_crop import CellCrop
 MAX_PIXELS = 64_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
+#: Pictures with a side shorter than this many pixels are refused: they cannot show a cell.
+MIN_SIDE = 16
+#: A picture each of whose colours varies by no more than this many levels is blank (JPEG noise aside).
+_BLANK_SPREAD = 2
+#: Text metadata Pillow reads from a PNG (microscope software writes megabytes of XML there).
+PngImagePlugin.MAX_TEXT_CHUNK = PngImagePlugin.MAX_TEXT_MEMORY = 64 * 1024 * 1024
+
 #: File name endings of the image formats read here.
 IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm",
+     ".pbm", ".pnm", ".tga"}
 )
 
 #: Endings of other image files a user may well point us at: phone photos, vector drawings, newer
 #: web formats, camera raw and microscope files. A folder walk takes them too, so each gets an
 #: error row that says what to do instead of being skipped without a word.
 OTHER_IMAGE_SUFFIXES = frozenset(
-    {".heic", ".heif", ".avif", ".svg", ".svgz", ".jxl", ".jp2", ".j2k", ".jfif", ".psd",
+    {".heic", ".heif", ".avif", ".svg", ".svgz", ".jxl", ".jp2", ".j2k", ".psd",
      ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".raf", ".rw2",
      ".czi", ".nd2", ".lif", ".lsm", ".oib", ".oir", ".ims", ".vsi", ".ndpi", ".svs", ".mrxs", ".scn"}
 )
@@ -63,20 +72,43 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
                         f"the limit is {MAX_PIXELS // 1_000_000} megapixels."
                     )
                 im.seek(0)
+                if im.format == "TIFF" and _tiff_bits(im) > 8:
+                    deep = _deep_tiff(p, im)
+                    if deep is not None:
+                        return _usable(deep)
+                deep_png = im.format == "PNG" and any(tile.args in _PNG_DEEP_COLOUR for tile in im.tile)
                 im.load()
-                return _to_rgb(_upright(im))
+                if deep_png and int(np.asarray(im).max()) < _DIM_HIGH_BYTE:
+                    raise ImageError(_DEEP_PNG_MESSAGE)
+                return _usable(_to_rgb(_upright(im)))
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        claimed = re.search(r"\((\d+) pixels\)", str(exc))  # Pillow's words: "Image size (N pixels) exceeds ..."
+        size = f" ({int(claimed.group(1)) / 1e6:,.0f} megapixels)" if claimed else ""
         raise ImageError(
-            f"The image is too large to open safely (limit {MAX_PIXELS // 1_000_000} megapixels)."
+            f"The image is too large to open safely{size}; the limit is {MAX_PIXELS // 1_000_000} megapixels."
         ) from exc
     except UnidentifiedImageError as exc:
-        raise ImageError(_unidentified_message(p)) from exc
+        deep = _deep_tiff(p) if _first_bytes(p, 4) in _TIFF_MAGIC else None
+        if deep is None:
+            raise ImageError(_unidentified_message(p)) from exc
+        return _usable(deep)
     except OSError as exc:
         raise ImageError(_os_error_message(exc)) from exc
     except (ValueError, SyntaxError, EOFError) as exc:
         raise ImageError(f"The image data is damaged ({exc}).") from exc
+
+
+def _usable(rgb: Image.Image) -> Image.Image:
+    """Refuse pictures that cannot show a cell, rather than give them a confident label: a few
+    pixels (a thumbnail or an icon saved by mistake) or one colour all over (a blank frame)."""
+    if min(rgb.size) < MIN_SIDE:
+        raise ImageError(f"The picture is only {rgb.width}x{rgb.height} pixels, too small to show a cell "
+                         f"(at least {MIN_SIDE} pixels a side are needed).")
+    if all(high - low <= _BLANK_SPREAD for low, high in rgb.getextrema()):
+        raise ImageError("The picture is one colour all over (a blank frame); there is no cell to classify.")
+    return rgb
 
 
 def _check_regular_file(p: Path) -> None:
@@ -208,36 +240,123 @@ def _os_error_message(exc: OSError) -> str:
 def _to_rgb(im: Image.Image) -> Image.Image:
     """Convert any Pillow mode to 8-bit RGB."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        return _stretch_to_8bit(np.asarray(im)).convert("RGB")
+        return Image.fromarray(to_8bit(np.asarray(im))).convert("RGB")
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
+        return _on_white(im.convert("RGBA"))
     return im.convert("RGB")
 
 
-def _stretch_to_8bit(arr: np.ndarray, rows: int = 512) -> Image.Image:
-    """Map the used range of a 16-bit, 32-bit or float image onto 0..255 (gray).
+#: First bytes of TIFF files (little- and big-endian, classic and BigTIFF).
+_TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+#: TIFF tags read here.
+_BITS_PER_SAMPLE, _ORIENTATION, _PLANAR_CONFIGURATION = 258, 274, 284
+#: TIFF photometric interpretations of grey (0: white is zero, 1: black is zero) and of RGB.
+_MIN_IS_WHITE, _MIN_IS_BLACK, _RGB = 0, 1, 2
 
-    Cameras often fill only part of 16 bits (12-bit sensors), so the used range
-    is stretched rather than the full range divided. Done a band of rows at a
-    time in float32, so a 64-megapixel image needs no gigabyte-sized copies.
+
+#: How Pillow reads 16-bit colour PNGs: it keeps only the high byte of each value ...
+_PNG_DEEP_COLOUR = ("RGB;16B", "RGBA;16B")
+#: ... so one whose high bytes all stay below this used 14 bits or fewer (a camera's raw range).
+_DIM_HIGH_BYTE = 64
+_DEEP_PNG_MESSAGE = ("This PNG stores 16 bits per colour but uses only the lowest 14 or fewer (a camera's raw "
+                     "range), which cannot be read correctly here: it would look almost black. Save it as a "
+                     "16-bit TIFF, or as 8-bit PNG or JPEG with the full range.")
+
+
+def _tiff_bits(im: Image.Image) -> int:
+    bits = im.tag_v2.get(_BITS_PER_SAMPLE, 8)
+    return max(bits) if isinstance(bits, tuple) else int(bits)
+
+
+def _deep_tiff(p: Path, im: Image.Image | None = None) -> Image.Image | None:
+    """A grey or colour TIFF of more than 8 bits per sample, read with tifffile.
+
+    Pillow keeps only the high byte of 16-bit colour (a 12-bit camera's picture turns black),
+    garbles 16-bit colour stored plane by plane and 32-bit unsigned grey, and cannot open
+    half-floats or 16-bit grey with alpha; tifffile reads them all as numbers, and
+    :func:`to_8bit` scales them like any other deep picture. None when tifffile cannot read
+    the file either (compressions that need the optional imagecodecs package): the caller
+    then uses Pillow's reading, or its reason, unless that reading is known to be garbled.
     """
-    lo, hi = _value_range(arr)
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(p) as tif:
+            page = tif.pages[0]
+            photometric, planar = int(page.photometric), int(page.planarconfig)
+            orientation = page.tags.valueof(_ORIENTATION, 1)
+            arr = page.asarray() if photometric in (_MIN_IS_WHITE, _MIN_IS_BLACK, _RGB) else None
+    except (ValueError, NotImplementedError, OSError, IndexError, KeyError, TypeError, MemoryError,
+            tifffile.TiffFileError):
+        arr = None
+    if arr is None:
+        if im is not None and im.tag_v2.get(_PLANAR_CONFIGURATION) == 2:
+            raise ImageError("This TIFF stores its colours of more than 8 bits in separate planes, with a "
+                             "compression that cannot be read here; save it as an ordinary 8- or 16-bit RGB "
+                             "TIFF (uncompressed or ZIP), PNG or JPEG.")
+        return None
+    if planar == 2 and arr.ndim == 3:
+        arr = np.moveaxis(arr, 0, -1)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    colours = 3 if photometric == _RGB and arr.shape[-1] >= 3 else 1
+    pixels = to_8bit(arr[..., :colours])
+    if photometric == _MIN_IS_WHITE:
+        pixels = 255 - pixels
+    out = Image.fromarray(pixels[..., 0] if colours == 1 else pixels).convert("RGB")
+    if arr.shape[-1] > colours:  # an extra sample: alpha
+        alpha = Image.fromarray(to_8bit(arr[..., colours]))
+        out = _on_white(Image.merge("RGBA", (*out.split(), alpha)))
+    if isinstance(orientation, int) and 2 <= orientation <= 8:
+        out.getexif()[ExifTags.Base.Orientation] = orientation
+    return _upright(out)
+
+
+def _on_white(rgba: Image.Image) -> Image.Image:
+    """Composite on white, like a slide under the light."""
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+def to_8bit(arr: np.ndarray, rows: int = 512) -> np.ndarray:
+    """8-bit values of a picture of more than 8 bits, the same picture an 8-bit copy would be.
+
+    Unsigned values (and signed ones from 0 to 65535) are divided by the range of the bit
+    depth they use (8, 10, 12, 14, 16 or 32 bits: a 12-bit camera's pictures arrive in 16-bit
+    files), judged on all but the brightest thousandth of pixels, so a single hot pixel does
+    not darken the rest; floats from 0 to 1 are scaled by 255. Anything else (negative values, floats beyond 1) has no
+    agreed meaning, so its used range (the same thousandths aside) is stretched. Done a band
+    of rows at a time in float32, so a 64-megapixel picture needs no gigabyte-sized copies.
+    """
+    if arr.dtype == np.uint8:
+        return arr
+    lo, hi = _low_high(arr)
+    if arr.dtype.kind == "f" and lo >= 0 and hi <= 1:
+        lo, hi = 0.0, 1.0
+    elif (arr.dtype.kind == "u" or (arr.dtype.kind == "i" and lo >= 0 and hi < 2 ** 16)) and lo >= 0:
+        # (Pillow hands 16-bit grey over as signed 32-bit numbers)
+        bits = next((b for b in (8, 10, 12, 14, 16, 24, 32) if hi < 2 ** b), 64)
+        lo, hi = 0.0, float(2 ** bits - 1)
     scale = 255.0 / (hi - lo) if hi > lo else 0.0
     out = np.empty(arr.shape, np.uint8)
     for top in range(0, arr.shape[0], rows):
         band = np.nan_to_num(arr[top:top + rows].astype(np.float32), nan=lo, posinf=hi, neginf=lo)
         out[top:top + rows] = ((band - lo) * scale).clip(0, 255)
-    return Image.fromarray(out)
+    return out
 
 
-def _value_range(arr: np.ndarray) -> tuple[float, float]:
-    """Smallest and largest value, ignoring the NaN and infinite pixels float images may hold."""
+def _low_high(arr: np.ndarray) -> tuple[float, float]:
+    """The thousandth and the last-but-one thousandth of the values (NaN and infinities left out),
+    on a sample of at most a million pixels: outliers such as hot pixels do not count."""
+    flat = arr.reshape(-1)
+    if flat.size > 1_000_000:
+        flat = flat[:: flat.size // 1_000_000]
     if arr.dtype.kind == "f":
-        finite = arr[np.isfinite(arr)]
-        return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
-    return float(arr.min()), float(arr.max())
+        flat = flat[np.isfinite(flat)]
+    if not flat.size:
+        return 0.0, 0.0
+    lo, hi = np.percentile(flat, (0.1, 99.9))
+    return float(lo), float(hi)
 
 
 def to_model_input(im: Image.Image, size: int, crop: CellCrop | None = None) -> np.ndarray:

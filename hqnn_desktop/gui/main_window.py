@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from .. import __version__
+from ..core.imageio import IMAGE_SUFFIXES
 from ..core.kinds import MODEL_TITLES
 from ..core.paths import config_dir, data_dir, log_dir, write_failure
 from ..core.settings import Settings
@@ -40,7 +41,8 @@ log = logging.getLogger(__name__)
 
 #: Tabs built just after the window shows, in their order after Classify.
 DEFERRED_TABS = ("Evaluate", "Training", "Review", "Hardware")
-IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.tif *.tiff *.bmp *.webp *.gif);;All files (*)"
+#: The open dialog lists every picture a folder walk takes, upper-case names too (cameras write IMG_0001.JPG).
+IMAGE_FILTER = f"Images ({' '.join(f'*{s} *{s.upper()}' for s in sorted(IMAGE_SUFFIXES))});;All files (*)"
 
 
 def first_start_size() -> QSize:

@@ -812,7 +812,13 @@ def _main(argv: list[str]) -> int:
             return _start_gui(window_argv, pack)
         build_parser().error(problem)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        if exc.code == 2 and (dashed := [a for a in argv[1:] if a.startswith("-") and os.path.isfile(a)]):
+            print(f"(A file whose name starts with '-' is read as an option: write ./{dashed[0]}, "
+                  "or put -- before the files.)", file=sys.stderr)
+        raise
     if args.command is None:
         parser.error(f"choose a command: {', '.join(SUBCOMMANDS)}")
     handlers = {"classify": cmd_classify, "evaluate": cmd_evaluate, "packs": cmd_packs,

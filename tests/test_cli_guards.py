@@ -657,3 +657,14 @@ def test_classify_says_which_files_in_the_folders_it_passed_over(tmp_path, capsy
     err = capsys.readouterr().err
     assert "no images found" in err and "name a file on its own to classify it anyway" in err
     assert main(["classify", str(folder / "cell-without-extension"), "--models", "hqnn", "--out", str(out)]) == 0
+
+
+def test_a_file_named_like_an_option_gets_a_hint(tmp_path, monkeypatch, capsys):
+    from hqnn_desktop.cli import main
+
+    (tmp_path / "-cell.jpg").write_bytes(b"\xff\xd8")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(["classify", "-cell.jpg", "--out", "r.csv"])
+    assert exc.value.code == 2
+    assert "write ./-cell.jpg, or put -- before the files" in capsys.readouterr().err

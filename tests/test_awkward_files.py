@@ -313,7 +313,7 @@ def test_deep_images_read_like_their_8_bit_copies(tmp_path):
     Image.fromarray(hot).save(tmp_path / "hot_pixel.png")
     assert same(tmp_path / "full16.png") and same(tmp_path / "camera12.png")
     assert np.abs(np.asarray(load_rgb(tmp_path / "hot_pixel.png"), dtype=int)[1:, :, 0] - grey8[1:]).max() <= 1
-    tifffile.imwrite(tmp_path / "rgb12.tif", colour8.astype(np.uint16) * 16, photometric="rgb")
+    tifffile.imwrite(tmp_path / "rgb12.tif", np.round(colour8 * (4096 / 255)).astype(np.uint16), photometric="rgb")
     tifffile.imwrite(tmp_path / "planes16.tif", np.moveaxis(colour8.astype(np.uint16) * 257, -1, 0),
                      photometric="rgb", planarconfig="separate")
     tifffile.imwrite(tmp_path / "half.tif", (colour8 / 255).astype(np.float16), photometric="rgb")

@@ -335,7 +335,8 @@ def to_8bit(arr: np.ndarray, rows: int = 512) -> np.ndarray:
         lo, hi = 0.0, 1.0
     elif (arr.dtype.kind == "u" or (arr.dtype.kind == "i" and lo >= 0 and hi < 2 ** 16)) and lo >= 0:
         # (Pillow hands 16-bit grey over as signed 32-bit numbers)
-        bits = next((b for b in (8, 10, 12, 14, 16, 24, 32) if hi < 2 ** b), 64)
+        # (a hair over the range is rounding where the picture was scaled: 65535 / 16 -> 4096)
+        bits = next((b for b in (8, 10, 12, 14, 16, 24, 32) if hi < 2 ** b * 1.02), 64)
         lo, hi = 0.0, float(2 ** bits - 1)
     scale = 255.0 / (hi - lo) if hi > lo else 0.0
     out = np.empty(arr.shape, np.uint8)

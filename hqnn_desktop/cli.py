@@ -524,7 +524,7 @@ def _epoch_line(stage: str, metrics: dict) -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Check the name, the pack folder, the device and the backbone weights, then train and save the pack."""
-    from .core.build import PackRecipe, train_pack
+    from .core.build import PackRecipe, left_out_note, train_pack
     from .core.datasets import DatasetError
     from .core.packs import (
         CARD,
@@ -532,6 +532,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         bundled_packs_dir,
         check_pack_destination,
         check_pack_name,
+        read_card,
         user_packs_dir,
     )
     from .core.train import Callbacks
@@ -577,6 +578,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     except DatasetError as exc:
         raise UsageError(str(exc)) from exc
     print(f"\npack written to {path}", file=sys.stderr)
+    if note := left_out_note(read_card(path)):
+        print(note, file=sys.stderr)
     return 0
 
 

@@ -129,7 +129,13 @@ def test_entry_point_runs(tmp_path):
 
 
 def test_train_command_makes_a_usable_pack(tiny_dataset, tmp_path, capsys):
-    train, val = tiny_dataset
+    from PIL import Image
+
+    train, val = shutil.copytree(tiny_dataset[0], tmp_path / "train"), tiny_dataset[1]
+    first_class = min(train.iterdir())
+    (first_class / "cut short.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    Image.new("RGB", (64, 64), (230, 230, 230)).save(first_class / "blank.png")
+    (first_class / "notes.txt").write_text("stained on Tuesday")
     out = tmp_path / "cli_pack"
     rc = main(["train", str(train), "--val-dir", str(val), "--name", "clitiny", "--out", str(out),
                "--qubits", "3", "--layers", "1", "--head-epochs", "3", "--input-size", "64",
@@ -137,6 +143,13 @@ def test_train_command_makes_a_usable_pack(tiny_dataset, tmp_path, capsys):
     assert rc == 0
     card = json.loads((out / "card.json").read_text())
     assert card["name"] == "clitiny" and set(card["models"]) == {"hqnn", "baseline"}
+    left_out = card["training"]["left_out"]
+    assert (left_out["n_unusable"], left_out["n_passed_over"]) == (2, 1)
+    assert {Path(e["path"]).name for e in left_out["examples"]} == {"cut short.png", "blank.png", "notes.txt"}
+    assert card["training"]["n_train"] + card["training"]["n_val"] == (
+        len(list(train.rglob("*.png"))) - 2 + len(list(val.rglob("*.png"))))
+    assert ("Left out of training: 2 pictures could not be used and 1 file is not a picture by name (for example "
+            in capsys.readouterr().err)
     result = tmp_path / "r.csv"
     assert main(["classify", str(val), "--pack", str(out), "--models", "hqnn", "--out", str(result)]) == 0
     assert len(read_csv(result)) == len(list(val.rglob("*.png")))

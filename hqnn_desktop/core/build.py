@@ -76,11 +76,41 @@ class PackRecipe:
 
 
 def _load(files: LabelledFiles, size: int, crop: CellCrop | None, callbacks: Callbacks,
-          stage: str) -> tuple[np.ndarray, np.ndarray]:
+          stage: str, left_out: list[tuple[Path, str]]) -> tuple[np.ndarray, np.ndarray]:
+    """The usable images and their classes; each unusable one goes to ``left_out`` with its reason."""
     images, errors = load_images(files.paths, size, crop=crop,
                                  progress=lambda d, t: (callbacks.check(), callbacks.progress(stage, d, t, {})))
+    left_out.extend((p, e) for p, e in zip(files.paths, errors) if e is not None)
     ok = np.array([e is None for e in errors], dtype=bool)
     return images[ok], np.asarray(files.targets)[ok]
+
+
+#: Files a card names as examples of those left out of training (all are counted).
+LEFT_OUT_EXAMPLES = 5
+
+
+def left_out_record(unusable: list[tuple[Path, str]], passed_over: list[tuple[Path, str]]) -> dict:
+    """What the card says about the files of the dataset folders that training did not use."""
+    return {"n_unusable": len(unusable), "n_passed_over": len(passed_over),
+            "examples": [{"path": str(p), "reason": why} for p, why in (unusable + passed_over)[:LEFT_OUT_EXAMPLES]]}
+
+
+def left_out_note(card: dict) -> str:
+    """The sentence about the files training did not use ('' when it used them all or the card
+    predates the record): a user who meant them to count should know."""
+    record = (card.get("training") or {}).get("left_out") or {}
+    unusable, passed = record.get("n_unusable", 0), record.get("n_passed_over", 0)
+    if not unusable and not passed:
+        return ""
+    parts = []
+    if unusable:
+        parts.append(f"{unusable} picture{'s' if unusable > 1 else ''} could not be used")
+    if passed:
+        parts.append(f"{passed} file{'s' if passed > 1 else ''} {'are' if passed > 1 else 'is'} not "
+                     f"{'pictures' if passed > 1 else 'a picture'} by name")
+    example = record["examples"][0]
+    return (f"Left out of training: {' and '.join(parts)} (for example {Path(example['path']).name}: "
+            f"{example['reason']}). The card lists the first {LEFT_OUT_EXAMPLES}.")
 
 
 def _check_apart(train_dir: str | Path, val_dir: str | Path) -> None:
@@ -113,17 +143,20 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
         extra = read_manifest(recipe.corrections, train_files.labels)
         corrections.append(manifest_record(recipe.corrections, len(extra)))
         train_files = train_files.plus(extra)
+    passed_over = list(train_files.skipped)  # (a split keeps only the images)
     check_classes_present(train_files.labels, train_files.targets, "training")
     if recipe.val_dir:
         _check_apart(recipe.train_dir, recipe.val_dir)
         val_files = scan_dataset(recipe.val_dir, train_files.labels)
+        passed_over += val_files.skipped
     else:
         train_files, val_files = split_validation(train_files, recipe.val_fraction, cfg.seed,
                                                   recipe.group_pattern)
     labels = train_files.labels
     crop = CellCrop(recipe.cell_window) if recipe.cell_window else None
-    x_train, y_train = _load(train_files, cfg.input_size, crop, callbacks, "load_train")
-    x_val, y_val = _load(val_files, cfg.input_size, crop, callbacks, "load_val")
+    unusable: list[tuple[Path, str]] = []
+    x_train, y_train = _load(train_files, cfg.input_size, crop, callbacks, "load_train", unusable)
+    x_val, y_val = _load(val_files, cfg.input_size, crop, callbacks, "load_val", unusable)
     for part, targets in (("training", y_train), ("validation", y_val)):
         check_classes_present(labels, targets, part)
     checkpoint = Path(out_dir).with_name(f".{Path(out_dir).name}.adapt.ckpt")
@@ -167,7 +200,7 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
             "adapt": {**asdict(cfg), "augment": asdict(cfg.augment)} if recipe.fine_tune else None,
             "heads": asdict(recipe.heads), "seed": cfg.seed,
             "fine_tune_per_model": asdict(per_model_config(recipe)) if recipe.fine_tune_per_model else None,
-            "n_train": len(y_train), "n_val": len(y_val),
+            "n_train": len(y_train), "n_val": len(y_val), "left_out": left_out_record(unusable, passed_over),
             "history": {"adapt": adapt_history, "heads": histories, "fine_tune_per_model": per_model_history},
         },
         validation={"split": "val_dir" if recipe.val_dir else "fraction", "models": metrics},

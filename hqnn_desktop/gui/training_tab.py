@@ -314,13 +314,17 @@ class TrainingTab(QWidget):
                           symbolPen=color)
 
     def _on_done(self, path: str) -> None:
+        from ..core.build import left_out_note
         from ..core.packs import read_card
 
         text = f"Saved the pack {Path(path).name}; it is now in the pack selector."
-        weak = no_better_than_guessing(read_card(Path(path)))
+        card = read_card(Path(path))
+        weak = no_better_than_guessing(card)
         if weak:
             text += (f" Warning: on the validation images, {weak} no better than always answering the most "
                      "common class. More images per class, or more head epochs, may help.")
+        if note := left_out_note(card):
+            text += f" {note}"
         self.state.setText(text)
         self.pack_ready.emit(path)
 

@@ -818,7 +818,8 @@ def _main(argv: list[str]) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
-        if exc.code == 2 and (dashed := [a for a in argv[1:] if a.startswith("-") and os.path.isfile(a)]):
+        if exc.code == 2 and (dashed := [a for a in argv if a.startswith("-") and a not in ("-", "--")
+                                         and os.path.exists(a)]):
             print(f"(A file whose name starts with '-' is read as an option: write ./{dashed[0]}, "
                   "or put -- before the files.)", file=sys.stderr)
         raise

@@ -333,11 +333,43 @@ def test_deep_images_read_like_their_8_bit_copies(tmp_path):
         + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b""))
     with pytest.raises(ImageError, match="uses only the lowest 14 or fewer"):
         load_rgb(tmp_path / "camera12_rgb.png")
+    rgba = np.concatenate([colour8, np.full(colour8.shape[:2] + (1,), 255, np.uint8)], -1)
+    deep_rgba = (rgba.astype(">u2") * 16).astype(">u2")
+    deep_rgba[..., 3] = 65535  # opaque: its high byte must not hide the dim colours
+    raw = b"".join(b"\x00" + row.tobytes() for row in deep_rgba)
+    (tmp_path / "camera12_rgba.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 100, 120, 16, 6, 0, 0, 0))
+        + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b""))
+    with pytest.raises(ImageError, match="uses only the lowest 14 or fewer"):
+        load_rgb(tmp_path / "camera12_rgba.png")
+    extra = np.concatenate([colour8.astype(np.uint16) * 257, np.zeros(colour8.shape[:2] + (1,), np.uint16)], -1)
+    tifffile.imwrite(tmp_path / "extra_channel.tif", extra, photometric="rgb", extrasamples=[0])
+    assert same(tmp_path / "extra_channel.tif", colour8)  # an unspecified extra sample is not opacity
+    tifffile.imwrite(tmp_path / "stack.tif", np.stack([grey8.astype(np.uint16) * 257] * 3), photometric="minisblack")
+    assert same(tmp_path / "stack.tif")  # three slices of a stack: the first one
     values = np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32)
     values[0, :3] = (np.nan, np.inf, -np.inf)
     Image.fromarray(values, mode="F").save(tmp_path / "float.tif")
     gray = np.asarray(load_rgb(tmp_path / "float.tif"))[..., 0]
     assert gray[0, 0] == 0 and gray[0, 1] == 255 and gray[-1, -1] == 255
+
+
+def test_damaged_or_huge_deep_tiffs_get_reasons_not_crashes(tmp_path, monkeypatch):
+    import tifffile
+
+    from hqnn_desktop.core import imageio
+    from hqnn_desktop.core.datasets import load_images
+
+    picture = np.random.default_rng(3).integers(0, 65535, (200, 160, 3), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "whole.tif", picture, photometric="rgb", compression="zlib")
+    data = (tmp_path / "whole.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(data[:300])
+    images, errors = load_images([tmp_path / "cut.tif", tmp_path / "whole.tif"], 32)
+    assert errors[0] and "Traceback" not in errors[0] and errors[1] is None
+    tifffile.imwrite(tmp_path / "half.tif", picture.astype(np.float16) / 65535, photometric="rgb")
+    monkeypatch.setattr(imageio, "MAX_PIXELS", 10_000)
+    with pytest.raises(ImageError, match=r"too large to open safely \(0 megapixels\); the limit"):
+        load_rgb(tmp_path / "half.tif")
 
 
 def _read_csv(path: Path) -> list[dict]:

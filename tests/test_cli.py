@@ -148,7 +148,7 @@ def test_train_command_makes_a_usable_pack(tiny_dataset, tmp_path, capsys):
     assert {Path(e["path"]).name for e in left_out["examples"]} == {"cut short.png", "blank.png", "notes.txt"}
     assert card["training"]["n_train"] + card["training"]["n_val"] == (
         len(list(train.rglob("*.png"))) - 2 + len(list(val.rglob("*.png"))))
-    assert ("Left out of training: 2 pictures could not be used and 1 file is not a picture by name (for example "
+    assert ("Left out of training: 2 pictures that could not be used and 1 other item in the folders (for example "
             in capsys.readouterr().err)
     result = tmp_path / "r.csv"
     assert main(["classify", str(val), "--pack", str(out), "--models", "hqnn", "--out", str(result)]) == 0

@@ -25,6 +25,8 @@ def copied_folder(tmp_path):
     shutil.copytree(BCI / "lymphocyte", elsewhere)
     os.symlink(elsewhere, data / "lymphocyte" / "more")
     os.symlink(data, data / "monocyte" / "back_up")  # a link back up the tree: no loop
+    (data / "lymphocyte" / "2023").mkdir()
+    os.symlink(data / "lymphocyte" / "2023", data / "monocyte" / "lymph_2023")  # into another class
     wrong = next((BCI / "eosinophil").iterdir())
     for hidden in (data / "monocyte" / ".thumbnails", data / "lymphocyte" / ".AppleDouble",
                    data / "__MACOSX" / "monocyte"):
@@ -68,4 +70,4 @@ def test_evaluate_scores_a_copied_folder_and_names_what_it_passed_over(tmp_path,
     assert report["n_images"] == n_mono + 2 * n_lymph and report["n_unusable"] == 0
     assert report["passed_over"] == [{"path": str(data / "lymphocyte" / "notes.txt"),
                                       "reason": "not a picture's file name"}]
-    assert "1 file in the class folders was not scored (for example notes.txt" in capsys.readouterr().err
+    assert "1 item in the class folders was not scored (for example notes.txt" in capsys.readouterr().err

@@ -104,10 +104,9 @@ def left_out_note(card: dict) -> str:
         return ""
     parts = []
     if unusable:
-        parts.append(f"{unusable} picture{'s' if unusable > 1 else ''} could not be used")
+        parts.append(f"{unusable} picture{'s' if unusable > 1 else ''} that could not be used")
     if passed:
-        parts.append(f"{passed} file{'s' if passed > 1 else ''} {'are' if passed > 1 else 'is'} not "
-                     f"{'pictures' if passed > 1 else 'a picture'} by name")
+        parts.append(f"{passed} other item{'s' if passed > 1 else ''} in the folders")
     example = record["examples"][0]
     return (f"Left out of training: {' and '.join(parts)} (for example {Path(example['path']).name}: "
             f"{example['reason']}). The card lists the first {LEFT_OUT_EXAMPLES}.")

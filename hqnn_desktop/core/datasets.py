@@ -95,7 +95,7 @@ def scan_class_folders(root: str | Path, labels: Sequence[str] | None = None) ->
         )
     paths, targets, skipped = [], [], []
     for d in class_dirs:
-        for path, readable in walk_files(d, others=[root, *(c for c in class_dirs if c != d)]):
+        for path, readable in walk_files(d, above=root, fenced=[c for c in class_dirs if c != d]):
             p = Path(path)
             if not readable:
                 skipped.append((p, "a folder that cannot be opened"))

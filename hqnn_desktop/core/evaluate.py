@@ -95,7 +95,7 @@ def passed_over_note(report: dict) -> str:
         return ""
     n = len(passed)
     first = passed[0]
-    return (f"{n} file{'s' if n > 1 else ''} in the class folders {'were' if n > 1 else 'was'} not scored "
+    return (f"{n} item{'s' if n > 1 else ''} in the class folders {'were' if n > 1 else 'was'} not scored "
             f"(for example {Path(first['path']).name}: {first['reason']}).")
 
 

@@ -9,6 +9,7 @@ Failures become :class:`ImageError` with a sentence a biologist can act on.
 from __future__ import annotations
 
 import errno
+import math
 import os
 import re
 import stat
@@ -72,14 +73,17 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
                         f"the limit is {MAX_PIXELS // 1_000_000} megapixels."
                     )
                 im.seek(0)
-                if im.format == "TIFF" and _tiff_bits(im) > 8:
+                deep_tiff = im.format == "TIFF" and _tiff_bits(im) > 8
+                if deep_tiff:
                     deep = _deep_tiff(p, im)
                     if deep is not None:
                         return _usable(deep)
-                deep_png = im.format == "PNG" and any(tile.args in _PNG_DEEP_COLOUR for tile in im.tile)
+                deep_png = im.format == "PNG" and any(tile[3] in _PNG_DEEP_COLOUR for tile in im.tile)
                 im.load()
-                if deep_png and int(np.asarray(im).max()) < _DIM_HIGH_BYTE:
-                    raise ImageError(_DEEP_PNG_MESSAGE)
+                if deep_tiff:
+                    _check_pillow_tiff(im)
+                if deep_png and int(np.asarray(im.convert("RGB")).max()) < _DIM_HIGH_BYTE:
+                    raise ImageError(_DEEP_MESSAGE.format(kind="PNG", instead="a 16-bit TIFF"))
                 return _usable(_to_rgb(_upright(im)))
     except ImageError:
         raise
@@ -252,15 +256,17 @@ _TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
 _BITS_PER_SAMPLE, _ORIENTATION, _PLANAR_CONFIGURATION = 258, 274, 284
 #: TIFF photometric interpretations of grey (0: white is zero, 1: black is zero) and of RGB.
 _MIN_IS_WHITE, _MIN_IS_BLACK, _RGB = 0, 1, 2
+#: TIFF extra-sample kinds that are opacity (premultiplied, plain); others are just more data.
+_ALPHA_PREMULTIPLIED, _ALPHA = 1, 2
 
 
 #: How Pillow reads 16-bit colour PNGs: it keeps only the high byte of each value ...
 _PNG_DEEP_COLOUR = ("RGB;16B", "RGBA;16B")
 #: ... so one whose high bytes all stay below this used 14 bits or fewer (a camera's raw range).
 _DIM_HIGH_BYTE = 64
-_DEEP_PNG_MESSAGE = ("This PNG stores 16 bits per colour but uses only the lowest 14 or fewer (a camera's raw "
-                     "range), which cannot be read correctly here: it would look almost black. Save it as a "
-                     "16-bit TIFF, or as 8-bit PNG or JPEG with the full range.")
+_DEEP_MESSAGE = ("This {kind} stores 16 bits per colour but uses only the lowest 14 or fewer (a camera's raw "
+                 "range), which cannot be read correctly here: it would look almost black. Save it as "
+                 "{instead}, or as 8-bit PNG or JPEG with the full range.")
 
 
 def _tiff_bits(im: Image.Image) -> int:
@@ -275,45 +281,74 @@ def _deep_tiff(p: Path, im: Image.Image | None = None) -> Image.Image | None:
     garbles 16-bit colour stored plane by plane and 32-bit unsigned grey, and cannot open
     half-floats or 16-bit grey with alpha; tifffile reads them all as numbers, and
     :func:`to_8bit` scales them like any other deep picture. None when tifffile cannot read
-    the file either (compressions that need the optional imagecodecs package): the caller
-    then uses Pillow's reading, or its reason, unless that reading is known to be garbled.
+    the file (a damaged one, or a compression such as LZW that needs the imagecodecs package):
+    the caller then uses Pillow's reading or its reason, checked by :func:`_check_pillow_tiff`.
     """
     import tifffile
 
     try:
         with tifffile.TiffFile(p) as tif:
             page = tif.pages[0]
-            photometric, planar = int(page.photometric), int(page.planarconfig)
+            photometric = int(page.photometric)
+            if photometric not in (_MIN_IS_WHITE, _MIN_IS_BLACK, _RGB):
+                return None  # CMYK, Lab, palette...: Pillow reads those right
+            _check_pixel_count(page.imagewidth * page.imagelength)
+            arr = _first_plane(page.asarray(), page.axes)
+            alpha_kind = (tuple(page.extrasamples) or (0,))[0]
             orientation = page.tags.valueof(_ORIENTATION, 1)
-            arr = page.asarray() if photometric in (_MIN_IS_WHITE, _MIN_IS_BLACK, _RGB) else None
-    except (ValueError, NotImplementedError, OSError, IndexError, KeyError, TypeError, MemoryError,
-            tifffile.TiffFileError):
-        arr = None
-    if arr is None:
-        if im is not None and im.tag_v2.get(_PLANAR_CONFIGURATION) == 2:
-            raise ImageError("This TIFF stores its colours of more than 8 bits in separate planes, with a "
-                             "compression that cannot be read here; save it as an ordinary 8- or 16-bit RGB "
-                             "TIFF (uncompressed or ZIP), PNG or JPEG.")
+        colours = 3 if photometric == _RGB and arr.shape[-1] >= 3 else 1
+        pixels = to_8bit(arr[..., :colours])
+        if photometric == _MIN_IS_WHITE:
+            pixels = 255 - pixels
+        out = Image.fromarray(np.ascontiguousarray(pixels[..., 0] if colours == 1 else pixels)).convert("RGB")
+        if arr.shape[-1] > colours and alpha_kind in (_ALPHA_PREMULTIPLIED, _ALPHA):
+            alpha = Image.fromarray(np.ascontiguousarray(to_8bit(arr[..., colours])))
+            out = _on_white(Image.merge("RGBA", (*out.split(), alpha)), premultiplied=alpha_kind == 1)
+    except ImageError:
+        raise
+    except Exception:  # noqa: BLE001 (a decoder boundary: anything tifffile raises means "not read")
         return None
-    if planar == 2 and arr.ndim == 3:
-        arr = np.moveaxis(arr, 0, -1)
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    colours = 3 if photometric == _RGB and arr.shape[-1] >= 3 else 1
-    pixels = to_8bit(arr[..., :colours])
-    if photometric == _MIN_IS_WHITE:
-        pixels = 255 - pixels
-    out = Image.fromarray(pixels[..., 0] if colours == 1 else pixels).convert("RGB")
-    if arr.shape[-1] > colours:  # an extra sample: alpha
-        alpha = Image.fromarray(to_8bit(arr[..., colours]))
-        out = _on_white(Image.merge("RGBA", (*out.split(), alpha)))
     if isinstance(orientation, int) and 2 <= orientation <= 8:
         out.getexif()[ExifTags.Base.Orientation] = orientation
     return _upright(out)
 
 
-def _on_white(rgba: Image.Image) -> Image.Image:
+def _first_plane(arr: np.ndarray, axes: str) -> np.ndarray:
+    """The picture as (height, width, samples): the first of any further planes (a stack's first
+    slice, a series' first time point), colour planes moved last."""
+    for axis in reversed(range(len(axes))):
+        if axes[axis] not in "YXS":
+            arr = arr.take(0, axis=axis)
+    kept = [a for a in axes if a in "YXS"]
+    if "S" not in kept:
+        return arr[..., None]
+    return np.moveaxis(arr, kept.index("S"), -1)
+
+
+def _check_pixel_count(n: int) -> None:
+    if n > MAX_PIXELS:
+        raise ImageError(f"The image is too large to open safely ({n / 1e6:,.0f} megapixels); "
+                         f"the limit is {MAX_PIXELS // 1_000_000} megapixels.")
+
+
+def _check_pillow_tiff(im: Image.Image) -> None:
+    """Refuse, in words, a TIFF of more than 8 bits that only Pillow could read, where its reading
+    is known to be wrong: colour planes of more than 8 bits come out garbled, and colour that
+    used 14 bits or fewer (a camera's raw range) comes out almost black."""
+    if im.tag_v2.get(_PLANAR_CONFIGURATION) == 2:
+        raise ImageError("This TIFF stores its colours of more than 8 bits in separate planes, with a "
+                         "compression that cannot be read here; save it as an ordinary 8- or 16-bit RGB "
+                         "TIFF (uncompressed or ZIP), PNG or JPEG.")
+    if im.mode in ("RGB", "RGBA") and int(np.asarray(im.convert("RGB")).max()) < _DIM_HIGH_BYTE:
+        raise ImageError(_DEEP_MESSAGE.format(kind="TIFF", instead="an uncompressed or ZIP 16-bit TIFF"))
+
+
+def _on_white(rgba: Image.Image, premultiplied: bool = False) -> Image.Image:
     """Composite on white, like a slide under the light."""
+    if premultiplied:  # colours already multiplied by their alpha: add white where it is missing
+        arr = np.asarray(rgba, dtype=np.int16)
+        rgb = np.clip(arr[..., :3] + (255 - arr[..., 3:]), 0, 255).astype(np.uint8)
+        return Image.fromarray(rgb)
     background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     return Image.alpha_composite(background, rgba).convert("RGB")
 
@@ -322,14 +357,16 @@ def to_8bit(arr: np.ndarray, rows: int = 512) -> np.ndarray:
     """8-bit values of a picture of more than 8 bits, the same picture an 8-bit copy would be.
 
     Unsigned values (and signed ones from 0 to 65535) are divided by the range of the bit
-    depth they use (8, 10, 12, 14, 16 or 32 bits: a 12-bit camera's pictures arrive in 16-bit
-    files), judged on all but the brightest thousandth of pixels, so a single hot pixel does
-    not darken the rest; floats from 0 to 1 are scaled by 255. Anything else (negative values, floats beyond 1) has no
+    depth they use (8, 10, 12, 14, 16, 24 or 32 bits: a 12-bit camera's pictures arrive in
+    16-bit files), judged on all but the brightest thousandth of pixels, so a single hot pixel
+    does not darken the rest; floats from 0 to 1 are scaled by 255. Anything else (negative values, floats beyond 1) has no
     agreed meaning, so its used range (the same thousandths aside) is stretched. Done a band
     of rows at a time in float32, so a 64-megapixel picture needs no gigabyte-sized copies.
     """
     if arr.dtype == np.uint8:
         return arr
+    if arr.dtype == bool:
+        return arr.astype(np.uint8) * 255
     lo, hi = _low_high(arr)
     if arr.dtype.kind == "f" and lo >= 0 and hi <= 1:
         lo, hi = 0.0, 1.0
@@ -348,10 +385,10 @@ def to_8bit(arr: np.ndarray, rows: int = 512) -> np.ndarray:
 
 def _low_high(arr: np.ndarray) -> tuple[float, float]:
     """The thousandth and the last-but-one thousandth of the values (NaN and infinities left out),
-    on a sample of at most a million pixels: outliers such as hot pixels do not count."""
-    flat = arr.reshape(-1)
-    if flat.size > 1_000_000:
-        flat = flat[:: flat.size // 1_000_000]
+    on every colour of a grid of at most about a million pixels: outliers such as hot pixels
+    do not count."""
+    step = max(1, math.isqrt(arr.shape[0] * arr.shape[1] // 1_000_000))
+    flat = arr[::step, ::step].reshape(-1)
     if arr.dtype.kind == "f":
         flat = flat[np.isfinite(flat)]
     if not flat.size:

@@ -26,22 +26,25 @@ def is_system_name(name: str) -> bool:
     return name.startswith(".") or name.lower() in SYSTEM_FOLDERS or name.lower() in SYSTEM_FILES
 
 
-def walk_files(root: str | os.PathLike, others: Iterable[str | os.PathLike] = ()) -> Iterator[tuple[str, bool]]:
+def walk_files(root: str | os.PathLike, above: str | os.PathLike | None = None,
+               fenced: Iterable[str | os.PathLike] = ()) -> Iterator[tuple[str, bool]]:
     """Every file under ``root`` as ``(path, True)``, each folder's files sorted before its
     subfolders (sorted too), and ``(folder, False)`` for a folder that cannot be opened, in
     its place, so that the caller can say so instead of quietly finding nothing there.
 
-    Links into the folders ``others`` are not followed: a class folder's link back to the
-    dataset or into another class must not count that class's pictures as its own.
+    A link back to the folder ``above`` (the dataset) or into the ``fenced`` folders or
+    anywhere inside them (the other classes) is not followed: a class must not count
+    another class's pictures as its own.
     """
-    seen: set[str] = {os.path.realpath(p) for p in others}
+    seen: set[str] = {os.path.realpath(above)} if above is not None else set()
+    fences = tuple(os.path.join(os.path.realpath(f), "") for f in fenced)
     unreadable: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True,
                                                 onerror=lambda exc: unreadable.append(exc.filename)):
         yield from ((folder, False) for folder in unreadable)
         unreadable.clear()
         real = os.path.realpath(dirpath)
-        if real in seen:
+        if real in seen or os.path.join(real, "").startswith(fences):
             dirnames[:] = []
             continue
         seen.add(real)

@@ -68,6 +68,7 @@ class ConfusionPlot(pg.PlotWidget):
                 item.setPos(j + 0.5, i + 0.5)
                 self.addItem(item)
                 self.texts.append(item)
+        self.setRange(xRange=(0, len(labels)), yRange=(0, len(labels)), padding=0)  # no margin: cells measurable
         self.setTitle(title)
         for side in ("bottom", "left"):
             self.showAxis(side)
@@ -83,7 +84,7 @@ class ConfusionPlot(pg.PlotWidget):
         n = len(self.labels)
         if not n:
             return 0.0
-        rect = self.plotItem.vb.boundingRect()
+        rect = self.plotItem.vb.boundingRect()  # the matrix fills its shorter side: see show_matrix
         return min(rect.width(), rect.height()) / n
 
     def fit_to_size(self) -> None:

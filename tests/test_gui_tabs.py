@@ -22,6 +22,7 @@ def test_evaluate_tab_shows_bundled_results_then_a_folder(window, qtbot, tmp_pat
     assert tab.summary.item(0, 3).text() == f"{card_models['hqnn']['macro_f1']:.4f}"
     curves = [item for item in tab.reliability.listDataItems() if item.name()]
     assert len(curves) == 3
+    assert all(title in tab.reliability_key.text() for title in ("HQNN", "Classical Matched", "Baseline"))
     counts = [c for c in card_models["hqnn"]["reliability"]["count"] if c]
     sizes = curves[0].opts["symbolSize"]
     assert len(sizes) == len(counts) and sizes[counts.index(max(counts))] == max(sizes) > min(sizes)

@@ -36,6 +36,7 @@ from ..core.evaluate import (
 from ..core.kinds import MODEL_TITLES
 from ..core.paths import write_failure
 from ..core.storage import atomic_write_bytes
+from .classify_tab import MODEL_COLORS
 from .confusion_plot import ConfusionPlot
 from .embedding_view import EmbeddingView
 from .workers import start_worker
@@ -220,7 +221,9 @@ class EvaluateTab(QWidget):
         self.matrices = {k: ConfusionPlot() for k in MODEL_TITLES}
         self.reliability = pg.PlotWidget(title="Reliability (dot area = images)")
         self.reliability.setBackground(None)
-        self.reliability.addLegend(offset=(-5, -30))  # bottom right, under the diagonal: rarely any dot there
+        # the key under the plot, not in it: wherever it sat inside, it hid some pack's dots
+        self.reliability_key = QLabel()
+        self.reliability_key.setAlignment(Qt.AlignCenter)
         self.reliability.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.05)
         self.reliability.setLabel("bottom", "confidence")
         self.reliability.setLabel("left", "share correct")
@@ -236,7 +239,12 @@ class EvaluateTab(QWidget):
         tables = QHBoxLayout()
         tables.addWidget(self.summary, 2)
         tables.addWidget(self.per_class, 3)
-        tables.addWidget(self.reliability, 2)
+        reliability = QWidget()
+        column = QVBoxLayout(reliability)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.reliability, 1)
+        column.addWidget(self.reliability_key)
+        tables.addWidget(reliability, 2)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.source)
@@ -363,7 +371,8 @@ class EvaluateTab(QWidget):
                                  self.normalised.isChecked())
         self.reliability.clear()
         self.reliability.plot([0, 1], [0, 1], pen=pg.mkPen((120, 120, 120), style=pg.QtCore.Qt.DashLine))
-        colors = {"hqnn": (90, 60, 200), "classical": (30, 150, 110), "baseline": (150, 150, 150)}
+        self.reliability_key.setText("&nbsp;&nbsp;".join(
+            f'<span style="color: rgb{MODEL_COLORS[m]}">&#9679;</span>&nbsp;{MODEL_TITLES[m]}' for m in models))
         for m in models:
             rel = r["models"][m].get("reliability")
             if rel:
@@ -373,7 +382,7 @@ class EvaluateTab(QWidget):
                     xs, ys, counts = zip(*pts)
                     # dots only: lines between bins of one or two images drew alarming zigzags
                     self.reliability.plot(xs, ys, pen=None, symbol="o", symbolPen=None,
-                                          symbolBrush=(*colors[m], 170), symbolSize=reliability_dot_sizes(counts),
+                                          symbolBrush=(*MODEL_COLORS[m], 170), symbolSize=reliability_dot_sizes(counts),
                                           name=MODEL_TITLES[m])
 
     def table_rows(self) -> list[list[str]]:

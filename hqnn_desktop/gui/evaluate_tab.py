@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import os
 import threading
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
+import shiboken6
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtSvg import QSvgGenerator
@@ -160,13 +162,21 @@ def plot_png(plot: pg.PlotWidget) -> bytes:
 
 
 def _draw_for_file(plot: ConfusionPlot, draw) -> bytes:
-    """The matrix as a file at print size, whatever its size in the window."""
+    """The matrix as a file at print size, whatever its size in the window.
+
+    The copy is destroyed here, in the GUI thread, Qt side and Python side. Left to
+    ``deleteLater`` and the cyclic collector, its Python side could be freed during a
+    collection that happens to run in a worker thread; PySide then deletes the widget with
+    that thread's Python lock held while the GUI thread waits on Qt's lock: the app hangs.
+    """
     copy = plot.print_copy()
     try:
         return draw(copy)
     finally:
         copy.close()
-        copy.deleteLater()
+        shiboken6.delete(copy)
+        del copy
+        gc.collect()
 
 
 def reliability_dot_sizes(counts: tuple[int, ...], smallest: float = 4.0, largest: float = 18.0) -> list[float]:

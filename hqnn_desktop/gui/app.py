@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import threading
@@ -79,12 +80,22 @@ def install_excepthook(app: QApplication) -> ErrorDialogs:
 
 def run(paths: list[str], pack: str | None = None) -> int:
     """Open the window on ``paths``; ``pack`` (a name or folder) is used instead of the remembered one."""
+    from pyqtgraph.util.garbage_collector import GarbageCollector
+
     from .main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("hqnn-desktop")
     setup_logging()
     install_excepthook(app)
+    # Python's cyclic collector runs in whichever thread happens to allocate; freeing a Qt object
+    # from a background worker can deadlock PySide against the GUI thread. So it runs on a timer
+    # in the GUI thread instead (pyqtgraph's helper for exactly this).
+    collector = GarbageCollector(interval=1.0)
     window = MainWindow(initial_paths=paths, load_when_shown=True, initial_pack=pack)
     window.show()
-    return app.exec()
+    try:
+        return app.exec()
+    finally:
+        collector.timer.stop()
+        gc.enable()

@@ -86,12 +86,20 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def _png16_rgb(width: int, height: int) -> bytes:
-    """A 16-bit-per-channel RGB PNG, written by hand (Pillow cannot write one)."""
-    arr = (np.arange(width * height * 3).reshape(height, width, 3) * 300 % 65536).astype(">u2")
-    raw = b"".join(b"\x00" + arr[y].tobytes() for y in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0))
+def _png16(arr: np.ndarray) -> bytes:
+    """A 16-bit-per-channel RGB or RGBA PNG of ``arr`` (height, width, 3 or 4), written by hand
+    (Pillow cannot write one)."""
+    height, width, channels = arr.shape
+    raw = b"".join(b"\x00" + row.tobytes() for row in arr.astype(">u2"))
+    colour_type = {3: 2, 4: 6}[channels]
+    return (b"\x89PNG\r\n\x1a\n"
+            + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0))
             + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b""))
+
+
+def _png16_rgb(width: int, height: int) -> bytes:
+    """A 16-bit-per-channel RGB PNG using the whole range."""
+    return _png16(np.arange(width * height * 3).reshape(height, width, 3) * 300 % 65536)
 
 
 def _huge_gif_header() -> bytes:
@@ -326,22 +334,13 @@ def test_deep_images_read_like_their_8_bit_copies(tmp_path):
         assert same(tmp_path / name, colour8), name
     for name in ("grey32.tif", "white_is_zero.tif", "grey_alpha16.tif"):
         assert same(tmp_path / name), name
-    dim = (colour8.astype(">u2") * 16).astype(">u2")  # 12-bit colour in a 16-bit PNG: Pillow keeps 4 bits
-    raw = b"".join(b"\x00" + row.tobytes() for row in dim)
-    (tmp_path / "camera12_rgb.png").write_bytes(
-        b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 100, 120, 16, 2, 0, 0, 0))
-        + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b""))
-    with pytest.raises(ImageError, match="uses only the lowest 14 or fewer"):
-        load_rgb(tmp_path / "camera12_rgb.png")
-    rgba = np.concatenate([colour8, np.full(colour8.shape[:2] + (1,), 255, np.uint8)], -1)
-    deep_rgba = (rgba.astype(">u2") * 16).astype(">u2")
-    deep_rgba[..., 3] = 65535  # opaque: its high byte must not hide the dim colours
-    raw = b"".join(b"\x00" + row.tobytes() for row in deep_rgba)
-    (tmp_path / "camera12_rgba.png").write_bytes(
-        b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 100, 120, 16, 6, 0, 0, 0))
-        + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b""))
-    with pytest.raises(ImageError, match="uses only the lowest 14 or fewer"):
-        load_rgb(tmp_path / "camera12_rgba.png")
+    camera12 = colour8.astype(np.uint16) * 16  # 12-bit colour in a 16-bit PNG: Pillow keeps 4 bits
+    (tmp_path / "camera12_rgb.png").write_bytes(_png16(camera12))
+    opaque = np.full(colour8.shape[:2] + (1,), 65535, np.uint16)  # its high byte must not hide the dim colours
+    (tmp_path / "camera12_rgba.png").write_bytes(_png16(np.concatenate([camera12, opaque], -1)))
+    for name in ("camera12_rgb.png", "camera12_rgba.png"):
+        with pytest.raises(ImageError, match="uses only the lowest 14 or fewer"):
+            load_rgb(tmp_path / name)
     extra = np.concatenate([colour8.astype(np.uint16) * 257, np.zeros(colour8.shape[:2] + (1,), np.uint16)], -1)
     tifffile.imwrite(tmp_path / "extra_channel.tif", extra, photometric="rgb", extrasamples=[0])
     assert same(tmp_path / "extra_channel.tif", colour8)  # an unspecified extra sample is not opacity
@@ -364,7 +363,7 @@ def test_damaged_or_huge_deep_tiffs_get_reasons_not_crashes(tmp_path, monkeypatc
     tifffile.imwrite(tmp_path / "whole.tif", picture, photometric="rgb", compression="zlib")
     data = (tmp_path / "whole.tif").read_bytes()
     (tmp_path / "cut.tif").write_bytes(data[:300])
-    images, errors = load_images([tmp_path / "cut.tif", tmp_path / "whole.tif"], 32)
+    _, errors = load_images([tmp_path / "cut.tif", tmp_path / "whole.tif"], 32)
     assert errors[0] and "Traceback" not in errors[0] and errors[1] is None
     tifffile.imwrite(tmp_path / "half.tif", picture.astype(np.float16) / 65535, photometric="rgb")
     monkeypatch.setattr(imageio, "MAX_PIXELS", 10_000)

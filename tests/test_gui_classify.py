@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import shutil
 
+import numpy as np
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
@@ -309,3 +310,24 @@ def test_a_pack_with_a_cell_window_frames_the_cell_the_models_saw(qtbot):
     y = round(expected[1] * shown.height())
     near_top_edge = {QColor(shown.pixel(x, row)).getRgb()[:3] for row in range(max(0, y - 1), y + 4)}
     assert (255, 200, 0) in near_top_edge
+
+
+def test_thumbnails_of_deep_pictures_show_what_the_models_see(tmp_path):
+    """Qt reads a 12-bit camera picture in a 16-bit file (nearly black) and many TIFFs otherwise
+    than the models; their thumbnails come from the models' own decoding."""
+    import tifffile
+    from PIL import Image
+
+    from hqnn_desktop.core.imageio import load_rgb
+    from hqnn_desktop.gui.thumbnails import read_thumbnail_image
+
+    cell = Image.open(next((SAMPLES / "pbc8" / "basophil").iterdir())).convert("RGB")
+    grey = np.asarray(cell.convert("L"), np.uint16) * 16
+    Image.fromarray(grey).save(tmp_path / "camera12.png")
+    tifffile.imwrite(tmp_path / "camera12.tif", np.asarray(cell, np.uint16) * 16, photometric="rgb")
+    for name in ("camera12.png", "camera12.tif"):
+        thumb = read_thumbnail_image(str(tmp_path / name), 64)
+        seen = np.asarray(load_rgb(tmp_path / name).resize((thumb.width(), thumb.height())), float)
+        shown = np.array([[thumb.pixelColor(x, y).getRgb()[:3] for x in range(thumb.width())]
+                          for y in range(thumb.height())], float)
+        assert abs(shown.mean() - seen.mean()) < 10 and seen.mean() > 100, name

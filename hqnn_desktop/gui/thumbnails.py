@@ -31,8 +31,11 @@ def read_thumbnail_image(path: str, size: int, window: Window | None = None) -> 
     reader.setAutoTransform(True)
     full = reader.size()
     target = size if window is None else round(size / max(1e-3, min(window[2] - window[0], window[3] - window[1])))
-    if reader.transformation() == QImageIOHandler.TransformationNone and exif_orientation(path) != 1:
-        image = _upright_by_pillow(path, target)  # Qt ignores the orientation tag of PNG and WebP files
+    if _qt_reads_it_otherwise(reader) or (reader.transformation() == QImageIOHandler.TransformationNone
+                                          and exif_orientation(path) != 1):
+        # Qt ignores the orientation tag of PNG and WebP files, and reads pictures of more than 8 bits
+        # (12-bit cameras, half-floats, colour planes) otherwise than the models or not at all
+        image = _upright_by_pillow(path, target)
     else:
         if full.isValid():
             scaled = full.scaled(QSize(target, target), Qt.KeepAspectRatio)
@@ -45,6 +48,18 @@ def read_thumbnail_image(path: str, size: int, window: Window | None = None) -> 
     left, top, right, bottom = window
     return image.copy(QRect(round(left * w), round(top * h), max(1, round((right - left) * w)),
                             max(1, round((bottom - top) * h))))
+
+
+#: Qt formats of pictures of more than 8 bits per sample.
+_DEEP_QT_FORMATS = (QImage.Format_Grayscale16, QImage.Format_RGBX64, QImage.Format_RGBA64,
+                    QImage.Format_RGBA64_Premultiplied, QImage.Format_RGBX16FPx4, QImage.Format_RGBA16FPx4,
+                    QImage.Format_RGBX32FPx4, QImage.Format_RGBA32FPx4)
+
+
+def _qt_reads_it_otherwise(reader: QImageReader) -> bool:
+    """Whether Qt's picture of the file may differ from the models': a TIFF (Qt's reader knows
+    fewer variants), a picture of more than 8 bits, or one Qt cannot read at all."""
+    return reader.format() == b"tiff" or not reader.canRead() or reader.imageFormat() in _DEEP_QT_FORMATS
 
 
 def _upright_by_pillow(path: str, target: int) -> QImage:

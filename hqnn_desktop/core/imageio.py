@@ -82,17 +82,14 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
                 im.load()
                 if deep_tiff:
                     _check_pillow_tiff(im)
-                if deep_png and int(np.asarray(im.convert("RGB")).max()) < _DIM_HIGH_BYTE:
+                if deep_png and _dim_high_bytes(im):
                     raise ImageError(_DEEP_MESSAGE.format(kind="PNG", instead="a 16-bit TIFF"))
                 return _usable(_to_rgb(_upright(im)))
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         claimed = re.search(r"\((\d+) pixels\)", str(exc))  # Pillow's words: "Image size (N pixels) exceeds ..."
-        size = f" ({int(claimed.group(1)) / 1e6:,.0f} megapixels)" if claimed else ""
-        raise ImageError(
-            f"The image is too large to open safely{size}; the limit is {MAX_PIXELS // 1_000_000} megapixels."
-        ) from exc
+        raise _too_large(int(claimed.group(1)) if claimed else None) from exc
     except UnidentifiedImageError as exc:
         deep = _deep_tiff(p) if _first_bytes(p, 4) in _TIFF_MAGIC else None
         if deep is None:
@@ -327,8 +324,19 @@ def _first_plane(arr: np.ndarray, axes: str) -> np.ndarray:
 
 def _check_pixel_count(n: int) -> None:
     if n > MAX_PIXELS:
-        raise ImageError(f"The image is too large to open safely ({n / 1e6:,.0f} megapixels); "
-                         f"the limit is {MAX_PIXELS // 1_000_000} megapixels.")
+        raise _too_large(n)
+
+
+def _too_large(n_pixels: int | None) -> ImageError:
+    size = f" ({n_pixels / 1e6:,.0f} megapixels)" if n_pixels else ""
+    return ImageError(f"The image is too large to open safely{size}; the limit is {MAX_PIXELS // 1_000_000} "
+                      "megapixels.")
+
+
+def _dim_high_bytes(im: Image.Image) -> bool:
+    """Whether the colours of 16-bit data read by Pillow (high bytes only) all stay below
+    :data:`_DIM_HIGH_BYTE`: the data used a camera's raw range, and the picture is nearly black."""
+    return int(np.asarray(im.convert("RGB")).max()) < _DIM_HIGH_BYTE
 
 
 def _check_pillow_tiff(im: Image.Image) -> None:
@@ -339,7 +347,7 @@ def _check_pillow_tiff(im: Image.Image) -> None:
         raise ImageError("This TIFF stores its colours of more than 8 bits in separate planes, with a "
                          "compression that cannot be read here; save it as an ordinary 8- or 16-bit RGB "
                          "TIFF (uncompressed or ZIP), PNG or JPEG.")
-    if im.mode in ("RGB", "RGBA") and int(np.asarray(im.convert("RGB")).max()) < _DIM_HIGH_BYTE:
+    if im.mode in ("RGB", "RGBA") and _dim_high_bytes(im):
         raise ImageError(_DEEP_MESSAGE.format(kind="TIFF", instead="an uncompressed or ZIP 16-bit TIFF"))
 
 

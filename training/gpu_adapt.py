@@ -7,6 +7,13 @@ the folder written by ``prepare_gpu_data.py`` and writes to ``--out``:
 (configuration, per-epoch history, timings).
 
     python training/gpu_adapt.py --data .gpudata/pbc --out runs/pbc --epochs 15
+
+A sweep on a lent GPU, whose files must come back small, keeps each variant instead
+(``--save-variants``: ``variant<k>.safetensors`` in fp16 and ``variants.json``, rewritten
+after every variant, so a call stopped at its time limit still returns what finished;
+``--budget-s`` starts no variant past that many seconds). The chosen one then becomes
+a run folder here with ``--adapted OUT/variant<k>.safetensors --variants-record
+OUT/variants.json``: no training, only the feature extraction and the records.
 """
 
 from __future__ import annotations
@@ -63,6 +70,24 @@ def score(model, images: np.ndarray, targets: np.ndarray, n_classes: int, device
     return {"accuracy": float((pred == targets).mean()), "macro_f1": macro_f1(targets, pred, n_classes)}
 
 
+def variant_config(base, overrides: dict):
+    """The adaptation settings of one variant: the base recipe with its overrides."""
+    from hqnn_desktop.core.augment import AugmentConfig
+
+    aug = {**asdict(base.augment), **overrides.get("augment", {})}
+    return replace(base, **{k: v for k, v in overrides.items() if k != "augment"}, augment=AugmentConfig(**aug))
+
+
+def save_variant(out: Path, number: int, extractor, tried: list[dict]) -> None:
+    """Keep one variant's adapted extractor (fp16) and the sweep record so far."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().half().contiguous() if v.is_floating_point() else v.detach().cpu().contiguous()
+             for k, v in extractor.state_dict().items()}
+    save_file(state, str(out / f"variant{number}.safetensors"))
+    (out / "variants.json").write_text(json.dumps(tried, indent=2))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, required=True)
@@ -84,6 +109,11 @@ def main() -> None:
                          "(long runs on a CPU)")
     ap.add_argument("--variants", help="JSON list of config overrides to try; the best by "
                                        "validation macro-F1 is exported")
+    ap.add_argument("--save-variants", action="store_true",
+                    help="keep every variant (fp16) and the sweep record under --out; extract no features")
+    ap.add_argument("--budget-s", type=float, help="start no further variant after this many seconds")
+    ap.add_argument("--adapted", type=Path, help="skip adaptation: a variant<k>.safetensors kept by a sweep")
+    ap.add_argument("--variants-record", type=Path, help="with --adapted: that sweep's variants.json")
     args = ap.parse_args()
     if args.weights:
         variant = args.backbone.removeprefix("efficientnet_").upper()
@@ -93,7 +123,14 @@ def main() -> None:
     from safetensors.torch import save_file
 
     from hqnn_desktop.core.augment import AugmentConfig
-    from hqnn_desktop.core.train import AdaptConfig, Callbacks, adapt_backbone, extract_features
+    from hqnn_desktop.core.backbones import load_state_file
+    from hqnn_desktop.core.train import (
+        AdaptConfig,
+        Callbacks,
+        FeatureExtractor,
+        adapt_backbone,
+        extract_features,
+    )
 
     t0 = time.time()
     index, images = load_prepared(args.data, args.limit)
@@ -113,25 +150,45 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     t1 = time.time()
-    tried, best = [], None
-    for number, overrides in enumerate(variants):
-        aug = {**asdict(base.augment), **overrides.get("augment", {})}
-        cfg = replace(base, **{k: v for k, v in overrides.items() if k != "augment"},
-                      augment=AugmentConfig(**aug))
-        print("variant", json.dumps(overrides), flush=True)
-        model, history = adapt_backbone(images[tr], targets[tr], len(index["labels"]), cfg,
-                                        device=args.device, callbacks=Callbacks(progress=progress),
-                                        checkpoint=args.out / f"variant{number}.ckpt" if args.resumable else None,
-                                        val=(images[va], targets[va]) if va.any() else None)
-        scores = {name: score(model, images[m], targets[m], len(index["labels"]), args.device)
-                  for name, m in (("val", va), ("check", ck)) if m.any()}
-        print("scores", json.dumps(scores), flush=True)
-        tried.append({"overrides": overrides, "scores": scores, "history": history})
-        key = scores.get("val", {}).get("macro_f1", 0.0)
-        if best is None or key > best[0]:
-            best = (key, model, cfg, history)
-    _, model, cfg, history = best
-    extractor = model.extractor
+    if args.adapted:
+        number = int(args.adapted.stem.removeprefix("variant"))
+        kept = json.loads(args.variants_record.read_text())[number]
+        config = kept["config"]
+        extractor = FeatureExtractor(config["backbone"], pretrained=False)
+        extractor.load_state_dict(load_state_file(str(args.adapted)))
+        tried, history = [kept], kept["history"]
+        device_name = kept.get("device", "unknown")
+    else:
+        tried, best = [], None
+        device_name = (torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu"
+                       else "cpu")
+        for number, overrides in enumerate(variants):
+            if args.budget_s and time.time() - t0 > args.budget_s:
+                print("budget spent: variants from", number, "on were not run", flush=True)
+                break
+            cfg = variant_config(base, overrides)
+            print("variant", json.dumps(overrides), flush=True)
+            started = time.time()
+            model, history = adapt_backbone(images[tr], targets[tr], len(index["labels"]), cfg,
+                                            device=args.device, callbacks=Callbacks(progress=progress),
+                                            checkpoint=args.out / f"variant{number}.ckpt" if args.resumable else None,
+                                            val=(images[va], targets[va]) if va.any() else None)
+            scores = {name: score(model, images[m], targets[m], len(index["labels"]), args.device)
+                      for name, m in (("val", va), ("check", ck)) if m.any()}
+            print("scores", json.dumps(scores), flush=True)
+            tried.append({"overrides": overrides, "scores": scores, "history": history,
+                          "config": {**asdict(cfg), "augment": asdict(cfg.augment)},
+                          "seconds": time.time() - started, "device": device_name})
+            if args.save_variants:
+                save_variant(args.out, number, model.extractor, tried)
+            key = scores.get("val", {}).get("macro_f1", 0.0)
+            if best is None or key > best[0]:
+                best = (key, model, cfg, history)
+        if args.save_variants:
+            return
+        _, model, cfg, history = best
+        extractor = model.extractor
+        config = {**asdict(cfg), "augment": asdict(cfg.augment)}
     t_train = time.time() - t1
     t2 = time.time()
     for name, mask in (("train", tr), ("val", va)):
@@ -140,14 +197,17 @@ def main() -> None:
             save_chunks(args.out, name, feats)
             np.save(args.out / f"targets_{name}.npy", targets[mask])
     t_feat = time.time() - t2
-    state = {k: v.contiguous() for k, v in extractor.state_dict().items()}
+    state = {k: v.float().contiguous() if v.is_floating_point() else v.contiguous()
+             for k, v in extractor.state_dict().items()}
     save_file(state, str(args.out / "backbone.safetensors"))
-    device_name = torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else "cpu"
-    record = {"config": {**asdict(cfg), "augment": asdict(cfg.augment)}, "labels": index["labels"],
+    record = {"config": config, "labels": index["labels"],
               "crop": index.get("crop"), "variants": tried,
               "n_train": int(tr.sum()), "n_val_monitor": int(va.sum()), "history": history,
               "seconds": {"decode": t_decode, "adapt": t_train, "features": t_feat},
               "device": device_name, "torch": torch.__version__}
+    if args.adapted:
+        record["seconds"]["adapt"] = tried[0]["seconds"]
+        record["adapted_from"] = str(args.adapted)
     (args.out / "adapt.json").write_text(json.dumps(record, indent=2))
     print(json.dumps(record["seconds"]), device_name, flush=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 
 import numpy as np
 import pytest
@@ -58,9 +59,12 @@ def test_evaluate_tab_shows_bundled_results_then_a_folder(window, qtbot, tmp_pat
     assert "class subfolders" in tab.source.text()
 
 
-def test_training_tab_trains_a_pack_that_becomes_selectable(window, qtbot, tiny_dataset):
+def test_training_tab_trains_a_pack_that_becomes_selectable(window, qtbot, tiny_dataset, tmp_path):
     tab = window.training
-    train, val = tiny_dataset
+    train_given, val = tiny_dataset
+    train = tmp_path / "train"
+    shutil.copytree(train_given, train)
+    (train / "beta" / "scan notes.png").write_bytes(b"not a picture")  # left out, and said so
     tab.train_dir.setText(str(train))
     tab.val_dir.setText(str(val))
     tab.qubits.setValue(3)
@@ -77,6 +81,7 @@ def test_training_tab_trains_a_pack_that_becomes_selectable(window, qtbot, tiny_
     # each epoch a dot as well as a line, so a one-epoch run still shows its curves
     assert all(item.opts["symbol"] == "o" for item in tab.loss_plot.listDataItems() + tab.acc_plot.listDataItems())
     assert window.classify.engine.pack.labels == ["alpha", "beta", "gamma"]
+    assert "Left out of training: 1 picture that could not be used (for example scan notes.png" in tab.state.text()
 
 
 def test_training_tab_explains_bad_input(window, tiny_dataset, monkeypatch):

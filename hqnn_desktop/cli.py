@@ -524,7 +524,7 @@ def _epoch_line(stage: str, metrics: dict) -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Check the name, the pack folder, the device and the backbone weights, then train and save the pack."""
-    from .core.build import PackRecipe, left_out_note, train_pack
+    from .core.build import PackRecipe, left_out_note, train_pack, weak_pack_warning
     from .core.datasets import DatasetError
     from .core.packs import (
         CARD,
@@ -578,8 +578,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     except DatasetError as exc:
         raise UsageError(str(exc)) from exc
     print(f"\npack written to {path}", file=sys.stderr)
-    if note := left_out_note(read_card(path)):
-        print(note, file=sys.stderr)
+    card = read_card(path)
+    for line in (weak_pack_warning(card), left_out_note(card)):
+        if line:
+            print(line, file=sys.stderr)
     return 0
 
 

@@ -155,6 +155,23 @@ def test_train_command_makes_a_usable_pack(tiny_dataset, tmp_path, capsys):
     assert len(read_csv(result)) == len(list(val.rglob("*.png")))
 
 
+def test_train_warns_about_a_pack_no_better_than_guessing(tmp_path, capsys):
+    """Every class holds the same picture, so no model can beat always answering one class: the
+    command still writes the pack, and says it is useless, as the Training tab does."""
+    picture = next(PBC.rglob("*.jpg"))
+    for split, copies in (("train", 8), ("val", 3)):
+        for label in ("alpha", "beta", "gamma"):
+            (tmp_path / split / label).mkdir(parents=True)
+            for i in range(copies):
+                shutil.copy(picture, tmp_path / split / label / f"{i}.jpg")
+    rc = main(["train", str(tmp_path / "train"), "--val-dir", str(tmp_path / "val"), "--name", "clisame",
+               "--out", str(tmp_path / "p"), "--qubits", "3", "--layers", "1", "--head-epochs", "2",
+               "--input-size", "64", "--epochs", "1", "--models", "hqnn,baseline", "--batch-size", "16"])
+    assert rc == 0
+    assert ("Warning: on the validation images, HQNN and Baseline do no better than always answering the most "
+            "common class." in capsys.readouterr().err)
+
+
 def test_train_reports_bad_dataset(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["train", str(tmp_path / "empty"), "--name", "x"]) == 2

@@ -112,6 +112,35 @@ def left_out_note(card: dict) -> str:
             f"{example['reason']}). The card lists the first {LEFT_OUT_EXAMPLES}.")
 
 
+def no_better_than_guessing(card: dict) -> str:
+    """Which of a new pack's models, in words ("HQNN does", "HQNN and Baseline do"), score no
+    better on validation than always answering the validation images' most common class; "" if none.
+
+    A pack trained on too few images, or with a learning rate that made the loss explode,
+    can come out useless while every step succeeded.
+    """
+    from .kinds import MODEL_TITLES
+
+    weak = []
+    for kind, report in card.get("metrics", {}).get("validation", {}).get("models", {}).items():
+        rows = [sum(row) for row in report.get("confusion_matrix", [])]
+        if sum(rows) and report.get("accuracy", 0.0) <= max(rows) / sum(rows):
+            weak.append(MODEL_TITLES.get(kind, kind))
+    if not weak:
+        return ""
+    return (" and ".join(weak) + " do") if len(weak) > 1 else f"{weak[0]} does"
+
+
+def weak_pack_warning(card: dict) -> str:
+    """The warning the Training tab and ``hqnn-desktop train`` give about a useless new pack ('' if none)."""
+    weak = no_better_than_guessing(card)
+    if not weak:
+        return ""
+    return (f"Warning: on the validation images, {weak} no better than always answering the most common "
+            "class. More images per class, or more head epochs, may help; a very high learning rate can "
+            "also cause it.")
+
+
 def _check_apart(train_dir: str | Path, val_dir: str | Path) -> None:
     """Validation images must not be training images: scores on images the models learnt from
     look excellent and mean nothing."""

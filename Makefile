@@ -30,6 +30,6 @@ bench: install
 lint: install
 	$(BIN)/ruff check hqnn_desktop tests training scripts
 
-# README screenshots from the real app (needs Debian's xvfb and libxcb-cursor0)
+# README screenshots from the real app (needs Debian's xvfb and the XCB libraries the README's quick start names)
 screenshots: install
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python scripts/screenshots.py $(ARGS)

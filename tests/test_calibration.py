@@ -20,6 +20,7 @@ from hqnn_desktop.core.calibration import (
     engine_logits,
     fit_temperature,
     nll,
+    record_calibration,
     temperature_of,
 )
 from hqnn_desktop.core.datasets import load_images, scan_class_folders
@@ -75,6 +76,28 @@ def test_a_pack_that_cannot_calibrate_keeps_its_fallback_and_says_why():
                                {"folder": "v"}, fallback={"baseline": 0.8})
     assert record["models"] == {"hqnn": {"temperature": 1.0}, "baseline": {"temperature": 0.8}}
     assert "one class" in record["skipped"] and record["data"] == {"folder": "v", "n_images": 3}
+    none = calibrate_or_skip({"hqnn": np.zeros((0, 2))}, np.zeros(0, int), {"folder": "v"})
+    assert "No validation images" in none["skipped"] and none["models"] == {"hqnn": {"temperature": 1.0}}
+
+
+def test_a_model_that_cannot_calibrate_does_not_cost_the_others_their_temperature():
+    under_confident, y = synthetic(0.4)
+    perfect = np.eye(5)[y] * 3.0  # every image right: no temperature can be fitted for it
+    broken = under_confident.copy()
+    broken[0, 0] = np.nan
+    record = calibrate_or_skip({"hqnn": perfect, "baseline": under_confident, "classical": broken}, y,
+                               {"folder": "v"}, fallback={"hqnn": 0.9})
+    assert "skipped" not in record
+    hqnn, baseline, classical = (record["models"][k] for k in ("hqnn", "baseline", "classical"))
+    assert hqnn["temperature"] == 0.9 and "Every validation image is classified correctly" in hqnn["skipped"]
+    assert classical["temperature"] == 1.0 and "not finite" in classical["skipped"]
+    assert baseline == calibrate({"baseline": under_confident}, y, {"folder": "v"})["models"]["baseline"]
+    assert baseline["temperature"] == pytest.approx(0.4, rel=0.08) and "skipped" not in baseline
+    card = record_calibration({"models": {k: {} for k in record["models"]}}, record)
+    assert {k: v["temperature"] for k, v in card["models"].items()} == \
+        {"hqnn": 0.9, "baseline": baseline["temperature"], "classical": 1.0}
+    with pytest.raises(CalibrationError, match="classified correctly"):  # the strict fit still refuses
+        calibrate({"hqnn": perfect, "baseline": under_confident}, y, {"folder": "v"})
 
 
 def test_card_temperature_defaults_to_one_and_is_checked():

@@ -12,7 +12,10 @@ the predicted class never changes; only the confidence does.
 
 A pack stores T as ``card["models"][kind]["temperature"]`` and the fit as
 ``card["calibration"]``; a card without a temperature means T = 1, so older
-packs and user packs behave exactly as before.
+packs and user packs behave exactly as before. Where the validation images
+cannot calibrate any model (all of one class) the record says why under
+``skipped``; where only some model cannot (it got every image right), that
+model's own entry says why under ``skipped`` and the others are fitted.
 """
 
 from __future__ import annotations
@@ -40,18 +43,24 @@ class CalibrationError(ValueError):
     """Logits and labels from which no temperature can be fitted, with the reason."""
 
 
+def _check_targets(targets: np.ndarray) -> None:
+    """Refuse labels that cannot calibrate any model, whatever its logits: the reasons that
+    are the same for every model of a pack."""
+    if len(targets) == 0:
+        raise CalibrationError("No validation images to calibrate on.")
+    if len(np.unique(targets)) < 2:
+        raise CalibrationError("The validation images are all of one class; a temperature fitted on them "
+                               "would say nothing about the others.")
+
+
 def _checked(logits: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     z = np.asarray(logits, dtype=np.float64)
     y = np.asarray(targets)
     if z.ndim != 2 or y.ndim != 1 or len(z) != len(y):
         raise CalibrationError(f"Expected logits (N, C) and N labels; got {z.shape} and {y.shape}.")
-    if len(z) == 0:
-        raise CalibrationError("No validation images to calibrate on.")
-    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= z.shape[1]:
+    if len(y) and (not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= z.shape[1]):
         raise CalibrationError(f"Labels must be class indices in 0..{z.shape[1] - 1}.")
-    if len(np.unique(y)) < 2:
-        raise CalibrationError("The validation images are all of one class; a temperature fitted on them "
-                               "would say nothing about the others.")
+    _check_targets(y)
     if not np.isfinite(z).all():
         raise CalibrationError("The logits hold values that are not finite.")
     return z, y.astype(np.int64)
@@ -150,27 +159,41 @@ def calibrate(logits: dict[str, np.ndarray], targets: np.ndarray, data: dict) ->
     ``data`` says what the logits were computed on (folder, split, ...); the
     number of images is added. ECE and NLL are given before (T = 1) and after.
     """
-    models = {}
-    for kind, z in logits.items():
-        t = fit_temperature(z, targets)
-        models[kind] = {"temperature": t,
-                        "ece_before": expected_calibration_error(calibrated_proba(z, 1.0), targets),
-                        "ece_after": expected_calibration_error(calibrated_proba(z, t), targets),
-                        "nll_before": nll(z, targets), "nll_after": nll(z, targets, t)}
-    return _record(data, len(targets), models)
+    return _record(data, len(targets), {kind: _fit(z, targets) for kind, z in logits.items()})
+
+
+def _fit(logits: np.ndarray, targets: np.ndarray) -> dict:
+    """One model's entry in a calibration record: T, and ECE and NLL before (T = 1) and after."""
+    t = fit_temperature(logits, targets)
+    return {"temperature": t,
+            "ece_before": expected_calibration_error(calibrated_proba(logits, 1.0), targets),
+            "ece_after": expected_calibration_error(calibrated_proba(logits, t), targets),
+            "nll_before": nll(logits, targets), "nll_after": nll(logits, targets, t)}
+
+
+def _fit_or_keep(logits: np.ndarray, targets: np.ndarray, kept: float) -> dict:
+    """:func:`_fit`, or where this model cannot be calibrated (it got every image right) an entry
+    keeping temperature ``kept`` with the reason under ``skipped``."""
+    try:
+        return _fit(logits, targets)
+    except CalibrationError as exc:
+        return {"temperature": kept, "skipped": str(exc)}
 
 
 def calibrate_or_skip(logits: dict[str, np.ndarray], targets: np.ndarray, data: dict,
                       fallback: dict[str, float] | None = None) -> dict:
-    """:func:`calibrate` for a pack being made. Where its validation images cannot calibrate
-    (all of one class, or none misclassified), a record saying why that keeps each model at
-    its ``fallback`` temperature (default 1), so that a training run is not lost for want
-    of a temperature."""
+    """:func:`calibrate` for a pack being made, model by model: one model that cannot be
+    calibrated must not cost the others theirs. A model that cannot keeps its ``fallback``
+    temperature (default 1) with its own reason; where the validation images cannot calibrate
+    any model (none, or all of one class) the record says so once, under ``skipped``. Either
+    way a training run is not lost for want of a temperature."""
+    kept = {kind: (fallback or {}).get(kind, DEFAULT_TEMPERATURE) for kind in logits}
     try:
-        return calibrate(logits, targets, data)
+        _check_targets(np.asarray(targets))
     except CalibrationError as exc:
-        kept = {kind: {"temperature": (fallback or {}).get(kind, DEFAULT_TEMPERATURE)} for kind in logits}
-        return _record(data, len(targets), kept, skipped=str(exc))
+        return _record(data, len(targets), {kind: {"temperature": t} for kind, t in kept.items()},
+                       skipped=str(exc))
+    return _record(data, len(targets), {kind: _fit_or_keep(z, targets, kept[kind]) for kind, z in logits.items()})
 
 
 def _record(data: dict, n_images: int, models: dict, **extra: str) -> dict:

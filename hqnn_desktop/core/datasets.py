@@ -10,8 +10,9 @@ field in Blood Cell Images) never fall on both sides.
 from __future__ import annotations
 
 import csv
-import difflib
+import errno
 import hashlib
+import os
 import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -58,12 +59,104 @@ class LabelledFiles:
                              self.skipped + other.skipped)
 
 
-def scan_class_folders(root: str | Path, labels: Sequence[str] | None = None) -> LabelledFiles:
+#: Whose classes a labelled folder is checked against, when it is a pack's: the words messages use.
+THE_MODEL = "the model"
+
+
+def training_reference(source: str | Path) -> str:
+    """The words naming a training folder (or list) whose classes a validation set is checked
+    against: telling the user their folders are "not classes of the model" would send them
+    looking at a pack when the mismatch is with their own training images."""
+    kind = "list" if Path(source).is_file() else "folder"
+    return f"the training {kind} {source}"
+
+
+def _canonical_forms(name: str) -> set[str]:
+    """A class name as a person may have typed it for the same class: case, spaces, underscores and
+    hyphens ignored, with and without a trailing plural 's' or 'es' ("Basophils", "band_cell")."""
+    plain = re.sub(r"[\s_-]+", "", name).lower()
+    forms = {plain}
+    for ending in ("es", "s"):
+        if plain.endswith(ending) and len(plain) > len(ending):
+            forms.add(plain[:-len(ending)])
+    return forms
+
+
+def _one_typo_apart(a: str, b: str) -> bool:
+    """True when ``a`` becomes ``b`` by one letter changed, added or removed, or two neighbours swapped."""
+    if len(a) == len(b):
+        diff = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+        swapped = len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+        return len(diff) <= 1 or swapped
+    short, long = sorted((a, b), key=len)
+    return len(long) == len(short) + 1 and any(long[:i] + long[i + 1:] == short for i in range(len(long)))
+
+
+#: Names shorter than this get no typo suggestion: among short names one typo often makes another word.
+TYPO_MIN_LETTERS = 6
+
+
+def near_class(name: str, labels: Sequence[str]) -> str | None:
+    """The one class ``name`` was surely meant to be, or None.
+
+    Only near-identical names count (case, separators, a plural, or one typo in a name of
+    :data:`TYPO_MIN_LETTERS` letters or more): a looser "did you mean" would pair different cell
+    types (basophil and eosinophil share most of their letters), and a biologist following it
+    would put cells under the wrong label.
+    """
+    mine = _canonical_forms(name)
+    found = [label for label in labels
+             if any(a == b or (min(len(a), len(b)) >= TYPO_MIN_LETTERS and _one_typo_apart(a, b))
+                    for a in mine for b in _canonical_forms(label))]
+    return found[0] if len(found) == 1 else None
+
+
+def _unknown_folders_message(root: Path, unknown: Sequence[str], labels: Sequence[str], reference: str) -> str:
+    """Which folders name no class, each with the class it surely meant, if any; names quoted, as a
+    trailing space is otherwise invisible."""
+    named = []
+    for name in unknown:
+        meant = near_class(name, labels)
+        named.append(f"'{name}'" + (f" (meant '{meant}'?)" if meant else ""))
+    return (f"These folders in {root} are not classes of {reference}: {', '.join(named)}. "
+            f"The classes of {reference} are: {', '.join(labels)}.")
+
+
+#: Windows' error for a link that cannot be resolved (a loop); elsewhere it is errno.ELOOP.
+_WINDOWS_CANT_RESOLVE = 1921
+
+
+def _loops(link: Path) -> bool:
+    """True for a link that leads round in a circle (``a -> b``, ``b -> a``), unlike one to nowhere."""
+    try:
+        link.stat()
+    except OSError as exc:
+        return exc.errno == errno.ELOOP or getattr(exc, "winerror", None) == _WINDOWS_CANT_RESOLVE
+    return False
+
+
+def _links_up(root: Path, entries: Sequence[Path]) -> dict[Path, str]:
+    """The links among ``entries`` that lead back to ``root`` or above it, or round in a circle, with
+    why: followed, they would hold the whole dataset (or nothing) and count as a class of their own."""
+    inside = os.path.join(os.path.realpath(root), "")
+    passed = {}
+    for d in (e for e in entries if e.is_symlink()):
+        if _loops(d):
+            passed[d] = "a link that leads round in a circle, not a class"
+        elif inside.startswith(os.path.join(os.path.realpath(d), "")):
+            passed[d] = "a link back to the dataset folder or a folder above it, not a class"
+    return passed
+
+
+def scan_class_folders(root: str | Path, labels: Sequence[str] | None = None,
+                       reference: str = THE_MODEL) -> LabelledFiles:
     """List the images of ``root/<class>/...`` (recursively inside each class).
 
-    With ``labels`` (a pack's classes), folders are matched case-insensitively and
-    folders naming no known class are an error; without, the classes are the
-    subfolder names in lower case, sorted.
+    With ``labels`` (a pack's classes, or a training folder's), folders are matched
+    case-insensitively and folders naming no known class are an error, which names
+    ``reference`` as where the classes come from (:func:`training_reference`); without,
+    the classes are the subfolder names in lower case, sorted. Links back up to ``root``
+    (or above) are passed over, listed in ``skipped``.
     """
     root = Path(root)
     if root.exists() and not root.is_dir():
@@ -71,8 +164,9 @@ def scan_class_folders(root: str | Path, labels: Sequence[str] | None = None) ->
                            "(for example basophil/, eosinophil/, ...) holding the images.")
     if not root.is_dir():
         raise DatasetError(f"The dataset folder does not exist: {root}")
-    class_dirs = sorted((d for d in root.iterdir() if d.is_dir() and not is_system_name(d.name)),
-                        key=lambda d: d.name.lower())
+    entries = sorted((d for d in root.iterdir() if not is_system_name(d.name)), key=lambda d: d.name.lower())
+    links_up = _links_up(root, entries)
+    class_dirs = [d for d in entries if d not in links_up and d.is_dir()]
     if not class_dirs:
         raise DatasetError(
             f"{root} has no class subfolders. A labelled dataset holds one folder per class "
@@ -87,13 +181,9 @@ def scan_class_folders(root: str | Path, labels: Sequence[str] | None = None) ->
     index = {label: i for i, label in enumerate(labels)}
     unknown = [d.name for d in class_dirs if d.name.lower() not in index]
     if unknown:
-        near = {name: difflib.get_close_matches(name.strip().lower(), labels, n=1) for name in unknown}
-        raise DatasetError(  # names quoted: a trailing space is otherwise invisible
-            f"These folders in {root} are not classes of the model: "
-            + ", ".join(f"'{name}'" + (f" (meant '{near[name][0]}'?)" if near[name] else "") for name in unknown)
-            + f". The model knows: {', '.join(labels)}."
-        )
-    paths, targets, skipped = [], [], []
+        raise DatasetError(_unknown_folders_message(root, unknown, labels, reference))
+    paths, targets = [], []
+    skipped = list(links_up.items())
     for d in class_dirs:
         for path, readable in walk_files(d, above=root, fenced=[c for c in class_dirs if c != d]):
             p = Path(path)
@@ -129,14 +219,15 @@ def check_classes_present(labels: Sequence[str], targets: Sequence[int], part: s
 MANIFEST_COLUMNS = ("path", "label")
 
 
-def read_manifest(manifest: str | Path, labels: Sequence[str] | None = None) -> LabelledFiles:
+def read_manifest(manifest: str | Path, labels: Sequence[str] | None = None,
+                  reference: str = THE_MODEL) -> LabelledFiles:
     """The images a manifest lists (CSV with a ``path,label`` header), left where they are.
 
     Relative paths are read from the manifest's folder; bytes that are not UTF-8 are
     kept as they are, as Linux file names allow. Missing files are listed in
     ``skipped`` rather than stopping the run. With ``labels`` (a pack's or a
-    folder's classes) a label outside them is an error; without, the classes are
-    the labels found, sorted.
+    folder's classes, from ``reference``) a label outside them is an error; without,
+    the classes are the labels found, sorted.
     """
     manifest = Path(manifest)
     try:
@@ -151,8 +242,8 @@ def read_manifest(manifest: str | Path, labels: Sequence[str] | None = None) -> 
     labels = [label.lower() for label in labels] if labels is not None else found
     unknown = [label for label in found if label not in labels]
     if unknown:
-        raise DatasetError(f"{manifest} uses classes the model does not know: {', '.join(unknown)}. "
-                           f"The model knows: {', '.join(labels)}.")
+        raise DatasetError(f"{manifest} uses classes {reference} does not know: {', '.join(unknown)}. "
+                           f"The classes of {reference} are: {', '.join(labels)}.")
     index = {label: i for i, label in enumerate(labels)}
     paths, targets, skipped = [], [], []
     for r in rows:
@@ -170,11 +261,13 @@ def read_manifest(manifest: str | Path, labels: Sequence[str] | None = None) -> 
     return LabelledFiles(paths, targets, list(labels), skipped)
 
 
-def scan_dataset(source: str | Path, labels: Sequence[str] | None = None) -> LabelledFiles:
-    """A labelled dataset from a folder of class folders or from a manifest file."""
+def scan_dataset(source: str | Path, labels: Sequence[str] | None = None,
+                 reference: str = THE_MODEL) -> LabelledFiles:
+    """A labelled dataset from a folder of class folders or from a manifest file; ``labels`` and
+    ``reference`` as in :func:`scan_class_folders`."""
     if Path(source).is_file():
-        return read_manifest(source, labels)
-    return scan_class_folders(source, labels)
+        return read_manifest(source, labels, reference)
+    return scan_class_folders(source, labels, reference)
 
 
 def group_key(path: Path, pattern: str | None) -> str:

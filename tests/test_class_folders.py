@@ -141,3 +141,13 @@ def test_evaluate_scores_a_folder_with_a_link_to_itself_and_says_it_passed_it_ov
     assert report["n_images"] == 6
     assert {os.path.basename(p["path"]) for p in report["passed_over"]} == {"self", "up", "round_a", "round_b"}
     assert "not classes of the model" not in capsys.readouterr().err
+
+
+def test_train_names_the_training_folder_for_a_validation_folder_of_other_classes(tmp_path, capsys):
+    from hqnn_desktop.cli import main
+
+    train = labelled(tmp_path / "lab2", ["basophil", "platelet"])
+    val = labelled(tmp_path / "val_small", ["basophil", "eosinophil"])
+    assert main(["train", str(train), "--val-dir", str(val), "--name", "t", "--out", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err
+    assert f"not classes of the training folder {train}: 'eosinophil'." in err and "meant" not in err

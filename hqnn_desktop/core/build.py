@@ -33,6 +33,7 @@ from .datasets import (
     read_manifest,
     scan_dataset,
     split_validation,
+    training_reference,
 )
 from .heads import MODEL_KINDS
 from .metrics import classification_report
@@ -168,14 +169,14 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
     if Path(recipe.train_dir).is_file():
         corrections.append(manifest_record(recipe.train_dir, len(train_files)))
     if recipe.corrections:
-        extra = read_manifest(recipe.corrections, train_files.labels)
+        extra = read_manifest(recipe.corrections, train_files.labels, training_reference(recipe.train_dir))
         corrections.append(manifest_record(recipe.corrections, len(extra)))
         train_files = train_files.plus(extra)
     passed_over = list(train_files.skipped)  # (a split keeps only the images)
     check_classes_present(train_files.labels, train_files.targets, "training")
     if recipe.val_dir:
         _check_apart(recipe.train_dir, recipe.val_dir)
-        val_files = scan_dataset(recipe.val_dir, train_files.labels)
+        val_files = scan_dataset(recipe.val_dir, train_files.labels, training_reference(recipe.train_dir))
         passed_over += val_files.skipped
     else:
         train_files, val_files = split_validation(train_files, recipe.val_fraction, cfg.seed,

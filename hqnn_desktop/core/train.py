@@ -472,25 +472,22 @@ def train_heads(train_features: np.ndarray, train_targets: np.ndarray, n_classes
 
 @torch.no_grad()
 def _start_from_warm_up(head: Head, warm: Head, features: torch.Tensor) -> None:
-    """Start ``head``'s classifier where the warm-up's ended, as seen through the head's own
-    transformation at its start: the least-squares fit of the warm-up's logits on the
-    transformed training codes.
+    """Start ``head``'s classifier from the warm-up's, each input's weights signed as the
+    head's transformation at its start carries that code dimension (same or reversed sign).
 
     Every head then begins from the warm-up's decisions. Before, each began from the same
     random classifier, which the circuit at its identity start reads with every sign
     reversed (angle pi/2 (z + 1) gives <Z> = -sin(pi z / 2)): with few optimiser steps
     (a small dataset) the HQNN never recovered and scored below chance while the Baseline,
-    whose random start the warm-up had barely moved, looked perfect.
+    whose random start the warm-up had barely moved, looked perfect. (A least-squares refit
+    of the warm-up's logits was tried too: on BCI its weights made the HQNN unstable across
+    seeds.)
     """
-    head.eval()
     code = warm.encode(features)
-    target = warm.classifier(code)
-    embedding = head.transform(code)
-    design = torch.cat([embedding, torch.ones(len(embedding), 1)], dim=1)
-    solution = torch.linalg.lstsq(design.double(), target.double(), driver="gelsd").solution.float()
-    head.classifier.weight.copy_(solution[:-1].T)
-    head.classifier.bias.copy_(solution[-1])
-    head.train()
+    carried = (head.transform(code) * code).sum(dim=0)
+    sign = torch.where(carried < 0, -1.0, 1.0)
+    head.classifier.weight.copy_(warm.classifier.weight * sign)
+    head.classifier.bias.copy_(warm.classifier.bias)
 
 
 def continue_heads(heads: dict[str, Head], train_features: np.ndarray, train_targets: np.ndarray,

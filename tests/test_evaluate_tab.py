@@ -159,3 +159,22 @@ def test_choosing_another_pack_stops_the_evaluation_and_its_scores_are_never_sho
     qtbot.waitUntil(lambda: tab.worker is None, timeout=120_000)
     assert "folder" not in (tab.report or {}) and tab.report["labels"] == other.labels
     assert tab.errors == []
+
+
+def test_a_folder_that_cannot_be_evaluated_leaves_the_previous_results_named_and_no_full_bar(tab, qtbot, tmp_path):
+    folder = labelled_folder(tmp_path / "first", ["basophil"], copies=1)
+    tab.evaluate(str(folder))
+    qtbot.waitUntil(lambda: tab.worker is None and "folder" in (tab.report or {}), timeout=120_000)
+    shown, source = tab.report, tab.report_source
+    assert source.startswith(f"Folder {folder} with the pack pbc8: 3 images")
+    assert tab.progress.value() == tab.progress.maximum() == 1  # this run: all done
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    tab.evaluate(str(empty))
+    qtbot.waitUntil(lambda: tab.worker is None, timeout=120_000)
+    text = tab.source.text()
+    assert text.startswith(f"{empty} has no class subfolders.")
+    assert f"\nStill shown: Folder {folder} with the pack pbc8: 3 images" in text  # what the tables show
+    assert tab.report is shown and tab.report_source == source
+    assert tab.progress.value() < tab.progress.minimum() and tab.progress.text() == ""  # no 100 % of nothing
+    assert tab.evaluate_button.isEnabled() and tab.errors == []

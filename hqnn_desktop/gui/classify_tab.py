@@ -32,6 +32,7 @@ from ..core.kinds import MODEL_TITLES
 from .class_names import axis_names
 from .results_model import THUMB, ResultsFilter, ResultsModel
 from .thumbnails import ThumbnailCache
+from .wording import BAR_MARK, colour_key, not_pictures_note
 from .workers import start_worker
 
 if TYPE_CHECKING:
@@ -59,32 +60,41 @@ def saliency_overlay(pack, path: str, kind: str) -> tuple[np.ndarray, str]:
 
 
 def classify_stream(engine: Engine, inputs: list[str], stop: threading.Event, shown: tuple[str, ...] = ()):
-    """Generator run in a worker thread: yields (results chunk, done, total).
+    """Generator run in a worker thread: yields (results chunk, done, total, passed over).
 
     Images already ``shown`` in the table (a folder dropped again) are not classified twice.
+    The files of the folders left out for their names come once, in the first item, so that
+    the window can say so as the command line does.
     """
-    paths = list(iter_image_paths(inputs, already=shown))
+    passed_over: list[str] = []
+    paths = list(iter_image_paths(inputs, already=shown, skipped=passed_over))
     total, done, chunk, last = len(paths), 0, [], time.monotonic()
-    yield [], 0, total
+    yield [], 0, total, tuple(passed_over)
     for result in engine.classify(paths, cancelled=stop.is_set):
         chunk.append(result)
         done += 1
         if len(chunk) >= 64 or time.monotonic() - last > 0.2:
-            yield chunk, done, total
+            yield chunk, done, total, ()
             chunk, last = [], time.monotonic()
-    yield chunk, done, total
+    yield chunk, done, total, ()
 
 
 class ProbabilityPlot(pg.PlotWidget):
-    """Per-class probability bars of the three models side by side."""
+    """Per-class probability bars of the three models side by side.
+
+    The key of the colours is the plot's title, above the bars: a legend inside the plot covered
+    the bars of whichever class it sat over, and needed the y axis stretched to 1.3.
+    """
+
+    #: the top of the y axis: a bar of 100 % ends just below it, not on the frame
+    Y_TOP = 1.02
 
     def __init__(self) -> None:
         super().__init__()
         self.setBackground(None)
         self.setMinimumHeight(180)
-        self.setYRange(0, 1.3)
+        self.setYRange(0, self.Y_TOP, padding=0)
         self.setMouseEnabled(False, False)
-        self.addLegend(offset=(-10, 10))
         self.bars: list[pg.BarGraphItem] = []
 
     def show_result(self, result: ImageResult | None, labels: list[str], models: tuple[str, ...]) -> None:
@@ -92,6 +102,7 @@ class ProbabilityPlot(pg.PlotWidget):
             self.removeItem(b)
         self.bars = []
         if result is None or result.error:
+            self.setTitle(None)
             return
         width = 0.8 / max(1, len(models))
         for i, kind in enumerate(models):
@@ -101,7 +112,8 @@ class ProbabilityPlot(pg.PlotWidget):
             self.addItem(bar)
             self.bars.append(bar)
         self.getAxis("bottom").setTicks([list(enumerate(axis_names(labels)))])
-        self.setYRange(0, 1.3)
+        self.setTitle(colour_key(((MODEL_TITLES[k], MODEL_COLORS[k]) for k in models), BAR_MARK))
+        self.setYRange(0, self.Y_TOP, padding=0)
 
 
 class ClassifyTab(QWidget):
@@ -118,6 +130,8 @@ class ClassifyTab(QWidget):
         self._queued: list[str] = []
         #: Every file and folder the user gave, in order: classified again when the pack changes.
         self._inputs: list[str] = []
+        #: files of the given folders left out for their names, said when the batch ends
+        self._passed_over: dict[str, None] = {}
         self._started = 0.0
 
         self.model = ResultsModel(self)
@@ -148,6 +162,7 @@ class ClassifyTab(QWidget):
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         self.progress_label = QLabel(IDLE_TEXT)
+        self.progress_label.setWordWrap(True)  # the note on files passed over is long: wrapped, not widening the window
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop classifying (Esc); results so far are kept")
         self.cancel_button.setShortcut("Esc")
@@ -252,6 +267,7 @@ class ClassifyTab(QWidget):
 
     def _reset_results(self) -> None:
         self.model.reset(self.engine.pack.labels if self.engine else [], self.engine.models if self.engine else ())
+        self._passed_over.clear()
         self.progress.reset()
         self.progress_label.setText("" if self._inputs else IDLE_TEXT)
         self._show_current()
@@ -298,7 +314,8 @@ class ClassifyTab(QWidget):
     def _on_chunk(self, item) -> None:
         if self._stop.is_set():  # results still in flight after Cancel, Clear or a pack change
             return
-        chunk, done, total = item
+        chunk, done, total, passed_over = item
+        self._passed_over.update(dict.fromkeys(passed_over))
         self.model.append(chunk)
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(done)
@@ -324,7 +341,9 @@ class ClassifyTab(QWidget):
                                         "No pictures found there: images are recognised by names ending in .jpg, "
                                         ".png, .tif and the like; a file dropped on its own is always tried.")
         else:
-            self.progress_label.setText(f"{'Cancelled: ' if cancelled else ''}{n} images, {bad} not usable.")
+            note = not_pictures_note(list(self._passed_over))
+            self.progress_label.setText(f"{'Cancelled: ' if cancelled else ''}{n} images, {bad} not usable."
+                                        + (f" {note}" if note else ""))
         if self.table.currentIndex().row() < 0 and self.proxy.rowCount():
             # the first image in detail once the batch is done (drawing it mid-batch stalls the window)
             self.table.selectionModel().setCurrentIndex(self.proxy.index(0, 0),

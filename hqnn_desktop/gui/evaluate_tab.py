@@ -41,6 +41,7 @@ from ..core.storage import atomic_write_bytes
 from .classify_tab import MODEL_COLORS
 from .confusion_plot import ConfusionPlot
 from .embedding_view import EmbeddingView
+from .wording import DOT_MARK, colour_key
 from .workers import start_worker
 
 #: what the per-class table shows where a figure is undefined (an empty cell in the CSV)
@@ -294,44 +295,57 @@ class EvaluateTab(QWidget):
         self.progress.setRange(0, 0)
         self.cancel_button.setEnabled(True)
         self.evaluate_button.setEnabled(False)
-        self.source.setText(f"Evaluating {folder}…")
+        self.source.setText(f"Evaluating {folder}…{self._still_shown()}")
         models = tuple(self.pack.heads)
         self.worker = start_worker(
             run_evaluation, self.pack, folder, models, self._stop, self._relay, errored=self._on_error,
             finished=self._on_finished,
             returned=lambda r, pack=self.pack: self._evaluated(r, pack))
 
+    def _still_shown(self) -> str:
+        """The line naming what the tables and plots still show while, or after, another folder is
+        evaluated: without it, a failed folder's header sat over the previous folder's figures."""
+        return f"\nStill shown: {self.report_source}" if self.report else ""
+
     def _evaluated(self, report: dict, pack) -> None:
         if pack is not self.pack:  # finished just as another pack was chosen
+            self._no_progress()
             return
         self.show_report(report, f"Folder {report['folder']} with the pack {pack.name}: {report['n_images']} "
                                  f"images, {report['n_unusable']} not usable")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+
+    def _no_progress(self) -> None:
+        """An empty bar: a run that scored nothing must not read as 100 % done."""
+        self.progress.setRange(0, 1)
+        self.progress.reset()
 
     def _on_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, total)
         self.progress.setValue(done)
-        self.source.setText(f"Evaluating {self._folder}: {done} of {total} images…")
+        self.source.setText(f"Evaluating {self._folder}: {done} of {total} images…{self._still_shown()}")
 
     def _on_error(self, exc: Exception) -> None:
         from ..core.datasets import DatasetError
         from ..core.evaluate import EvaluationCancelled
 
+        self._no_progress()
         if isinstance(exc, EvaluationCancelled):
-            still = f" Still shown: {self.report_source}" if self.report else ""
-            self.source.setText(f"Evaluation of {self._folder} cancelled after {exc.done} of {exc.total} images; "
-                                "nothing was scored, since the images are read class by class and the first "
-                                f"ones alone would give a misleading picture.{still}")
+            said = (f"Evaluation of {self._folder} cancelled after {exc.done} of {exc.total} images; nothing was "
+                    "scored, since the images are read class by class and the first ones alone would give a "
+                    "misleading picture.")
         elif isinstance(exc, DatasetError):
-            self.source.setText(str(exc))
+            said = str(exc)
         else:
+            said = f"The evaluation of {self._folder} stopped; nothing was scored."
             self.error.emit("The evaluation stopped because of an unexpected problem.", repr(exc))
+        self.source.setText(said + self._still_shown())
 
     def _on_finished(self) -> None:
         self.worker = None
         self.cancel_button.setEnabled(False)
         self.evaluate_button.setEnabled(True)
-        self.progress.setRange(0, 1)
-        self.progress.setValue(1)
 
     def show_report(self, report: dict, source: str) -> None:
         """Show a report; ``source`` says what it is, and the header adds which classes had no image."""
@@ -381,8 +395,7 @@ class EvaluateTab(QWidget):
                                  self.normalised.isChecked())
         self.reliability.clear()
         self.reliability.plot([0, 1], [0, 1], pen=pg.mkPen((120, 120, 120), style=pg.QtCore.Qt.DashLine))
-        self.reliability_key.setText("&nbsp;&nbsp;".join(
-            f'<span style="color: rgb{MODEL_COLORS[m]}">&#9679;</span>&nbsp;{MODEL_TITLES[m]}' for m in models))
+        self.reliability_key.setText(colour_key(((MODEL_TITLES[m], MODEL_COLORS[m]) for m in models), DOT_MARK))
         for m in models:
             rel = r["models"][m].get("reliability")
             if rel:

@@ -35,6 +35,7 @@ from .first_exposure import after_first_exposure
 from .hardware_tab import HardwareTab
 from .review_tab import ReviewTab
 from .training_tab import TrainingTab
+from .wording import counted
 from .workers import start_worker
 
 log = logging.getLogger(__name__)
@@ -439,7 +440,7 @@ def card_summary_html(card: dict) -> str:
             f"<p><b>Data:</b> {escape(str(data.get('source', data.get('description', ''))))} "
             f"{escape(str(data.get('licence', '')))}</p>"
             f"<p><b>Backbone:</b> {escape(str(card['backbone']))} at {card['input_size']} px · "
-            f"<b>circuit:</b> {card['n_qubits']} qubits × {card['layers']} layers</p>"
+            f"<b>circuit:</b> {counted(card['n_qubits'], 'qubit')} × {counted(card['layers'], 'layer')}</p>"
             + (f"<p><b>Input:</b> {escape(crop.describe())}</p>" if crop is not None else "") +
             f"<p><b>Classes:</b> {escape(', '.join(card['labels']))}</p>"
             f"<p><b>Validation</b> ({escape(str(val.get('split', '')))}):</p>"

@@ -36,6 +36,7 @@ from ..core.configs import (
 )
 from ..core.kinds import MODEL_KINDS, MODEL_TITLES
 from .pack_names import new_pack_problem
+from .wording import LINE_MARK, colour_key
 from .workers import start_worker
 
 CURVE_COLORS = {"hqnn": (90, 60, 200), "classical": (30, 150, 110), "baseline": (150, 150, 150),
@@ -56,6 +57,18 @@ def no_better_than_guessing(card: dict) -> str:
     if not weak:
         return ""
     return (" and ".join(weak) + " do") if len(weak) > 1 else f"{weak[0]} does"
+
+
+class EpochAxis(pg.AxisItem):
+    """An epoch axis: ticks at whole epochs only (pyqtgraph's own choice put ticks at 1.5, 2.5
+    while the first epochs come in, and there is no half epoch)."""
+
+    def tickSpacing(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, float]]:
+        """pyqtgraph's spacings of 1 or more (each a whole 1, 2 or 5 times a power of ten); one
+        epoch apart when all of them were finer."""
+        levels = [(spacing, offset) for spacing, offset in super().tickSpacing(minVal, maxVal, size)
+                  if spacing >= 1]
+        return levels or [(1.0, 0.0)]
 
 
 class _Relay(QObject):
@@ -189,12 +202,15 @@ class TrainingTab(QWidget):
         self.progress = QProgressBar()
         self.state = QLabel("Choose a dataset folder, then Train.")
         self.state.setWordWrap(True)
-        self.loss_plot = pg.PlotWidget(title="Training loss per epoch")
-        self.acc_plot = pg.PlotWidget(title="Validation accuracy per epoch")
+        self.loss_plot = pg.PlotWidget(title="Training loss per epoch", axisItems={"bottom": EpochAxis("bottom")})
+        self.acc_plot = pg.PlotWidget(title="Validation accuracy per epoch",
+                                      axisItems={"bottom": EpochAxis("bottom")})
         for plot in (self.loss_plot, self.acc_plot):
             plot.setBackground(None)
-            plot.addLegend()
             plot.setLabel("bottom", "epoch")
+        # the key under the plots, not in them: a legend inside covered some curve's points
+        self.curve_key = QLabel()
+        self.curve_key.setAlignment(Qt.AlignCenter)
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
@@ -208,6 +224,7 @@ class TrainingTab(QWidget):
         right = QVBoxLayout()
         right.addWidget(self.loss_plot)
         right.addWidget(self.acc_plot)
+        right.addWidget(self.curve_key)
         layout = QHBoxLayout(self)
         layout.addLayout(left, 2)
         layout.addLayout(right, 3)
@@ -260,6 +277,7 @@ class TrainingTab(QWidget):
         self._curves.clear()
         self.loss_plot.clear()
         self.acc_plot.clear()
+        self.curve_key.clear()
         self._started = time.monotonic()
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -298,7 +316,11 @@ class TrainingTab(QWidget):
 
     def _add_point(self, m: dict) -> None:
         kind = m.get("model", "")
-        xs, losses, accs = self._curves.setdefault(kind, ([], [], []))
+        if kind not in self._curves:
+            self._curves[kind] = ([], [], [])
+            self.curve_key.setText(colour_key(((MODEL_TITLES.get(k, k), CURVE_COLORS.get(k, (0, 0, 0)))
+                                               for k in self._curves), LINE_MARK))
+        xs, losses, accs = self._curves[kind]
         xs.append(m["epoch"])
         losses.append(m["loss"])
         accs.append(m.get("val_accuracy", float("nan")))

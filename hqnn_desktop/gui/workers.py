@@ -9,6 +9,8 @@ import sys
 import threading
 from collections.abc import Callable
 
+import shiboken6
+
 #: How much lower than the window the background work runs (Unix nice steps).
 BACKGROUND_NICENESS = 5
 
@@ -46,6 +48,49 @@ def _in_background(func: Callable) -> Callable:
     return function
 
 
+def _reporting_gone(worker) -> bool:
+    """Whether the Qt object carrying ``worker``'s reports was deleted (the program is ending)."""
+    return not shiboken6.isValid(worker.signals)
+
+
+@functools.cache
+def _quiet_worker_class(generator: bool) -> type:
+    """superqt's worker class (for a generator or a function) that says nothing when it reports
+    after the window is gone.
+
+    Closing the window while a training winds down ends the program; on its way out PySide
+    deletes the Qt objects that carry the worker's reports (the worker's own signals, a tab's
+    progress relay), and the worker's next report raised "Signal source has been deleted" from
+    a thread no one listens to: two tracebacks on the terminal after a clean close. Nobody is
+    left to hear the report, so it is dropped. No Qt object is created here: the signals still
+    come from superqt's constructor, in the window's thread.
+    """
+    from superqt.utils import FunctionWorker, GeneratorWorker
+
+    class QuietWorker(GeneratorWorker if generator else FunctionWorker):
+        def run(self) -> None:
+            try:
+                super().run()
+            except RuntimeError:
+                if not _reporting_gone(self):  # an emit fails only then: anything else is shown
+                    raise
+
+        if generator:
+            def work(self) -> object:
+                """superqt hands back any RuntimeError of a generator, taking it for a deleted
+                worker, and run() then only warns and never says it finished (a tab would wait for
+                ever). A job's own RuntimeError (torch raises them) is raised, to be reported as any
+                other error; after the window is gone, the result is dropped and run() ends quietly."""
+                result = super().work()
+                if isinstance(result, RuntimeError):
+                    if not _reporting_gone(self):
+                        raise result
+                    return None
+                return result
+
+    return QuietWorker
+
+
 def start_worker(func: Callable, *args, yielded: Callable | None = None, returned: Callable | None = None,
                  errored: Callable | None = None, finished: Callable | None = None):
     """Run ``func(*args)`` (a function or a generator) in a thread pool, below the window's priority;
@@ -58,7 +103,8 @@ def start_worker(func: Callable, *args, yielded: Callable | None = None, returne
     """
     from superqt.utils import create_worker
 
-    worker = create_worker(_in_background(func), *args, _start_thread=False, _ignore_errors=True)
+    worker = create_worker(_in_background(func), *args, _start_thread=False, _ignore_errors=True,
+                           _worker_class=_quiet_worker_class(inspect.isgeneratorfunction(func)))
     for signal, slot in (("yielded", yielded), ("returned", returned), ("errored", errored),
                          ("finished", finished)):
         if slot is not None:

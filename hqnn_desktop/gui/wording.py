@@ -1,0 +1,41 @@
+"""Small pieces of the window's wording: counted nouns and the colour keys under plots."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+from pathlib import Path
+
+#: The mark of a bar's colour in a key (a filled square)
+BAR_MARK = "&#9632;"
+#: The mark of a dot's colour in a key
+DOT_MARK = "&#9679;"
+#: The mark of a curve's colour in a key (a short thick line)
+LINE_MARK = "&#9644;"
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and the noun, singular for one ("1 layer", "2 layers"): "1 layers" reads as a slip."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def colour_key(entries: Iterable[tuple[str, tuple[int, int, int]]], mark: str) -> str:
+    """A one-line key, as rich text, of what each colour of a plot is.
+
+    Shown beside a plot rather than as pyqtgraph's legend inside it, which sits over the data
+    wherever it is put: some image's top class or some epoch's curve always ends up under it.
+    """
+    return "&nbsp;&nbsp;".join(f'<span style="color: rgb{tuple(colour)}">{mark}</span>&nbsp;{html.escape(name)}'
+                               for name, colour in entries)
+
+
+def not_pictures_note(passed_over: list[str]) -> str:
+    """The files of the dropped folders left out for their names, said once ('' when none), in the
+    words of ``hqnn-desktop classify``: the user learns a notes file or a scan in an unknown format
+    was not silently counted as nothing."""
+    if not passed_over:
+        return ""
+    n = len(passed_over)
+    return (f"{counted(n, 'file')} in the folders {'was' if n == 1 else 'were'} not classified because "
+            f"{'its name is' if n == 1 else 'their names are'} not a picture's (for example "
+            f"{Path(passed_over[0]).name}); drop a file on its own to classify it anyway.")

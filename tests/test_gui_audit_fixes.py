@@ -1,0 +1,166 @@
+"""Fixes from a user audit of the window: whole epochs on the training curves, keys beside the plots,
+"1 layer", the files a dropped folder passed over, and quiet workers after the window is gone."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+
+import numpy as np
+import pytest
+
+from .conftest import BUNDLED, SAMPLES
+
+PBC = SAMPLES / "pbc8"
+needs_pbc8 = pytest.mark.skipif(not (BUNDLED / "pbc8" / "card.json").exists(), reason="pbc8 pack not built")
+
+
+def shown_ticks(plot) -> list[float]:
+    """The x values at which the plot's bottom axis draws ticks, at the size it is drawn."""
+    axis = plot.getAxis("bottom")
+    low, high = axis.range
+    return [v for _, values in axis.tickValues(low, high, axis.width()) for v in values]
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 3, 7, 60])
+def test_training_curves_tick_whole_epochs_only_and_their_key_is_outside_the_plots(qtbot, epochs):
+    from hqnn_desktop.gui.training_tab import TrainingTab
+
+    tab = TrainingTab()
+    qtbot.addWidget(tab)
+    tab.resize(1300, 800)
+    tab.show()
+    for kind in ("hqnn", "baseline"):
+        for epoch in range(1, epochs + 1):
+            tab._add_point({"model": kind, "epoch": epoch, "loss": 1 / epoch, "val_accuracy": 0.5})
+    qtbot.wait(50)
+    for plot in (tab.loss_plot, tab.acc_plot):
+        ticks = shown_ticks(plot)
+        assert ticks and all(v == round(v) for v in ticks), ticks
+        assert plot.plotItem.legend is None
+    assert "HQNN" in tab.curve_key.text() and "Baseline" in tab.curve_key.text()
+    assert tab.curve_key.isVisible() and not tab.loss_plot.geometry().intersects(tab.curve_key.geometry())
+
+
+def test_probability_bars_end_at_one_with_their_key_above_them(qtbot):
+    from hqnn_desktop.core.inputs import ImageResult
+    from hqnn_desktop.gui.classify_tab import ProbabilityPlot
+
+    plot = ProbabilityPlot()
+    qtbot.addWidget(plot)
+    plot.resize(480, 240)
+    plot.show()
+    labels = ["basophil", "eosinophil", "platelet"]
+    certain = np.array([0.0, 0.0, 1.0], np.float32)  # the top class at the right end, where the legend sat
+    result = ImageResult("cell.jpg", proba={k: certain for k in ("hqnn", "classical", "baseline")})
+    plot.show_result(result, labels, ("hqnn", "classical", "baseline"))
+    qtbot.wait(50)
+    bottom, top = plot.viewRange()[1]
+    assert bottom == 0 and 1.0 < top <= 1.05
+    assert plot.plotItem.legend is None
+    title = plot.plotItem.titleLabel
+    assert all(name in title.text for name in ("HQNN", "Classical Matched", "Baseline"))
+    assert title.isVisible() and title.sceneBoundingRect().bottom() <= plot.plotItem.vb.sceneBoundingRect().top()
+    plot.show_result(None, [], ())
+    assert not plot.bars and not title.isVisible()
+
+
+def test_counted_nouns_are_singular_for_one():
+    from hqnn_desktop.gui.wording import counted
+
+    assert [counted(n, "layer") for n in (0, 1, 2)] == ["0 layers", "1 layer", "2 layers"]
+
+
+def test_the_model_card_says_1_layer_and_1_qubit():
+    from hqnn_desktop.gui.main_window import card_summary_html
+
+    card = json.loads((BUNDLED / "pbc8" / "card.json").read_text())
+    card.update(n_qubits=8, layers=1)
+    assert "8 qubits × 1 layer</p>" in card_summary_html(card)
+    card.update(n_qubits=1, layers=2)
+    assert "1 qubit × 2 layers</p>" in card_summary_html(card)
+
+
+@needs_pbc8
+def test_a_dropped_folder_says_which_files_were_not_classified_for_their_names(window, qtbot, tmp_path):
+    from .test_gui_classify import drop
+
+    folder = tmp_path / "smear"
+    shutil.copytree(PBC / "basophil", folder)
+    (folder / "notes.txt").write_text("slide 4")
+    (folder / "counts.csv").write_text("cells,12")
+    tab = window.classify
+    for _ in range(2):  # dropped again: the same two files, said once
+        drop(window, [folder])
+        qtbot.waitUntil(lambda: not tab.busy() and len(tab.model.results) == 3, timeout=60_000)
+        qtbot.wait(100)
+        assert tab.progress_label.text() == (
+            "3 images, 0 not usable. 2 files in the folders were not classified because their names are not a "
+            "picture's (for example counts.csv); drop a file on its own to classify it anyway.")
+    tab.clear()
+    drop(window, [PBC / "platelet"])
+    qtbot.waitUntil(lambda: not tab.busy() and len(tab.model.results) == 3, timeout=60_000)
+    assert tab.progress_label.text() == "3 images, 0 not usable."
+
+
+def gone_job(started: threading.Event, go: threading.Event, relay, generator: bool):
+    """A background job that reports (a relay's signal, then its result) only once told to."""
+    def job():
+        started.set()
+        go.wait(10)
+        relay.progress.emit(1, 1)
+        return 1
+
+    def stream():
+        started.set()
+        go.wait(10)
+        yield 1
+        relay.progress.emit(1, 1)
+
+    return stream if generator else job
+
+
+@pytest.mark.parametrize("generator", [False, True])
+def test_a_worker_reporting_after_the_window_is_gone_says_nothing(qtbot, capfd, recwarn, generator):
+    """What closing the window mid-training did: the objects carrying the reports were deleted, the
+    worker's next report raised from its thread and two tracebacks reached the terminal."""
+    import shiboken6
+    from PySide6.QtCore import QThreadPool
+
+    from hqnn_desktop.gui.evaluate_tab import _Relay
+    from hqnn_desktop.gui.workers import start_worker
+
+    started, go, relay = threading.Event(), threading.Event(), _Relay()
+    heard = []
+    worker = start_worker(gone_job(started, go, relay, generator), errored=heard.append, returned=heard.append,
+                          yielded=heard.append if generator else None)
+    assert started.wait(10)
+    shiboken6.delete(relay)
+    shiboken6.delete(worker.signals)
+    go.set()
+    assert QThreadPool.globalInstance().waitForDone(10_000)
+    type(worker)._worker_set.discard(worker)  # it never said it finished: nobody was left to tell
+    qtbot.wait(50)
+    assert heard == [] and "Error calling Python override" not in capfd.readouterr().err
+    assert not [w for w in recwarn if "aborted thread" in str(w.message)]
+
+
+def test_a_worker_whose_owner_is_alive_still_reports_errors_and_stops_when_cancelled(qtbot):
+    """A job's own RuntimeError (torch raises them) is an error like any other, and the worker
+    still says it finished: superqt took it for a deleted worker and the tab waited for ever."""
+    from hqnn_desktop.gui.workers import start_worker
+
+    stop, errors, yielded = threading.Event(), [], []
+
+    def stream():
+        while not stop.is_set():
+            yield "working"
+            stop.wait(0.01)
+        raise RuntimeError("cancelled")
+
+    worker = start_worker(stream, yielded=yielded.append, errored=errors.append)
+    qtbot.waitUntil(lambda: bool(yielded), timeout=10_000)
+    with qtbot.waitSignal(worker.finished, timeout=10_000):
+        stop.set()
+    assert [str(e) for e in errors] == ["cancelled"]

@@ -113,7 +113,7 @@ def test_training_tab_explains_bad_input(window, tiny_dataset, monkeypatch):
 
 
 def test_a_new_pack_no_better_than_guessing_is_pointed_out():
-    from hqnn_desktop.gui.training_tab import no_better_than_guessing
+    from hqnn_desktop.core.build import no_better_than_guessing
 
     def card(acc_hqnn: float, acc_base: float) -> dict:
         cm = [[6, 0], [4, 0]]  # the most common class is 60 % of the validation images

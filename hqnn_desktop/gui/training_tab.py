@@ -43,22 +43,6 @@ CURVE_COLORS = {"hqnn": (90, 60, 200), "classical": (30, 150, 110), "baseline": 
                 "warm-up": (200, 120, 0)}
 
 
-def no_better_than_guessing(card: dict) -> str:
-    """Which of a new pack's models, in words ("HQNN does", "HQNN and Baseline do"), score no
-    better on validation than always answering the validation images' most common class; "" if none.
-
-    A pack trained on too few images can come out useless while every step succeeded.
-    """
-    weak = []
-    for kind, report in card.get("metrics", {}).get("validation", {}).get("models", {}).items():
-        rows = [sum(row) for row in report.get("confusion_matrix", [])]
-        if sum(rows) and report.get("accuracy", 0.0) <= max(rows) / sum(rows):
-            weak.append(MODEL_TITLES.get(kind, kind))
-    if not weak:
-        return ""
-    return (" and ".join(weak) + " do") if len(weak) > 1 else f"{weak[0]} does"
-
-
 class EpochAxis(pg.AxisItem):
     """An epoch axis: ticks at whole epochs only (pyqtgraph's own choice put ticks at 1.5, 2.5
     while the first epochs come in, and there is no half epoch)."""
@@ -336,15 +320,13 @@ class TrainingTab(QWidget):
                           symbolPen=color)
 
     def _on_done(self, path: str) -> None:
-        from ..core.build import left_out_note
+        from ..core.build import left_out_note, weak_pack_warning
         from ..core.packs import read_card
 
         text = f"Saved the pack {Path(path).name}; it is now in the pack selector."
         card = read_card(Path(path))
-        weak = no_better_than_guessing(card)
-        if weak:
-            text += (f" Warning: on the validation images, {weak} no better than always answering the most "
-                     "common class. More images per class, or more head epochs, may help.")
+        if warning := weak_pack_warning(card):
+            text += f" {warning}"
         if note := left_out_note(card):
             text += f" {note}"
         self.state.setText(text)

@@ -71,3 +71,13 @@ def test_evaluate_scores_a_copied_folder_and_names_what_it_passed_over(tmp_path,
     assert report["passed_over"] == [{"path": str(data / "lymphocyte" / "notes.txt"),
                                       "reason": "not a picture's file name"}]
     assert "1 item in the class folders was not scored (for example notes.txt" in capsys.readouterr().err
+
+
+def test_a_link_to_a_folder_holding_the_dataset_is_not_followed(tmp_path):
+    """``basophil/up -> ../..`` would count every picture beside the dataset as a basophil."""
+    data = tmp_path / "labelled"
+    shutil.copytree(BCI / "monocyte", data / "monocyte")
+    shutil.copytree(BCI / "lymphocyte", tmp_path / "another_study")
+    os.symlink(tmp_path, data / "monocyte" / "up")
+    files = scan_class_folders(data, ["lymphocyte", "monocyte"])
+    assert files.class_counts() == {"lymphocyte": 0, "monocyte": len(list((BCI / "monocyte").iterdir()))}

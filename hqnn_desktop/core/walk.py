@@ -32,11 +32,12 @@ def walk_files(root: str | os.PathLike, above: str | os.PathLike | None = None,
     subfolders (sorted too), and ``(folder, False)`` for a folder that cannot be opened, in
     its place, so that the caller can say so instead of quietly finding nothing there.
 
-    A link back to the folder ``above`` (the dataset) or into the ``fenced`` folders or
-    anywhere inside them (the other classes) is not followed: a class must not count
-    another class's pictures as its own.
+    A link back to the folder ``above`` (the dataset) or to a folder holding it, or into the
+    ``fenced`` folders or anywhere inside them (the other classes), is not followed: a class
+    must not count another class's pictures, or the pictures beside the dataset, as its own.
     """
     seen: set[str] = {os.path.realpath(above)} if above is not None else set()
+    dataset = os.path.join(os.path.realpath(above), "") if above is not None else None
     fences = tuple(os.path.join(os.path.realpath(f), "") for f in fenced)
     unreadable: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True,
@@ -44,7 +45,8 @@ def walk_files(root: str | os.PathLike, above: str | os.PathLike | None = None,
         yield from ((folder, False) for folder in unreadable)
         unreadable.clear()
         real = os.path.realpath(dirpath)
-        if real in seen or os.path.join(real, "").startswith(fences):
+        if (real in seen or os.path.join(real, "").startswith(fences)
+                or (dataset is not None and dataset.startswith(os.path.join(real, "")))):
             dirnames[:] = []
             continue
         seen.add(real)

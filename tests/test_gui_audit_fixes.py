@@ -164,3 +164,16 @@ def test_a_worker_whose_owner_is_alive_still_reports_errors_and_stops_when_cance
     with qtbot.waitSignal(worker.finished, timeout=10_000):
         stop.set()
     assert [str(e) for e in errors] == ["cancelled"]
+
+
+def test_a_validation_folder_greys_out_the_fraction_it_replaces(qtbot):
+    from hqnn_desktop.gui.training_tab import TrainingTab
+
+    tab = TrainingTab()
+    qtbot.addWidget(tab)
+    assert tab.val_fraction.isEnabled() and tab.group_pattern.isEnabled()
+    tab.val_dir.setText("/data/val")
+    assert not tab.val_fraction.isEnabled() and not tab.group_pattern.isEnabled()
+    assert "validation folder above is used instead" in tab.val_fraction.toolTip()
+    tab.val_dir.setText("  ")
+    assert tab.val_fraction.isEnabled() and tab.group_pattern.isEnabled()

@@ -51,7 +51,9 @@ def test_account_run_results_and_export(window, qtbot, tmp_path, ibm_cloud, memo
 
     tab.backend_combo.setCurrentText("fake_brisbane")
     fast_options(tab)
+    assert not tab.folder_edit.isEnabled()  # the Classify tab's images: no folder to type
     tab.source.setCurrentIndex(1)
+    assert tab.folder_edit.isEnabled()
     tab.folder_edit.setText(str(labelled_folder(tmp_path / "cells")))
     tab.run_button.click()
     qtbot.waitUntil(lambda: tab.report is not None and not tab.busy(), timeout=120_000)

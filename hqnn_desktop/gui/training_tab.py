@@ -111,6 +111,7 @@ class TrainingTab(QWidget):
         self.val_fraction = QDoubleSpinBox(decimals=2, minimum=0.05, maximum=0.5, singleStep=0.05, value=0.15)
         self.group_pattern = QLineEdit()
         self.group_pattern.setPlaceholderText(r"Optional, e.g. ^g(\d+)_ : images of one group stay together")
+        self.val_dir.textChanged.connect(self._validation_source_changed)
         self.backbone = QComboBox()
         for i, name in enumerate(BACKBONE_NAMES):
             self.backbone.addItem(name)
@@ -297,6 +298,14 @@ class TrainingTab(QWidget):
             text += f" · about {elapsed / max(done, 1) * (total - done):.0f} s left"
             self._add_point(metrics)
         self.state.setText(text)
+
+    def _validation_source_changed(self, folder: str) -> None:
+        """A validation folder replaces the held-out fraction and its grouping: greyed out, so
+        that no one believes both are used."""
+        apart = bool(folder.strip())
+        for widget in (self.val_fraction, self.group_pattern):
+            widget.setEnabled(not apart)
+            widget.setToolTip("Not used: the validation folder above is used instead" if apart else "")
 
     def _add_point(self, m: dict) -> None:
         kind = m.get("model", "")

@@ -177,3 +177,11 @@ def test_a_validation_folder_greys_out_the_fraction_it_replaces(qtbot):
     assert "validation folder above is used instead" in tab.val_fraction.toolTip()
     tab.val_dir.setText("  ")
     assert tab.val_fraction.isEnabled() and tab.group_pattern.isEnabled()
+
+
+@needs_pbc8
+def test_the_window_fits_a_768_pixel_laptop_screen(window):
+    """Title bar and taskbar take about 70 of a 1366 x 768 screen's pixels."""
+    hint = window.minimumSizeHint()
+    assert hint.height() <= 690 and hint.width() <= 1366, hint
+    assert window.training.start_button.isVisibleTo(window.training)  # Train outside the scrolled form

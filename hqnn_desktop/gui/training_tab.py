@@ -16,11 +16,13 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -201,11 +203,17 @@ class TrainingTab(QWidget):
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.cancel_button)
         buttons.addWidget(self.progress, 1)
+        # the long form scrolls, Train and the state stay in view: the whole form would make the
+        # window too tall for a 768-pixel laptop screen
+        form_holder = QWidget()
+        form_holder.setLayout(form)
+        self.form_scroll = QScrollArea(widgetResizable=True, frameShape=QFrame.NoFrame)
+        self.form_scroll.setWidget(form_holder)
+        self.form_scroll.setMinimumWidth(form_holder.sizeHint().width() + 20)
         left = QVBoxLayout()
-        left.addLayout(form)
+        left.addWidget(self.form_scroll, 1)
         left.addLayout(buttons)
         left.addWidget(self.state)
-        left.addStretch(1)
         right = QVBoxLayout()
         right.addWidget(self.loss_plot)
         right.addWidget(self.acc_plot)

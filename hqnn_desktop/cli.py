@@ -264,6 +264,10 @@ def _check_out(text: str, inputs: Sequence[str] = (), kind: str = "csv") -> Path
     if is_image_name(out, unreadable_too=True):
         raise UsageError(f"--out {text} is named like an image; the results are a {kind.upper()} file, "
                          f"so give a name such as results.{kind}.")
+    other = {"csv": ".json", "json": ".csv"}[kind]
+    if out.suffix.lower() == other:
+        raise UsageError(f"--out {text} is named as a {other[1:].upper()} file, but the results are a "
+                         f"{kind.upper()} file; give a name such as {out.stem}.{kind}.")
     from .core.paths import unwritable_reason
 
     reason = unwritable_reason(out)

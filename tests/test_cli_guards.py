@@ -145,6 +145,10 @@ def test_out_never_replaces_an_input_or_an_image(tmp_path, monkeypatch, capsys):
         (["classify", str(image), "--out", str(tmp_path / "photo.HEIC")], "named like an image"),
         (["evaluate", str(labelled), "--pack", "pbc8", "--out", str(labelled / "neutrophil" / "a.jpg")],
          "named like an image"),
+        (["evaluate", str(labelled), "--pack", "pbc8", "--out", str(tmp_path / "ev6.csv")],
+         "is named as a CSV file, but the results are a JSON file; give a name such as ev6.json"),
+        (["classify", str(image), "--out", str(tmp_path / "r.JSON")],
+         "is named as a JSON file, but the results are a CSV file; give a name such as r.csv"),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv

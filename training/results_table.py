@@ -37,7 +37,8 @@ def main() -> None:
             extra.append(f"HQNN on TEST_SIMPLE {fmt(s['check_macro_f1'])}")
         pvals = [f"{x['mcnemar_hqnn_vs_classical']['p_value']:.3g}" for x in r["seeds"]]
         ch = r["chosen"]
-        print(f"- {p}: {ch['n_qubits']} qubits x {ch['layers']} layers, contrastive weight "
+        layers = f"{ch['layers']} layer" + ("s" if ch["layers"] != 1 else "")
+        print(f"- {p}: {ch['n_qubits']} qubits x {layers}, contrastive weight "
               f"{ch['contrastive_weight']}; McNemar HQNN vs Classical Matched p = {', '.join(pvals)} "
               f"(seeds {', '.join(str(x['seed']) for x in r['seeds'])})" + ("; " + "; ".join(extra) if extra else ""))
     print()

@@ -27,6 +27,10 @@ def test_evaluate_tab_shows_bundled_results_then_a_folder(window, qtbot, tmp_pat
     counts = [c for c in card_models["hqnn"]["reliability"]["count"] if c]
     sizes = curves[0].opts["symbolSize"]
     assert len(sizes) == len(counts) and sizes[counts.index(max(counts))] == max(sizes) > min(sizes)
+    # models that agree do not hide each other's dots: each set a little aside, in model order
+    shifts = [item.getData()[0][-1] - [c for c in card_models[kind]["reliability"]["confidence"] if c is not None][-1]
+              for item, kind in zip(curves, ("hqnn", "classical", "baseline"))]
+    assert np.allclose(shifts, [-0.01, 0.0, 0.01])
     tab.evaluate(str(SAMPLES / "pbc8"))
     qtbot.waitUntil(lambda: tab.worker is None and tab.report and "folder" in tab.report, timeout=120_000)
     assert tab.report["n_images"] == 24

@@ -180,6 +180,10 @@ def _draw_for_file(plot: ConfusionPlot, draw) -> bytes:
         gc.collect()
 
 
+#: How far apart (in confidence) the models' reliability dots of one bin are drawn.
+RELIABILITY_DODGE = 0.01
+
+
 def reliability_dot_sizes(counts: tuple[int, ...], smallest: float = 4.0, largest: float = 18.0) -> list[float]:
     """Dot diameters whose area follows each bin's share of images.
 
@@ -396,13 +400,16 @@ class EvaluateTab(QWidget):
         self.reliability.clear()
         self.reliability.plot([0, 1], [0, 1], pen=pg.mkPen((120, 120, 120), style=pg.QtCore.Qt.DashLine))
         self.reliability_key.setText(colour_key(((MODEL_TITLES[m], MODEL_COLORS[m]) for m in models), DOT_MARK))
-        for m in models:
+        for i, m in enumerate(models):
             rel = r["models"][m].get("reliability")
             if rel:
                 pts = [(c, a, n) for c, a, n in zip(rel["confidence"], rel["accuracy"], rel["count"])
                        if c is not None]
                 if pts:
                     xs, ys, counts = zip(*pts)
+                    # models that agree put their dots on one spot, the last drawn hiding the others:
+                    # each is set a little aside (1 % of confidence, far less than a bin)
+                    xs = [x + RELIABILITY_DODGE * (i - (len(models) - 1) / 2) for x in xs]
                     # dots only: lines between bins of one or two images drew alarming zigzags
                     self.reliability.plot(xs, ys, pen=None, symbol="o", symbolPen=None,
                                           symbolBrush=(*MODEL_COLORS[m], 170), symbolSize=reliability_dot_sizes(counts),

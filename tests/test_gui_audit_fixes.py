@@ -185,3 +185,39 @@ def test_the_window_fits_a_768_pixel_laptop_screen(window):
     hint = window.minimumSizeHint()
     assert hint.height() <= 690 and hint.width() <= 1366, hint
     assert window.training.start_button.isVisibleTo(window.training)  # Train outside the scrolled form
+
+
+def test_a_selected_review_cell_is_tinted_whole_not_an_empty_caption_bar(qtbot):
+    from PySide6.QtCore import QRect
+    from PySide6.QtGui import QColor, QImage, QPainter, QStandardItem, QStandardItemModel
+    from PySide6.QtWidgets import QStyle, QStyleOptionViewItem
+
+    from hqnn_desktop.gui.review_gallery import CellDelegate
+
+    model = QStandardItemModel()
+    model.appendRow(QStandardItem(""))
+    delegate = CellDelegate()
+
+    def drawn(selected: bool) -> QImage:
+        image = QImage(100, 120, QImage.Format_ARGB32)
+        image.fill(QColor("white"))
+        option = QStyleOptionViewItem()
+        option.rect = QRect(0, 0, 100, 120)
+        option.state = QStyle.State_Enabled | (QStyle.State_Selected if selected else QStyle.State_None)
+        painter = QPainter(image)
+        delegate.paint(painter, option, model.index(0, 0))
+        painter.end()
+        return image
+
+    plain, chosen = drawn(False), drawn(True)
+    corner, caption = (5, 5), (50, 110)
+    assert plain.pixelColor(*corner) == plain.pixelColor(*caption) == QColor("white")
+    assert chosen.pixelColor(*corner) == chosen.pixelColor(*caption) != QColor("white")  # one even tint
+
+
+@needs_pbc8
+def test_the_review_progress_has_a_line_of_its_own(window):
+    tab = window.review
+    row = tab.layout().itemAt(0).layout()
+    assert all(row.itemAt(i).widget() is not tab.progress_label for i in range(row.count()))
+    assert tab.layout().itemAt(1).widget() is tab.progress_label

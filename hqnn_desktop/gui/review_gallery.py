@@ -128,7 +128,16 @@ class CellDelegate(QStyledItemDelegate):
         return QSize(THUMB + 20, THUMB + 26)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
-        super().paint(painter, option, index)
+        # a selected cell is tinted whole; the style's own selection only filled the caption,
+        # an empty blue bar under cells that have none
+        selected = bool(option.state & QStyle.State_Selected)
+        plain = QStyleOptionViewItem(option)
+        plain.state &= ~QStyle.State_Selected
+        super().paint(painter, plain, index)
+        if selected:
+            tint = QColor(option.palette.highlight().color())
+            tint.setAlpha(90)
+            painter.fillRect(option.rect, tint)
         color = STATE_COLORS.get(index.data(STATE_ROLE))
         if color is not None:
             painter.save()

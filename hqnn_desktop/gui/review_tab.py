@@ -181,7 +181,7 @@ class ReviewTab(QWidget):
         top.addWidget(self.saved)
         top.addWidget(QLabel("Group by:"))
         top.addWidget(self.kind)
-        top.addWidget(self.progress_label, 1)
+        top.addStretch(1)
         for b in (self.next_button, self.undo_button, self.redo_button):
             top.addWidget(b)
         left = QWidget()
@@ -217,6 +217,8 @@ class ReviewTab(QWidget):
         bottom.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        # on a line of its own: squeezed between the buttons it wrapped one word per line
+        layout.addWidget(self.progress_label)
         layout.addWidget(self.splitter, 1)
         layout.addLayout(bottom)
         self._set_enabled()

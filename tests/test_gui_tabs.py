@@ -86,6 +86,8 @@ def test_training_tab_trains_a_pack_that_becomes_selectable(window, qtbot, tiny_
     assert all(item.opts["symbol"] == "o" for item in tab.loss_plot.listDataItems() + tab.acc_plot.listDataItems())
     assert window.classify.engine.pack.labels == ["alpha", "beta", "gamma"]
     assert "Left out of training: 1 picture that could not be used (for example scan notes.png" in tab.state.text()
+    qtbot.waitUntil(lambda: tab.worker is None, timeout=30_000)
+    assert tab.progress.value() == tab.progress.maximum() == 1  # full, not a blank box
 
 
 def test_training_tab_explains_bad_input(window, tiny_dataset, monkeypatch):

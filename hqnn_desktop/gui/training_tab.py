@@ -340,6 +340,8 @@ class TrainingTab(QWidget):
         from ..core.build import left_out_note, weak_pack_warning
         from ..core.packs import read_card
 
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)  # a full bar for a pack saved; a stopped run leaves it empty
         text = f"Saved the pack {Path(path).name}; it is now in the pack selector."
         card = read_card(Path(path))
         if warning := weak_pack_warning(card):

@@ -119,7 +119,7 @@ def test_training_tab_explains_bad_input(window, tiny_dataset, monkeypatch):
 
 
 def test_a_new_pack_no_better_than_guessing_is_pointed_out():
-    from hqnn_desktop.core.build import no_better_than_guessing
+    from hqnn_desktop.core.build import no_better_than_guessing, weak_pack_warning
 
     def card(acc_hqnn: float, acc_base: float) -> dict:
         cm = [[6, 0], [4, 0]]  # the most common class is 60 % of the validation images
@@ -130,6 +130,11 @@ def test_a_new_pack_no_better_than_guessing_is_pointed_out():
     assert no_better_than_guessing(card(0.6, 0.9)) == "HQNN does"
     assert no_better_than_guessing(card(0.5, 0.6)) == "HQNN and Baseline do"
     assert no_better_than_guessing(card(0.9, 0.8)) == ""
+    confident = {**card(0.9, 0.8), "models": {"hqnn": {"temperature": 20.0}, "baseline": {"temperature": 1.1}}}
+    assert weak_pack_warning(confident) == (
+        "Warning: HQNN was so overconfident on the validation images that calibration flattened its "
+        "confidences as far as it can: they mean little.")
+    assert weak_pack_warning(card(0.9, 0.8)) == ""
 
 
 def test_model_card_summary_shows_calibration_and_arithmetic_and_escapes_names():

@@ -132,14 +132,29 @@ def no_better_than_guessing(card: dict) -> str:
     return (" and ".join(weak) + " do") if len(weak) > 1 else f"{weak[0]} does"
 
 
+def flattened_to_the_limit(card: dict) -> list[str]:
+    """The models whose calibration had to divide their scores by the largest temperature allowed:
+    wildly overconfident on validation (a learning rate far too high, say), their confidences mean little."""
+    from .calibration import T_BOUNDS
+    from .kinds import MODEL_TITLES
+
+    return [MODEL_TITLES.get(kind, kind) for kind, model in card.get("models", {}).items()
+            if model.get("temperature", 1.0) >= 0.99 * T_BOUNDS[1]]
+
+
 def weak_pack_warning(card: dict) -> str:
     """The warning the Training tab and ``hqnn-desktop train`` give about a useless new pack ('' if none)."""
-    weak = no_better_than_guessing(card)
-    if not weak:
-        return ""
-    return (f"Warning: on the validation images, {weak} no better than always answering the most common "
-            "class. More images per class, or more head epochs, may help; a very high learning rate can "
-            "also cause it.")
+    parts = []
+    if weak := no_better_than_guessing(card):
+        parts.append(f"Warning: on the validation images, {weak} no better than always answering the most "
+                     "common class. More images per class, or more head epochs, may help; a very high "
+                     "learning rate can also cause it.")
+    if flat := flattened_to_the_limit(card):
+        parts.append(f"{'Warning: ' if not parts else ''}{' and '.join(flat)} "
+                     f"{'were' if len(flat) > 1 else 'was'} so overconfident on the validation images that "
+                     f"calibration flattened {'their' if len(flat) > 1 else 'its'} confidences as far as it can: "
+                     "they mean little.")
+    return " ".join(parts)
 
 
 def _check_apart(train_dir: str | Path, val_dir: str | Path) -> None:

@@ -19,7 +19,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
@@ -338,8 +338,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
               f"{out} was not changed; {kept}.", file=sys.stderr)
         return 1
     print(f"\n{len(paths)} images, {tally.unusable} not usable -> {out}", file=sys.stderr)
-    if note := _skipped_note(skipped):
-        print(note, file=sys.stderr)
+    from .core.results import several_pictures_note
+
+    for note in (several_pictures_note(tally.several), _skipped_note(skipped)):
+        if note:
+            print(note, file=sys.stderr)
     return 0
 
 
@@ -349,6 +352,7 @@ class _Tally:
 
     done: int = 0
     unusable: int = 0
+    several: list = field(default_factory=list)  # results of files holding several pictures
 
 
 def _classify_into(partial: Path, engine, paths: list[str], models: tuple[str, ...], labels: list[str],
@@ -371,6 +375,8 @@ def _classify_into(partial: Path, engine, paths: list[str], models: tuple[str, .
                 complete = fh.tell()
                 tally.done += 1
                 tally.unusable += result.error is not None
+                if result.frames > 1 and result.error is None:
+                    tally.several.append(result)
                 _progress(tally.done, len(paths), start)
             os.fsync(fh.fileno())
         except OSError:

@@ -218,6 +218,7 @@ def test_every_file_classified_or_one_clear_error(engine, corpus):
             assert set(r.proba) == set(MODELS)
             for p in r.proba.values():
                 assert p.shape == (8,) and abs(float(p.sum()) - 1) < 1e-4
+            assert r.frames == (2 if name == "multipage.tif" else 1), name  # a stack says so
         else:
             assert r.error and re.search(pattern, r.error), f"{name}: {r.error!r}"
             assert not r.proba and "Traceback" not in r.error and len(r.error) < 160
@@ -393,7 +394,10 @@ def test_cli_csv_one_error_row_per_model(corpus, tmp_path, capsys):
     assert errors == {name for name, pattern in EXPECTED.items() if pattern}
     assert any("caf\\udce9 not utf-8.png" in p for p in by_path)
     assert not (tmp_path / "out.csv.partial").exists()
-    assert f"{len(EXPECTED) + 1} images, {len(errors)} not usable" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{len(EXPECTED) + 1} images, {len(errors)} not usable" in err
+    assert ("1 file holds several pictures (pages or frames); only the first of each was classified "
+            "(for example multipage.tif: 2 pictures)") in err
 
 
 def _rss() -> int:

@@ -221,3 +221,15 @@ def test_the_review_progress_has_a_line_of_its_own(window):
     row = tab.layout().itemAt(0).layout()
     assert all(row.itemAt(i).widget() is not tab.progress_label for i in range(row.count()))
     assert tab.layout().itemAt(1).widget() is tab.progress_label
+
+
+def test_a_stack_is_flagged_as_classified_from_its_first_picture(qtbot):
+    from hqnn_desktop.core.inputs import ImageResult
+    from hqnn_desktop.gui.results_model import ResultsModel
+
+    model = ResultsModel()
+    model.reset(["a", "b"], ("hqnn",))
+    sure = {"hqnn": np.array([0.95, 0.05], np.float32)}
+    assert model.flags_of(ImageResult(path="z-stack.tif", proba=sure, frames=12)) == [
+        "first of 12 pictures in the file"]
+    assert model.flags_of(ImageResult(path="cell.tif", proba=sure)) == []

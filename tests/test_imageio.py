@@ -76,7 +76,9 @@ def test_multipage_tiff_first_page(tmp_path):
     pages = [_two_halves((32, 32), c) for c in ((255, 0, 0), (0, 255, 0))]
     path = tmp_path / "m.tif"
     pages[0].save(path, save_all=True, append_images=pages[1:])
-    assert load_rgb(path).getpixel((0, 0)) == (255, 0, 0)
+    first = load_rgb(path)
+    assert first.getpixel((0, 0)) == (255, 0, 0) and first.info["frames"] == 2
+    assert load_rgb(_save(_two_halves((32, 32)), tmp_path / "one.png")).info["frames"] == 1
 
 
 def test_a_small_picture_is_resized(tmp_path):

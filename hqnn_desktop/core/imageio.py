@@ -56,7 +56,9 @@ class ImageError(Exception):
 def load_rgb(path: str | os.PathLike) -> Image.Image:
     """Decode ``path`` fully into an 8-bit RGB image with EXIF orientation applied.
 
-    Multi-page files give their first page; 16-bit, grayscale, palette, CMYK and
+    Multi-page files give their first page, and the returned image's ``info["frames"]``
+    says how many the file holds (pages of a TIFF stack, frames of a GIF), so that the
+    user can be told only the first was used; 16-bit, grayscale, palette, CMYK and
     alpha images are converted (alpha composited on white, like a slide).
     Anything else raises :class:`ImageError`, never a bare decoder exception, so
     a batch can record one clear reason per file and go on.
@@ -72,19 +74,20 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
                         f"The image is too large ({im.width}x{im.height} pixels); "
                         f"the limit is {MAX_PIXELS // 1_000_000} megapixels."
                     )
+                frames = _frame_count(im)
                 im.seek(0)
                 deep_tiff = im.format == "TIFF" and _tiff_bits(im) > 8
                 if deep_tiff:
                     deep = _deep_tiff(p, im)
                     if deep is not None:
-                        return _usable(deep)
+                        return _with_frames(_usable(deep), frames)
                 deep_png = im.format == "PNG" and any(tile[3] in _PNG_DEEP_COLOUR for tile in im.tile)
                 im.load()
                 if deep_tiff:
                     _check_pillow_tiff(im)
                 if deep_png and _dim_high_bytes(im):
                     raise ImageError(_DEEP_MESSAGE.format(kind="PNG", instead="a 16-bit TIFF"))
-                return _usable(_to_rgb(_upright(im)))
+                return _with_frames(_usable(_to_rgb(_upright(im))), frames)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -99,6 +102,24 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
         raise ImageError(_os_error_message(exc)) from exc
     except (ValueError, SyntaxError, EOFError) as exc:
         raise ImageError(f"The image data is damaged ({exc}).") from exc
+
+
+def _frame_count(im: Image.Image) -> int:
+    """How many pictures the file holds (1 where Pillow cannot tell)."""
+    try:
+        return max(1, int(getattr(im, "n_frames", 1)))
+    except (OSError, ValueError, EOFError):  # a damaged later page: the first may still be fine
+        return 1
+
+
+def _with_frames(rgb: Image.Image, frames: int) -> Image.Image:
+    rgb.info["frames"] = frames
+    return rgb
+
+
+def frames_note(frames: int) -> str:
+    """What a result says about a file holding several pictures ('' for one)."""
+    return f"first of {frames} pictures in the file" if frames > 1 else ""
 
 
 def _usable(rgb: Image.Image) -> Image.Image:

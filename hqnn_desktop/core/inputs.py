@@ -33,6 +33,8 @@ class ImageResult:
     unlike_training: bool | None = None
     #: For packs that centre on the stained cell: the part of the picture the models saw; None: all of it.
     window: Window | None = None
+    #: How many pictures the file holds (pages, frames); only the first is classified.
+    frames: int = 1
 
 
 def iter_image_paths(inputs: Iterable[str | os.PathLike], already: Iterable[str] = (),

@@ -28,13 +28,15 @@ from .packs import Pack
 from .runtime import choose_precision, tune_allocator
 
 
-def _decode(path: str, pack: Pack) -> tuple[str, np.ndarray | None, Window | None, str | None]:
+def _decode(path: str, pack: Pack) -> tuple[str, np.ndarray | None, Window | None, str | None, int]:
+    """(path, model input, cell window, reason it is unusable, pictures in the file)."""
     try:
-        return path, *pack.prepare(load_rgb(path)), None
+        picture = load_rgb(path)
+        return path, *pack.prepare(picture), None, picture.info.get("frames", 1)
     except ImageError as exc:
-        return path, None, None, str(exc)
+        return path, None, None, str(exc), 1
     except Exception as exc:  # noqa: BLE001 (a decoder bug must not stop a batch of thousands)
-        return path, None, None, f"The image could not be read ({type(exc).__name__}: {exc})."
+        return path, None, None, f"The image could not be read ({type(exc).__name__}: {exc}).", 1
 
 
 __all__ = ["Engine", "ImageResult", "iter_image_paths"]
@@ -154,7 +156,7 @@ class Engine:
         try:
             done = False
             while not done:
-                batch: list[tuple[str, np.ndarray | None, Window | None, str | None]] = []
+                batch: list[tuple[str, np.ndarray | None, Window | None, str | None, int]] = []
                 while len(batch) < self.batch_size:
                     fut = pending.get()
                     if isinstance(fut, BaseException):
@@ -176,8 +178,9 @@ class Engine:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _finish(self, batch: list, keep_latents: bool) -> Iterator[ImageResult]:
-        good = [i for i, (_, arr, _, _) in enumerate(batch) if arr is not None]
-        results = [ImageResult(path=p, error=err, window=window) for p, _, window, err in batch]
+        good = [i for i, (_, arr, _, _, _) in enumerate(batch) if arr is not None]
+        results = [ImageResult(path=p, error=err, window=window, frames=frames)
+                   for p, _, window, err, frames in batch]
         if good:
             images = np.stack([batch[i][1] for i in good])
             proba, feats, codes, embs = self.run_batch(images, keep_latents)

@@ -23,6 +23,18 @@ LOW_CONFIDENCE = 0.6
 CSV_ENCODING = {"encoding": "utf-8", "errors": "backslashreplace"}
 
 
+def several_pictures_note(results: Iterable[ImageResult]) -> str:
+    """The files that hold several pictures (TIFF stacks, animated GIFs), of which only the first
+    was classified, said once ('' when none): a z-stack or time series is not one cell picture."""
+    several = [r for r in results if r.frames > 1 and not r.error]
+    if not several:
+        return ""
+    n, first = len(several), several[0]
+    return (f"{n} file{'s' if n > 1 else ''} {'hold' if n > 1 else 'holds'} several pictures (pages or frames); "
+            f"only the first of each was classified (for example {Path(first.path).name}: {first.frames} "
+            "pictures). Save the picture you mean on its own to classify it.")
+
+
 def csv_header(labels: list[str]) -> list[str]:
     return ["path", "model", "label", "confidence", "error"] + [f"p_{label}" for label in labels]
 

@@ -7,6 +7,7 @@ from collections import defaultdict
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QBrush, QColor
 
+from ..core.imageio import frames_note
 from ..core.inputs import ImageResult
 from ..core.kinds import MODEL_TITLES
 from ..core.results import disagreement, low_confidence, predicted, unlike_training
@@ -74,6 +75,8 @@ class ResultsModel(QAbstractTableModel):
             flags.append("low confidence")
         if unlike_training(r):
             flags.append("unlike training data")
+        if note := frames_note(r.frames):
+            flags.append(note)
         return flags
 
     def data(self, index: QModelIndex, role=Qt.DisplayRole):

@@ -289,12 +289,9 @@ def _found_inputs(paths: Sequence[str], what: str, skipped: list[str] | None = N
 
 def _skipped_note(skipped: list[str]) -> str:
     """The files a folder walk passed over, said once ('' when none)."""
-    if not skipped:
-        return ""
-    n = len(skipped)
-    return (f"{n} file{'s' if n > 1 else ''} in the folders {'were' if n > 1 else 'was'} not classified because "
-            f"{'their names are' if n > 1 else 'its name is'} not a picture's (for example "
-            f"{Path(skipped[0]).name}); name a file on its own to classify it anyway.")
+    from .core.results import not_pictures_note
+
+    return not_pictures_note(skipped, "name a file on its own")
 
 
 def cmd_classify(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ import threading
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from .conftest import BUNDLED, SAMPLES
 
@@ -102,6 +103,16 @@ def test_a_dropped_folder_says_which_files_were_not_classified_for_their_names(w
     drop(window, [PBC / "platelet"])
     qtbot.waitUntil(lambda: not tab.busy() and len(tab.model.results) == 3, timeout=60_000)
     assert tab.progress_label.text() == "3 images, 0 not usable."
+    tab.clear()
+    stack = tmp_path / "stack"
+    stack.mkdir()
+    cells = [Image.open(p).convert("RGB") for p in sorted((PBC / "basophil").iterdir())]
+    cells[0].save(stack / "z-stack.tif", save_all=True, append_images=cells[1:])
+    drop(window, [stack])
+    qtbot.waitUntil(lambda: not tab.busy() and len(tab.model.results) == 1, timeout=60_000)
+    assert tab.progress_label.text() == (
+        "1 image, 0 not usable. 1 file holds several pictures (pages or frames); only the first of each was "
+        "classified (for example z-stack.tif: 3 pictures). Save the picture you mean on its own to classify it.")
 
 
 def gone_job(started: threading.Event, go: threading.Event, relay, generator: bool):

@@ -23,6 +23,18 @@ LOW_CONFIDENCE = 0.6
 CSV_ENCODING = {"encoding": "utf-8", "errors": "backslashreplace"}
 
 
+def not_pictures_note(passed_over: list[str], retry: str) -> str:
+    """The files of the given folders left out for their names, said once ('' when none): the user
+    learns a notes file or a scan in an unknown format was not silently counted as nothing.
+    ``retry`` says how to have one tried anyway ("name a file on its own", "drop a file on its own")."""
+    if not passed_over:
+        return ""
+    n = len(passed_over)
+    return (f"{n} file{'s' if n > 1 else ''} in the folders {'were' if n > 1 else 'was'} not classified because "
+            f"{'their names are' if n > 1 else 'its name is'} not a picture's (for example "
+            f"{Path(passed_over[0]).name}); {retry} to classify it anyway.")
+
+
 def several_pictures_note(results: Iterable[ImageResult]) -> str:
     """The files that hold several pictures (TIFF stacks, animated GIFs), of which only the first
     was classified, said once ('' when none): a z-stack or time series is not one cell picture."""

@@ -29,10 +29,11 @@ from PySide6.QtWidgets import (
 
 from ..core.inputs import ImageResult, Window, iter_image_paths
 from ..core.kinds import MODEL_TITLES
+from ..core.results import not_pictures_note, several_pictures_note
 from .class_names import axis_names
 from .results_model import THUMB, ResultsFilter, ResultsModel
 from .thumbnails import ThumbnailCache
-from .wording import BAR_MARK, colour_key, not_pictures_note
+from .wording import BAR_MARK, colour_key, counted
 from .workers import start_worker
 
 if TYPE_CHECKING:
@@ -341,9 +342,11 @@ class ClassifyTab(QWidget):
                                         "No pictures found there: images are recognised by names ending in .jpg, "
                                         ".png, .tif and the like; a file dropped on its own is always tried.")
         else:
-            note = not_pictures_note(list(self._passed_over))
-            self.progress_label.setText(f"{'Cancelled: ' if cancelled else ''}{n} images, {bad} not usable."
-                                        + (f" {note}" if note else ""))
+            notes = [note for note in (several_pictures_note(self.model.results),
+                                       not_pictures_note(list(self._passed_over), "drop a file on its own"))
+                     if note]
+            self.progress_label.setText(" ".join([f"{'Cancelled: ' if cancelled else ''}{counted(n, 'image')}, {bad} not usable.",
+                                                  *notes]))
         if self.table.currentIndex().row() < 0 and self.proxy.rowCount():
             # the first image in detail once the batch is done (drawing it mid-batch stalls the window)
             self.table.selectionModel().setCurrentIndex(self.proxy.index(0, 0),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable
-from pathlib import Path
 
 #: The mark of a bar's colour in a key (a filled square)
 BAR_MARK = "&#9632;"
@@ -27,15 +26,3 @@ def colour_key(entries: Iterable[tuple[str, tuple[int, int, int]]], mark: str) -
     """
     return "&nbsp;&nbsp;".join(f'<span style="color: rgb{tuple(colour)}">{mark}</span>&nbsp;{html.escape(name)}'
                                for name, colour in entries)
-
-
-def not_pictures_note(passed_over: list[str]) -> str:
-    """The files of the dropped folders left out for their names, said once ('' when none), in the
-    words of ``hqnn-desktop classify``: the user learns a notes file or a scan in an unknown format
-    was not silently counted as nothing."""
-    if not passed_over:
-        return ""
-    n = len(passed_over)
-    return (f"{counted(n, 'file')} in the folders {'was' if n == 1 else 'were'} not classified because "
-            f"{'its name is' if n == 1 else 'their names are'} not a picture's (for example "
-            f"{Path(passed_over[0]).name}); drop a file on its own to classify it anyway.")

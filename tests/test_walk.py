@@ -81,3 +81,24 @@ def test_a_link_to_a_folder_holding_the_dataset_is_not_followed(tmp_path):
     os.symlink(tmp_path, data / "monocyte" / "up")
     files = scan_class_folders(data, ["lymphocyte", "monocyte"])
     assert files.class_counts() == {"lymphocyte": 0, "monocyte": len(list((BCI / "monocyte").iterdir()))}
+
+
+def test_pictures_linked_into_two_classes_are_left_out_and_linked_twice_into_one_counted_once(tmp_path):
+    data = tmp_path / "labelled"
+    shutil.copytree(BCI / "monocyte", data / "monocyte")
+    shutil.copytree(BCI / "lymphocyte", data / "lymphocyte")
+    shared = tmp_path / "unsorted"
+    shutil.copytree(BCI / "eosinophil", shared)
+    os.symlink(shared, data / "monocyte" / "from unsorted")
+    os.symlink(shared, data / "lymphocyte" / "from unsorted")
+    twice = tmp_path / "more monocytes"
+    shutil.copytree(BCI / "neutrophil", twice)
+    os.symlink(twice, data / "monocyte" / "a")
+    os.symlink(twice / next(twice.iterdir()).name, data / "monocyte" / "b.jpeg")
+    files = scan_class_folders(data, ["lymphocyte", "monocyte"])
+    n = {c: len(list((BCI / c).iterdir())) for c in ("monocyte", "lymphocyte", "eosinophil", "neutrophil")}
+    assert files.class_counts() == {"lymphocyte": n["lymphocyte"], "monocyte": n["monocyte"] + n["neutrophil"]}
+    reasons = [why for _, why in files.skipped]
+    assert reasons.count("in two class folders (through a link), so its class is unclear: left out of both") == (
+        2 * n["eosinophil"])
+    assert sum(why.startswith("the same picture as ") for why in reasons) == 1

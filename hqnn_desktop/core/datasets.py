@@ -148,6 +148,10 @@ def _links_up(root: Path, entries: Sequence[Path]) -> dict[Path, str]:
     return passed
 
 
+#: Why a picture reached from two class folders (through links) is left out.
+TWO_CLASSES = "in two class folders (through a link), so its class is unclear: left out of both"
+
+
 def scan_class_folders(root: str | Path, labels: Sequence[str] | None = None,
                        reference: str = THE_MODEL) -> LabelledFiles:
     """List the images of ``root/<class>/...`` (recursively inside each class).
@@ -184,16 +188,29 @@ def scan_class_folders(root: str | Path, labels: Sequence[str] | None = None,
         raise DatasetError(_unknown_folders_message(root, unknown, labels, reference))
     paths, targets = [], []
     skipped = list(links_up.items())
+    first_place: dict[str, int] = {}  # a picture's real path -> where it was first found in ``paths``
+    two_classes: set[int] = set()
     for d in class_dirs:
         for path, readable in walk_files(d, above=root, fenced=[c for c in class_dirs if c != d]):
             p = Path(path)
             if not readable:
                 skipped.append((p, "a folder that cannot be opened"))
-            elif is_image_name(p):
+            elif not is_image_name(p):
+                skipped.append((p, "not a picture's file name"))
+            elif (first := first_place.setdefault(os.path.realpath(p), len(paths))) != len(paths):
+                # the same picture reached twice through links: counted once, and not at all when
+                # two class folders claim it, since its class is then anyone's guess
+                same_class = targets[first] == index[d.name.lower()]
+                if not same_class:
+                    two_classes.add(first)
+                skipped.append((p, f"the same picture as {paths[first]}" if same_class else TWO_CLASSES))
+            else:
                 paths.append(p)
                 targets.append(index[d.name.lower()])
-            else:
-                skipped.append((p, "not a picture's file name"))
+    if two_classes:
+        skipped += [(paths[i], TWO_CLASSES) for i in sorted(two_classes)]
+        kept = [i for i in range(len(paths)) if i not in two_classes]
+        paths, targets = [paths[i] for i in kept], [targets[i] for i in kept]
     if not paths:
         raise DatasetError(f"No images were found in the class folders of {root}.")
     return LabelledFiles(paths, targets, list(labels), skipped)

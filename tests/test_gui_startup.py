@@ -80,3 +80,23 @@ def test_the_first_start_size_fits_the_screen(qtbot):
     room = QGuiApplication.primaryScreen().availableGeometry()
     size = first_start_size()
     assert size.width() <= min(1200, room.width()) and size.height() <= min(800, room.height())
+
+
+def test_an_unwritable_log_folder_does_not_stop_the_window(tmp_path, monkeypatch):
+    """A read-only or full disk under the log folder: the log goes to the terminal and the app starts."""
+    import logging
+
+    from hqnn_desktop.gui.app import setup_logging
+
+    blocked = tmp_path / "not a folder"
+    blocked.write_text("a file where the log folder should be")
+    monkeypatch.setenv("HQNN_LOG_DIR", str(blocked))
+    before = list(logging.getLogger().handlers)
+    try:
+        problem = setup_logging()
+        assert problem.startswith(f"The log file in {blocked} cannot be written")
+        assert problem.endswith("messages go to the terminal instead.")
+    finally:
+        for handler in logging.getLogger().handlers:
+            if handler not in before:
+                logging.getLogger().removeHandler(handler)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import sys
 import threading
 import traceback
@@ -22,14 +23,26 @@ def log_file() -> Path:
     return log_dir() / "hqnn-desktop.log"
 
 
-def setup_logging() -> None:
-    handler = logging.FileHandler(log_file(), encoding="utf-8")
+def setup_logging() -> str:
+    """Log to the app's log file; where it cannot be written (a read-only or full disk), to the
+    terminal instead, so that the window still opens. Returns why the file was not used ('' if it was)."""
+    try:
+        handler: logging.Handler = logging.FileHandler(log_file(), encoding="utf-8")
+        problem = ""
+    except OSError as exc:
+        handler = logging.StreamHandler(sys.stderr)
+        where = os.environ.get("HQNN_LOG_DIR") or "the log folder"
+        problem = (f"The log file in {where} cannot be written ({exc.strerror or exc}); "
+                   "messages go to the terminal instead.")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(ScrubSecrets())
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.WARNING)  # libraries' chatter (torch, qiskit) stays out unless it matters
     log.setLevel(logging.INFO)
+    if problem:
+        log.warning(problem)
+    return problem
 
 
 class ErrorDialogs(QObject):

@@ -44,6 +44,10 @@ def test_file_fallback_is_private_and_forget_removes_it(no_keyring):  # noqa: F8
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left behind
     assert store.load().channel == "ibm_cloud"
+    path.chmod(0o644)  # opened up by a copy or a chmod: made private again, and what is said stays true
+    assert "only you can read" in store.where() and stat.S_IMODE(path.stat().st_mode) == 0o600
+    path.chmod(0o644)
+    assert store.load().channel == "ibm_cloud" and stat.S_IMODE(path.stat().st_mode) == 0o600
     store.forget()
     assert not path.exists() and store.load() is None
 

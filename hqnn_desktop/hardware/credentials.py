@@ -120,6 +120,19 @@ def _write_private(path: Path, text: str) -> None:
             os.unlink(tmp)
 
 
+def _kept_private(path: Path) -> bool:
+    """Whether only the user can read the key file, making it so again where it was opened up
+    (a copy, a backup restore, a chmod): the key must not sit readable by others."""
+    try:
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+            mode = path.stat().st_mode
+    except OSError:  # not ours to change: said as it is
+        return False
+    return not mode & (stat.S_IRWXG | stat.S_IRWXO)
+
+
 class CredentialStore:
     """Save, load and forget the IBM Quantum credentials (keyring, or the user-only file)."""
 
@@ -132,7 +145,11 @@ class CredentialStore:
             import keyring
 
             return f"the system keyring ({type(keyring.get_keyring()).__name__})"
-        return f"a file only you can read ({credentials_file()}); no system keyring is available"
+        path = credentials_file()
+        if path.exists() and not _kept_private(path):
+            return (f"a file that others on this computer can read ({path}); make it private (chmod 600) "
+                    "or forget the key and save it again; no system keyring is available")
+        return f"a file only you can read ({path}); no system keyring is available"
 
     def save(self, creds: Credentials) -> None:
         blob = json.dumps({"token": creds.token, "instance": creds.instance, "channel": creds.channel})
@@ -160,6 +177,8 @@ class CredentialStore:
         else:
             path = credentials_file()
             try:
+                if path.exists():
+                    _kept_private(path)
                 blob = path.read_text(encoding="utf-8") if path.exists() else None
             except UnicodeDecodeError:
                 blob = "damaged"  # not text: treated as any other damaged content below

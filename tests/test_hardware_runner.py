@@ -92,3 +92,10 @@ def test_a_run_stopped_during_submission_is_recorded_as_stopped(tmp_path):
         execute(plan, store, on_job=lambda job, k, n: submitted.append(k), cancelled=lambda: len(submitted) >= 1)
     (record,) = store.all()
     assert record.status == "STOPPED" and len(record.jobs) == 1 and record.n_jobs_planned == 3
+
+    def ctrl_c(job, k, n):  # the command line's Ctrl+C arrives as KeyboardInterrupt, mid-submission
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        execute(plan, store, on_job=ctrl_c)
+    assert [r.status for r in store.all()] == ["STOPPED", "STOPPED"]

@@ -246,7 +246,7 @@ def execute(plan: Plan, store: JobStore | None = None, on_job: Callable[[object,
     try:
         jobs = [job for job, _ in submit_batches(plan.local.codes, weights, plan.backend, plan.layer, plan.options,
                                                  recorded, cancelled=cancelled)]
-    except Cancelled:
+    except BaseException:  # cancelled, Ctrl+C, the service failing mid-way: the rest will never be submitted
         record.stopped = True  # not "SUBMITTING" for ever in the runs list
         store.save(record)
         raise

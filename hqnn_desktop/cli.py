@@ -447,7 +447,7 @@ def cmd_packs(args: argparse.Namespace) -> int:
     """List the usable packs, then each damaged one on a line with the reason."""
     from .core.packs import card_crop, scan_packs
 
-    packs, damaged = scan_packs()
+    packs, damaged = scan_packs(verify=True)
     if not packs and not damaged:
         print("No model packs installed.")
         return 0

@@ -295,6 +295,26 @@ def test_packs_lists_damaged_packs_each_on_a_line(capsys):
     assert out.count("damaged, cannot be used: ") == 2 and "lacks" in out and "labels must be a list" in out
 
 
+def test_packs_checks_the_weights_too(capsys):
+    """A pack whose card is fine but whose weights were cut short or changed is listed as damaged."""
+    for name in ("cut", "changed"):
+        shutil.copytree(BUNDLED / "bci4", user_packs_dir() / name)
+        card = json.loads((user_packs_dir() / name / "card.json").read_text())
+        (user_packs_dir() / name / "card.json").write_text(json.dumps({**card, "name": name}))
+    heads = user_packs_dir() / "cut" / "heads.safetensors"
+    heads.write_bytes(heads.read_bytes()[:1000])
+    changed = user_packs_dir() / "changed" / "heads.safetensors"
+    data = bytearray(changed.read_bytes())
+    data[-3] ^= 0xFF
+    changed.write_bytes(bytes(data))
+    assert {d.path.name for d in scan_packs()[1]} == set()  # the window's quick listing reads cards only
+    assert main(["packs"]) == 0
+    out = capsys.readouterr().out
+    assert "heads.safetensors is 1,000 bytes instead of the" in out and "cut short by an interrupted copy" in out
+    assert "heads.safetensors does not match the checksum in its model card" in out
+    assert out.count("Restore the pack folder from a copy or train it again") == 2
+
+
 # 8 -------------------------------------------------------------------------------------------------
 
 

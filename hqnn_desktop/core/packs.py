@@ -167,12 +167,19 @@ def verify_files(folder: Path, card: dict) -> None:
             raise PackError(f"The model card names a file outside the pack: {name}.")
         if not path.is_file():
             raise PackError(f"The pack {folder.name} is incomplete: {name} is missing.")
-        actual = sha256_file(path)
-        if actual != expected.get("sha256"):
-            raise PackError(
-                f"The pack {folder.name} is damaged or was modified: {name} does not match the "
-                "checksum in its model card (truncated download or tampering). Reinstall the pack."
-            )
+        size, recorded = path.stat().st_size, expected.get("bytes")
+        if isinstance(recorded, int) and size != recorded:
+            raise PackError(f"The pack {folder.name} is damaged or was modified: {name} is {size:,} bytes instead "
+                            f"of the {recorded:,} its model card records (cut short by an interrupted copy, or "
+                            f"replaced). {_RESTORE}")
+        if sha256_file(path) != expected.get("sha256"):
+            raise PackError(f"The pack {folder.name} is damaged or was modified: {name} does not match the "
+                            f"checksum in its model card (its contents changed after it was saved). {_RESTORE}")
+
+
+#: What to do about a damaged pack, bundled or the user's own.
+_RESTORE = ("Restore the pack folder from a copy or train it again; for a bundled pack, reinstall "
+            "hqnn-desktop.")
 
 
 @dataclass
@@ -485,9 +492,11 @@ class DamagedPack:
     reason: str
 
 
-def scan_packs() -> tuple[list[PackInfo], list[DamagedPack]]:
+def scan_packs(verify: bool = False) -> tuple[list[PackInfo], list[DamagedPack]]:
     """The packs of the bundled and the user's packs folders (bundled first), and the folders there
-    whose card cannot be used, so that a listing can name them instead of leaving them out."""
+    whose card cannot be used, so that a listing can name them instead of leaving them out.
+    ``verify`` also checks every weight file against its card (a few hundred milliseconds a pack),
+    so that a listing names a damaged pack before anyone chooses it."""
     found, damaged = [], []
     for source, root in (("bundled", bundled_packs_dir()), ("user", user_packs_dir())):
         if not root.is_dir():
@@ -497,7 +506,10 @@ def scan_packs() -> tuple[list[PackInfo], list[DamagedPack]]:
         for d in sorted(root.iterdir()):
             if d.is_dir() and not d.name.startswith("."):
                 try:
-                    found.append(PackInfo(d, read_card(d), source))
+                    card = read_card(d)
+                    if verify:
+                        verify_files(d, card)
+                    found.append(PackInfo(d, card, source))
                 except PackError as exc:
                     damaged.append(DamagedPack(d, source, str(exc)))
     return found, damaged

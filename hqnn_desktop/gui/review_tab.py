@@ -42,6 +42,7 @@ from ..core.review import Change, Review, ReviewError, list_reviews, other_pack_
 from ..core.suggest import suggest_next
 from .pack_names import new_pack_problem
 from .review_gallery import PATH_ROLE, GalleryModel, GalleryView, GroupList
+from .wording import counted
 from .workers import start_worker
 
 if TYPE_CHECKING:
@@ -297,8 +298,8 @@ class ReviewTab(QWidget):
         self.gallery.setFocus()
         n_restored = review.n_verified
         self.status.emit(f"Reviewing {review.folder} with {pack_words(review.pack)}"
-                         + (f"; {n_restored} decisions restored" if n_restored else "")
-                         + "".join(f"; the {other.n_verified} cells verified with {pack_words(other.pack)} are "
+                         + (f"; {counted(n_restored, 'decision')} restored" if n_restored else "")
+                         + "".join(f"; the {counted(other.n_verified, 'cell')} verified with {pack_words(other.pack)} are "
                                    "kept in their own review (Saved reviews)"
                                    for other in other_pack_reviews(review) if other.n_verified))
 
@@ -381,7 +382,7 @@ class ReviewTab(QWidget):
             return
         note = self._refresh()
         self.select_cell(changes[0].path)
-        self.status.emit(" ".join([f"{what}: {len(changes)} cell{'s' if len(changes) > 1 else ''}.", note]).strip())
+        self.status.emit(" ".join([f"{what}: {counted(len(changes), 'cell')}.", note]).strip())
 
     def go_to_suggestion(self) -> None:
         if self.review is None:
@@ -473,7 +474,7 @@ class ReviewTab(QWidget):
             todo = sum(1 for c in cells if review.verified(c.path) is None)
             key = f"{i + 1}" if i < 9 else " "
             item = self.groups.item(i)
-            item.setText(f"{key}  {label}  —  {len(cells)} cells" + (f", {todo} not verified" if todo else ""))
+            item.setText(f"{key}  {label}  —  {counted(len(cells), 'cell')}" + (f", {todo} not verified" if todo else ""))
             item.setForeground(Qt.darkGreen if cells and not todo else self.palette().text().color())
         self.groups.setCurrentRow(current)
         self.groups.blockSignals(False)
@@ -502,7 +503,7 @@ class ReviewTab(QWidget):
         parts = [f"{MODEL_TITLES[m]} {diff.agreement[m]:.0%}, κ {diff.kappa[m]:.2f}"
                  for m in diff.models if diff.agreement[m] is not None]
         self.agreement.setText(("<b>Agreement with the verified labels</b> "
-                                f"({diff.n_verified} cells): " + " · ".join(parts)) if parts else
+                                f"({counted(diff.n_verified, 'cell')}): " + " · ".join(parts)) if parts else
                                "Agreement and kappa appear as cells are verified.")
         self.progress_label.setText(f"<b>{html.escape(Path(review.folder).name)}</b>: {diff.n_verified} of {diff.n_cells} "
                                     "cells verified" + (f" · {diff.n_unusable} images not usable"

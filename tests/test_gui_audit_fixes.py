@@ -244,3 +244,21 @@ def test_a_stack_is_flagged_as_classified_from_its_first_picture(qtbot):
     assert model.flags_of(ImageResult(path="z-stack.tif", proba=sure, frames=12)) == [
         "first of 12 pictures in the file"]
     assert model.flags_of(ImageResult(path="cell.tif", proba=sure)) == []
+
+
+@needs_pbc8
+def test_a_damaged_user_pack_is_listed_greyed_out_with_its_reason(qtbot):
+    from PySide6.QtCore import Qt
+
+    from hqnn_desktop.core.packs import user_packs_dir
+
+    from .conftest import open_main_window
+
+    (user_packs_dir() / "half-copied").mkdir(parents=True)
+    (user_packs_dir() / "half-copied" / "card.json").write_text("{not json")
+    window = open_main_window(qtbot)
+    combo = window.pack_combo
+    i = next(i for i in range(combo.count()) if combo.itemText(i) == "half-copied (user, damaged)")
+    assert not combo.model().item(i).isEnabled() and combo.itemData(i) is None
+    assert "damaged" in combo.itemData(i, Qt.ToolTipRole)
+    assert combo.currentText() == "pbc8 (bundled)"

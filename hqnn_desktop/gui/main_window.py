@@ -68,19 +68,20 @@ def load_engine(folder: str):
 
 def list_pack_infos(asked: str | None = None):
     """Worker function: the installed packs, the folder of the pack ``asked`` for at start (added
-    to the list when it lies elsewhere), and why there is none when it cannot be found."""
-    from ..core.packs import PackError, PackInfo, list_packs, read_card, resolve_pack
+    to the list when it lies elsewhere), why there is none when it cannot be found, and the
+    installed packs whose card cannot be used (listed, greyed out, rather than silently missing)."""
+    from ..core.packs import PackError, PackInfo, read_card, resolve_pack, scan_packs
 
-    infos = list_packs()
+    infos, damaged = scan_packs()
     if asked is None:
-        return infos, None, None
+        return infos, None, None, damaged
     try:
         folder = resolve_pack(asked)
         if not any(info.path.resolve() == folder.resolve() for info in infos):
             infos.append(PackInfo(folder, read_card(folder), "folder"))
-        return infos, folder, None
+        return infos, folder, None, damaged
     except PackError as exc:
-        return infos, None, str(exc)
+        return infos, None, str(exc), damaged
 
 
 class MainWindow(QMainWindow):
@@ -245,13 +246,17 @@ class MainWindow(QMainWindow):
                                                                       repr(e)))
 
     def _packs_found(self, found) -> None:
-        infos, asked_folder, asked_problem = found
+        infos, asked_folder, asked_problem, damaged = found
         self.pack_infos = list(infos)
         self.pack_combo.clear()
         for info in self.pack_infos:
             title = info.card.get("title", info.name)
             self.pack_combo.addItem(f"{info.name} ({info.source})", str(info.path))
             self.pack_combo.setItemData(self.pack_combo.count() - 1, title, Qt.ToolTipRole)
+        for bad in damaged:  # shown, greyed out, with the reason: a pack that vanished would puzzle
+            self.pack_combo.addItem(f"{bad.path.name} ({bad.source}, damaged)")
+            self.pack_combo.setItemData(self.pack_combo.count() - 1, bad.reason, Qt.ToolTipRole)
+            self.pack_combo.model().item(self.pack_combo.count() - 1).setEnabled(False)
         if not self.pack_infos:
             self.statusBar().showMessage("No model pack installed.")
             return

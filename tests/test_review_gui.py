@@ -299,10 +299,11 @@ def test_report_is_written_in_the_format_its_name_says(qtbot, tmp_path):
     with Image.open(tmp_path / "report.png") as im:
         assert im.format == "PNG"
     assert statuses[-1] == f"Saved {tmp_path / 'report.png'}"
-    tab.export_report(str(tmp_path / "report.weird"))
-    with Image.open(tmp_path / "report.weird.png") as im:
-        assert im.format == "PNG"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.jpg", "report.png", "report.weird.png"]
+    tab.export_report(str(tmp_path / "report.svg"))  # a format it cannot write: refused, as Evaluate does
+    assert tab.progress_label.text().startswith("The report can be saved as PNG or PDF or JPG")
+    tab.export_csv(str(tmp_path / "counts"))  # no suffix: the CSV's is added
+    assert statuses[-1] == f"Saved {tmp_path / 'counts.csv'}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["counts.csv", "report.jpg", "report.png"]
 
 
 def test_two_windows_on_one_review_keep_each_others_work(qtbot):

@@ -70,6 +70,9 @@ def pack_words(name: str) -> str:
     return f"the pack {name}" if name else "an unnamed pack"
 
 
+#: The formats a review report is saved in (the first is added to a name without a suffix).
+REPORT_SUFFIXES = (".png", ".pdf", ".jpg", ".jpeg", ".tif", ".tiff")
+
 class _Relay(QObject):
     """Carries fine-tuning progress from the worker thread to the GUI thread."""
 
@@ -557,8 +560,14 @@ class ReviewTab(QWidget):
         return path
 
     def export_csv(self, path: str) -> None:
+        from .evaluate_tab import ExportError, export_target
+
         try:
+            path = export_target(path, (".csv",), "The differential count")
             write_differential_csv(path, differential(self.review))
+        except ExportError as exc:
+            self.progress_label.setText(str(exc))
+            return
         except OSError as exc:
             self.progress_label.setText(write_failure("The differential count", path, exc))
             return
@@ -571,10 +580,15 @@ class ReviewTab(QWidget):
             self.export_csv(path)
 
     def export_report(self, path: str) -> None:
+        from .evaluate_tab import ExportError, export_target
         from .review_report import export_report
 
         try:
+            path = export_target(path, REPORT_SUFFIXES, "The report")
             written = export_report(path, self.review, self.pack_card(), self.model_kind)
+        except ExportError as exc:
+            self.progress_label.setText(str(exc))
+            return
         except OSError as exc:
             self.progress_label.setText(write_failure("The report", path, exc))
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import xml.etree.ElementTree as ET
 
@@ -178,3 +179,30 @@ def test_a_folder_that_cannot_be_evaluated_leaves_the_previous_results_named_and
     assert tab.report is shown and tab.report_source == source
     assert tab.progress.value() < tab.progress.minimum() and tab.progress.text() == ""  # no 100 % of nothing
     assert tab.evaluate_button.isEnabled() and tab.errors == []
+
+
+def test_matrices_export_asks_before_replacing_the_files_it_writes(tab, tmp_path, monkeypatch):
+    """The dialog's own question concerns the name typed, which is never written: the files written
+    (one per model) get the question, and the dialog starts beside the data, not in the program's folder."""
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    asked_dialog, answers = [], []
+    chosen = str(tmp_path / "confusion.png")
+
+    def dialog(parent, title, start, filters, options=None):
+        asked_dialog.append((start, options))
+        return chosen, ""
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", dialog)
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: answers.pop(0))
+    (tmp_path / "confusion_hqnn.png").write_bytes(b"an earlier export")
+    answers.append(QMessageBox.StandardButton.No)
+    tab.export_plots()
+    assert (tmp_path / "confusion_hqnn.png").read_bytes() == b"an earlier export"
+    assert not (tmp_path / "confusion_baseline.png").exists()
+    answers.append(QMessageBox.StandardButton.Yes)
+    tab.export_plots()
+    assert (tmp_path / "confusion_hqnn.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "confusion_baseline.png").exists() and not answers
+    start, options = asked_dialog[0]
+    assert options == QFileDialog.DontConfirmOverwrite and os.path.isabs(start)

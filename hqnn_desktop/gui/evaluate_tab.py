@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QTableWidget,
@@ -427,7 +428,8 @@ class EvaluateTab(QWidget):
     def export_table(self) -> None:
         if not self.report:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export per-class table", "per_class.csv", "CSV (*.csv)")
+        path, _ = QFileDialog.getSaveFileName(self, "Export per-class table", self._export_place("per_class.csv"),
+                                              "CSV (*.csv)")
         if path:
             self.write_table(path)
 
@@ -449,20 +451,43 @@ class EvaluateTab(QWidget):
     def export_plots(self) -> None:
         if not self.report:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export matrices", "confusion.png", "PNG (*.png);;SVG (*.svg)")
-        if path:
-            self.write_plots(path)
+        # the dialog would ask about replacing the name typed, which is never written itself:
+        # the files that are written get the question instead
+        path, _ = QFileDialog.getSaveFileName(self, "Export matrices", self._export_place("confusion.png"),
+                                              "PNG (*.png);;SVG (*.svg)", options=QFileDialog.DontConfirmOverwrite)
+        if not path:
+            return
+        try:
+            existing = [f for f in self.plot_files(path) if os.path.exists(f)]
+        except ExportError:
+            existing = []  # write_plots says why
+        if existing and QMessageBox.question(
+                self, "Replace files?", "Replace " + ", ".join(os.path.basename(f) for f in existing) + "?"
+        ) != QMessageBox.StandardButton.Yes:
+            return
+        self.write_plots(path)
+
+    def _export_place(self, name: str) -> str:
+        """Where an export is proposed: beside the evaluated folder (not wherever the program was started)."""
+        folder = (self.report or {}).get("folder")
+        return str(Path(folder).parent / name) if folder else str(Path.home() / name)
+
+    def plot_files(self, path: str) -> list[str]:
+        """The files an export of the matrices to ``path`` writes: one per model, name_<model>.png or .svg."""
+        base, ext = os.path.splitext(export_target(path, (".png", ".svg"), "The matrices"))
+        return [f"{base}_{kind}{ext}" for kind in self.matrices if kind in self.report["models"]]
 
     def write_plots(self, path: str) -> list[str]:
-        """One file per model, name_<model>.png or .svg; the files written (none after saying why not)."""
+        """One file per model (:meth:`plot_files`); the files written (none after saying why not)."""
         if not self.report:
             return []
         try:
-            target = export_target(path, (".png", ".svg"), "The matrices")
-            base, ext = os.path.splitext(target)
+            files = self.plot_files(path)
+            ext = os.path.splitext(files[0])[1] if files else ".png"
+            target = files[0] if files else path
             draw = plot_svg if ext.lower() == ".svg" else plot_png
-            contents = {f"{base}_{kind}{ext}": _draw_for_file(plot, draw)
-                        for kind, plot in self.matrices.items() if kind in self.report["models"]}
+            plots = [plot for kind, plot in self.matrices.items() if kind in self.report["models"]]
+            contents = {f: _draw_for_file(plot, draw) for f, plot in zip(files, plots)}
             write_files(contents, "The matrices")
         except ExportError as exc:
             self.error.emit(str(exc), "")

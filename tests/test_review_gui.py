@@ -392,3 +392,28 @@ def test_fine_tune_names_are_checked_like_the_training_tabs(qtbot, monkeypatch):
         assert tab.worker is None
     assert len(asked) == 1 and "mine already exists" in asked[0]
     assert (mine / "card.json").read_text() == '{"name": "mine"}'
+
+
+def test_a_reopened_review_says_which_pictures_are_gone(qtbot, tmp_path):
+    import numpy as np
+
+    from hqnn_desktop.core.inputs import ImageResult
+    from hqnn_desktop.gui.classify_tab import ClassifyTab
+    from hqnn_desktop.gui.review_tab import ReviewTab
+
+    folder = tmp_path / "smear"
+    shutil.copytree(PBC / "basophil", folder)
+    pictures = sorted(folder.iterdir())
+    results = [ImageResult(str(p), proba={"hqnn": np.eye(8)[0] * 0.9 + 0.0125}) for p in pictures]
+    labels = sorted(p.name for p in PBC.iterdir())
+    tab = ReviewTab(ClassifyTab())
+    qtbot.addWidget(tab)
+    messages = []
+    tab.status.connect(messages.append)
+    tab.set_review(Review.from_results(results, labels, ("hqnn",), "pbc8"))
+    assert "no longer" not in messages[-1]
+    pictures[0].unlink()
+    tab.set_review(Review.from_results(results, labels, ("hqnn",), "pbc8"))
+    assert messages[-1].endswith(f"1 picture of this review is no longer where it was (for example "
+                                 f"{pictures[0].name}): decisions are kept, but such pictures cannot be shown or "
+                                 "trained on")

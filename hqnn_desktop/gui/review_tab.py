@@ -12,6 +12,7 @@ manifest, and the pack's heads can be fine-tuned on it (``core.corrections``).
 from __future__ import annotations
 
 import html
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -69,6 +70,17 @@ def pack_words(name: str) -> str:
     """'the pack pbc8', or words for a review saved by a version that did not record its pack."""
     return f"the pack {name}" if name else "an unnamed pack"
 
+
+def missing_note(review: Review) -> str:
+    """What a reopened review says about pictures no longer where they were (moved, renamed,
+    deleted): they keep their decisions but cannot be shown, and training on corrections cannot
+    use them ('' when every picture is there)."""
+    missing = [c.path for c in review.cells if not os.path.exists(c.path)]
+    if not missing:
+        return ""
+    return (f"; {counted(len(missing), 'picture')} of this review {'is' if len(missing) == 1 else 'are'} no longer "
+            f"where {'it was' if len(missing) == 1 else 'they were'} (for example {Path(missing[0]).name}): "
+            "decisions are kept, but such pictures cannot be shown or trained on")
 
 #: The formats a review report is saved in (the first is added to a name without a suffix).
 REPORT_SUFFIXES = (".png", ".pdf", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -304,7 +316,8 @@ class ReviewTab(QWidget):
                          + (f"; {counted(n_restored, 'decision')} restored" if n_restored else "")
                          + "".join(f"; the {counted(other.n_verified, 'cell')} verified with {pack_words(other.pack)} are "
                                    "kept in their own review (Saved reviews)"
-                                   for other in other_pack_reviews(review) if other.n_verified))
+                                   for other in other_pack_reviews(review) if other.n_verified)
+                         + missing_note(review))
 
     @property
     def model_kind(self) -> str:

@@ -78,6 +78,9 @@ def test_bad_input_is_refused_in_plain_words(memory_keyring):  # noqa: F811
         Credentials(GOOD_KEY, channel="ibm_quantum")
     with pytest.raises(CredentialsError, match="must be text"):
         Credentials(12345)
+    for slip in ("bad token with spaces", "key\u00fcnicode", "key\x00x"):  # paste errors, not keys
+        with pytest.raises(CredentialsError, match="holds spaces or characters an IBM Quantum key never has"):
+            Credentials(slip)
     assert mask("abcdefghijkl").endswith("ijkl") and scrub(f"url?apikey={GOOD_KEY}").endswith(mask(GOOD_KEY))
 
 

@@ -47,6 +47,10 @@ class Credentials:
             raise CredentialsError("The API key, instance and channel must be text.")
         if not self.token.strip():
             raise CredentialsError("The API key is empty.")
+        if any(c.isspace() or not c.isascii() or not c.isprintable() for c in self.token.strip()):
+            # IBM's keys are letters, digits, '-' and '_': a space or an odd character is a paste slip
+            raise CredentialsError("The API key holds spaces or characters an IBM Quantum key never has; copy it "
+                                   "again from your IBM Quantum account page (only the key, nothing around it).")
         if self.channel not in CHANNELS:
             raise CredentialsError(f"The channel is one of {', '.join(CHANNELS)}.")
         _KNOWN_SECRETS.add(self.token)

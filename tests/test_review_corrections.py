@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,3 +73,13 @@ def test_fine_tuning_on_corrections_fixes_the_confused_class(confused_pack, tiny
     assert card["training"]["fine_tuned_from"]["pack"] == "confused"
     assert card["metrics"]["validation"] == {"split": "none given", "models": {}}
     assert card["metrics"]["base_pack_validation"]["models"]["hqnn"]["per_class"]["gamma"]["recall"] <= 0.5
+
+    # a verified picture deleted since: training goes on without it and the card says so
+    gone = Path(paths[0])
+    gone.unlink()
+    again = fine_tune_pack(FineTuneRecipe(pack_dir=str(confused_pack), manifest=str(manifest), epochs=1,
+                                          name="one-gone"), tmp_path / "one-gone")
+    card = json.loads((again / "card.json").read_text())
+    left_out = card["training"]["left_out"]
+    assert left_out["n_unusable"] + left_out["n_passed_over"] == 1 and card["training"]["n_train"] == 23
+    assert Path(left_out["examples"][0]["path"]).name == gone.name

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .build import manifest_record
+from .build import left_out_record, manifest_record
 from .calibration import (
     calibrate_or_skip,
     calibrated_proba,
@@ -58,9 +58,13 @@ class FineTuneRecipe:
     device: str | None = None
 
 
-def _images(pack, files) -> tuple[np.ndarray, np.ndarray]:
+def _images(pack, files, left_out: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The usable listed images and their classes; each unusable one (moved, deleted, damaged since
+    it was verified) goes to ``left_out`` with its reason, for the card and the user to see."""
     images, errors = load_images(files.paths, pack.input_size, crop=pack.crop)
     ok = np.array([e is None for e in errors], dtype=bool)
+    if left_out is not None:
+        left_out.extend((p, e) for p, e in zip(files.paths, errors) if e is not None)
     if not ok.any():
         raise DatasetError("None of the listed images could be read.")
     return images[ok], np.asarray(files.targets)[ok]
@@ -94,7 +98,8 @@ def fine_tune_pack(recipe: FineTuneRecipe, out_dir: str | os.PathLike,
         if Path(recipe.extra).is_file():
             records.append(manifest_record(recipe.extra, len(extra)))
         files = files.plus(extra)
-    train = _images(pack, files)
+    unusable: list = []
+    train = _images(pack, files, unusable)
     val = _images(pack, scan_dataset(recipe.val, pack.labels)) if recipe.val else None
     card = pack.card
     cfg = HeadConfig(n_qubits=int(card["n_qubits"]), layers=int(card["layers"]), epochs=recipe.epochs,
@@ -111,6 +116,7 @@ def fine_tune_pack(recipe: FineTuneRecipe, out_dir: str | os.PathLike,
         "fine_tuned_from": {"pack": card["name"], "heads_sha256": card["files"][HEADS_FILE]["sha256"]},
         "corrections": records, "extra": recipe.extra, "val": recipe.val,
         "heads": asdict(cfg), "seed": recipe.seed, "n_train": len(y),
+        "left_out": left_out_record(unusable, list(files.skipped)),
         "history": {"heads": histories}, "base_training": card.get("training"),
     }
     if val:

@@ -684,7 +684,12 @@ class ReviewTab(QWidget):
         self.progress_label.setText(f"Fine-tuning: {what.get(stage, stage)} {done}/{total}")
 
     def _fine_tuned(self, path: str) -> None:
-        self.progress_label.setText(f"Saved the pack {Path(path).name}; it is now in the pack selector.")
+        from ..core.build import left_out_note
+        from ..core.packs import read_card
+
+        note = left_out_note(read_card(Path(path)))
+        self.progress_label.setText(f"Saved the pack {Path(path).name}; it is now in the pack selector."
+                                    + (f" {note}" if note else ""))
         self.pack_ready.emit(path)
 
     def _fine_tune_failed(self, exc: Exception) -> None:

@@ -138,6 +138,21 @@ def test_adaptation_is_deterministic_resumable_and_cancellable(tiny_dataset, tmp
         assert torch.allclose(va, vr, atol=1e-5), k
 
 
+def test_adaptation_can_start_from_another_packs_backbone(tiny_dataset, tmp_path):
+    from safetensors.torch import save_file
+
+    from hqnn_desktop.core.train import FeatureExtractor
+
+    files = scan_class_folders(tiny_dataset[0])
+    images, _ = load_images(files.paths, 32)
+    start = FeatureExtractor("efficientnet_lite0", pretrained=False)  # far from the ImageNet weights
+    save_file({k: v.contiguous() for k, v in start.state_dict().items()}, str(tmp_path / "start.safetensors"))
+    cfg = _AC(input_size=32, epochs=1, batch_size=24, lr=1e-9, start_from=str(tmp_path / "start.safetensors"))
+    adapted, _ = adapt_backbone(images, np.asarray(files.targets), 3, cfg, device="cpu")
+    for name, value in start.named_parameters():
+        assert torch.allclose(dict(adapted.extractor.named_parameters())[name], value, atol=1e-6), name
+
+
 def test_grouped_split_keeps_groups_together(tiny_dataset):
     files = scan_class_folders(tiny_dataset[0])
     tr, va = split_validation(files, 0.3, seed=0, group_pattern=r"^s(\d+)_")

@@ -61,6 +61,9 @@ class AdaptConfig:
     mixup: float = 0.0
     ema_decay: float = 0.0
     augment: AugmentConfig = field(default_factory=_default_augment)
+    # An extractor weights file (a pack's backbone.safetensors) to adapt instead of the
+    # ImageNet weights: a backbone that already knows blood cells from another dataset.
+    start_from: str | None = None
 
 
 @dataclass

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .augment import augment_batch
-from .backbones import Normalize, build_backbone, get_spec
+from .backbones import Normalize, build_backbone, get_spec, load_state_file
 from .configs import AdaptConfig, HeadConfig
 from .heads import MODEL_KINDS, MODEL_TITLES, Head
 from .storage import atomic_torch_save
@@ -127,7 +127,10 @@ def adapt_backbone(images: np.ndarray | torch.Tensor, targets: np.ndarray, n_cla
     """Fine-tune a backbone on uint8 NHWC ``images``; returns the adapted model (its
     ``extractor`` is what packs keep) and the per-epoch history."""
     seed_everything(cfg.seed)
-    model = AdaptationModel(FeatureExtractor(cfg.backbone, cfg.pretrained), cfg.bottleneck, n_classes)
+    extractor = FeatureExtractor(cfg.backbone, cfg.pretrained and cfg.start_from is None)
+    if cfg.start_from is not None:
+        extractor.load_state_dict(load_state_file(cfg.start_from))
+    model = AdaptationModel(extractor, cfg.bottleneck, n_classes)
     return train_end_to_end(model, images, targets, cfg, device, checkpoint, callbacks, val, stage="adapt")
 
 

@@ -7,13 +7,14 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from sklearn.metrics import cohen_kappa_score
 
-from hqnn_desktop.core.corrections import write_manifest
+from hqnn_desktop.core.corrections import left_out_of_corrections, write_manifest
 from hqnn_desktop.core.datasets import DatasetError, read_manifest, scan_dataset
 from hqnn_desktop.core.differential import differential, write_differential_csv
 from hqnn_desktop.core.inputs import ImageResult
@@ -27,7 +28,12 @@ from hqnn_desktop.core.review import (
     other_pack_reviews,
     review_file,
 )
-from hqnn_desktop.core.review_report import NOTICE, card_summary_lines, report_thumbnails
+from hqnn_desktop.core.review_report import (
+    NOTICE,
+    card_summary_lines,
+    report_thumbnails,
+    summary_lines,
+)
 from hqnn_desktop.core.suggest import suggest_next
 
 from .conftest import BUNDLED
@@ -212,6 +218,76 @@ def test_report_content(smear):
     assert lines[0].startswith("Pack: ") and "pbc8" in lines[0]
     assert any(line.startswith("Validation macro-F1: HQNN") for line in lines)
     assert lines[-1].startswith("Intended use:") and "not for diagnosis" in NOTICE
+
+
+def manifest_rows(path) -> list[list[str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.reader(fh))[1:]
+
+
+def test_pictures_gone_since_are_left_out_of_report_and_corrections_but_keep_their_decisions(smear, tmp_path):
+    folder, results = smear
+    p = paths_of(folder)
+    review = Review.from_results(results, LABELS, MODELS, "toy")
+    for path, label in zip(p[:4], "abbc"):
+        review.decide([path], label)
+    (folder / "cell0.png").unlink()  # verified, then deleted
+    (folder / "cell4.png").rename(folder / "cell4-renamed.png")  # not verified, renamed
+    reopened = Review.load(review.file)
+    missing = set(reopened.missing_pictures())
+    assert missing == {p[0], p[4]}
+
+    # the report counts the four pictures still there and says, apart, what it left out
+    diff = differential(reopened, missing)
+    assert (diff.n_cells, diff.n_verified, diff.n_unusable, diff.n_missing) == (4, 3, 1, 2)
+    rows = {r.label: r for r in diff.rows}
+    assert [rows[k].pre["hqnn"] for k in LABELS] == [1, 2, 1]  # p1 | p2 p3 | p5
+    assert [rows[k].pre["baseline"] for k in LABELS] == [1, 3, 0]  # p5 | p1 p2 p3
+    assert [rows[k].verified for k in LABELS] == [0, 2, 1]
+    assert diff.agreement["hqnn"] == pytest.approx(1 / 3)  # says a b b where the reviewer says b b c
+    assert summary_lines(diff, "hqnn") == [
+        "4 cells, 3 verified, 1 image not usable · pre-classified by the pack toy; thumbnails grouped by HQNN",
+        "2 pictures are no longer where they were (moved, renamed or deleted) and are left out of this report."]
+    thumbs = report_thumbnails(reopened, "hqnn", missing=missing)
+    assert thumbs["a"] == [] and sorted(thumbs["b"]) == [p[1], p[2]] and thumbs["c"] == [p[3], p[5]]
+    assert differential(reopened).n_cells == 6  # the review itself still has every cell
+
+    # the corrections list the three verified pictures still there and name the one left out
+    left_out: list[str] = []
+    manifest = write_manifest(reopened, tmp_path / "corrections.csv", left_out)
+    assert sorted(manifest_rows(manifest)) == [[p[1], "b"], [p[2], "b"], [p[3], "c"]]
+    assert left_out == [p[0]] and not read_manifest(manifest, LABELS).skipped
+    assert left_out_of_corrections(left_out) == (
+        "1 verified picture is no longer where it was (moved, renamed or deleted), for example cell0.png, "
+        "and is left out of the corrections; its decision stays in the review.")
+    assert left_out_of_corrections([]) == ""
+
+    # nothing written is lost: the decision of the deleted picture stays on disk through new decisions
+    reopened.decide([p[5]], "a")
+    assert Review.load(review.file).decisions == {p[0]: "a", p[1]: "b", p[2]: "b", p[3]: "c", p[5]: "a"}
+
+    # pictures that come back count again, in the report and in the corrections
+    (folder / "cell4-renamed.png").rename(folder / "cell4.png")
+    one_gone = differential(reopened, set(reopened.missing_pictures()))
+    assert (one_gone.n_cells, one_gone.n_missing) == (5, 1)
+    assert summary_lines(one_gone, "baseline")[1] == ("1 picture is no longer where it was (moved, renamed or "
+                                                       "deleted) and is left out of this report.")
+    Image.new("RGB", (8, 8)).save(folder / "cell0.png")
+    assert reopened.missing_pictures() == []
+    back = differential(reopened, set())
+    assert (back.n_cells, back.n_verified, back.n_missing) == (6, 5, 0) and len(summary_lines(back, "hqnn")) == 1
+    left_out.clear()
+    assert [p[0], "a"] in manifest_rows(write_manifest(reopened, tmp_path / "again.csv", left_out))
+    assert left_out == []
+
+    # every verified picture gone: no empty corrections file, and the decisions stay
+    for path in p[:4] + p[5:]:
+        Path(path).unlink()
+    with pytest.raises(DatasetError, match=r"^All 5 verified pictures are no longer where they were \(moved, "
+                                           r"renamed or deleted\), so there are no corrections to save; their "
+                                           r"decisions stay in the review\.$"):
+        write_manifest(reopened, tmp_path / "none.csv")
+    assert not (tmp_path / "none.csv").exists() and len(Review.load(review.file).decisions) == 5
 
 
 def test_file_names_that_are_not_utf8_survive_review_and_manifest(tmp_path):

@@ -417,3 +417,95 @@ def test_a_reopened_review_says_which_pictures_are_gone(qtbot, tmp_path):
     assert messages[-1].endswith(f"1 picture of this review is no longer where it was (for example "
                                  f"{pictures[0].name}): decisions are kept, but such pictures cannot be shown or "
                                  "trained on")
+
+
+def test_report_and_corrections_leave_out_pictures_gone_since_and_say_so(qtbot, tmp_path, monkeypatch):
+    import numpy as np
+    from PySide6.QtGui import QImage, QPainter
+
+    from hqnn_desktop.core.inputs import ImageResult
+    from hqnn_desktop.gui import review_report
+    from hqnn_desktop.gui.classify_tab import ClassifyTab
+    from hqnn_desktop.gui.review_tab import ReviewTab
+
+    folder = tmp_path / "smear"
+    shutil.copytree(PBC, folder)
+    labels = sorted(p.name for p in folder.iterdir())
+    pictures = sorted(folder.rglob("*.jpg"))
+    results = [ImageResult(str(p), proba={"hqnn": np.eye(8)[labels.index(p.parent.name)] * 0.9 + 0.0125})
+               for p in pictures]
+    review = Review.from_results(results, labels, ("hqnn",), "pbc8")
+    review.accept([str(p) for p in pictures], "hqnn")  # all 24 verified
+    basophils = sorted((folder / "basophil").iterdir())
+    for p in basophils[:2]:
+        p.unlink()
+    eosinophil = min((folder / "eosinophil").iterdir())
+    eosinophil.rename(tmp_path / "elsewhere.jpg")
+    tab = ReviewTab(ClassifyTab())
+    qtbot.addWidget(tab)
+    statuses = []
+    tab.status.connect(statuses.append)
+    tab.set_review(Review.load(review.file))
+
+    # the report: 21 cells counted, the 3 gone said apart in words, no blank where they were
+    asked = []
+    read = review_report.read_thumbnail
+    monkeypatch.setattr(review_report, "read_thumbnail", lambda path, *a: asked.append(path) or read(path, *a))
+
+    class Recording(QPainter):
+        def __init__(self, device) -> None:
+            super().__init__(device)
+            self.texts, self.thumbs = [], []
+
+        def drawText(self, *args) -> None:
+            self.texts.append(args[-1])
+            super().drawText(*args)
+
+        def drawPixmap(self, x, y, pix) -> None:
+            self.thumbs.append((x, y))
+            super().drawPixmap(x, y, pix)
+
+    page = QImage(review_report.WIDTH, review_report.HEIGHT, QImage.Format_RGB32)  # kept while painted on
+    painter = Recording(page)
+    review_report.paint_report(painter, tab.review, None, "hqnn")
+    painter.end()
+    assert ("21 cells, 21 verified, 0 images not usable · pre-classified by the pack pbc8; thumbnails grouped by "
+            "HQNN") in painter.texts
+    assert ("3 pictures are no longer where they were (moved, renamed or deleted) and are left out of this "
+            "report.") in painter.texts
+    row = painter.texts.index("basophil")
+    assert painter.texts[row:row + 5] == ["basophil", "1", "4.8 %", "1", "4.8 %"]
+    gone = {str(p) for p in basophils[:2]} | {str(eosinophil)}
+    assert len(asked) == 21 and not gone & set(asked)
+    blocks: dict[tuple[int, bool], list[int]] = {}
+    for x, y in painter.thumbs:
+        right = x >= review_report.MARGIN + (review_report.WIDTH - 2 * review_report.MARGIN) / 2
+        blocks.setdefault((y, right), []).append(x)
+    assert sorted(map(len, blocks.values())) == [1, 2] + [3] * 6
+    for xs in blocks.values():  # side by side from the left of each class's block, no gap
+        assert [x - min(xs) for x in sorted(xs)] == [84 * j for j in range(len(xs))]
+    tab.export_report(str(tmp_path / "report.pdf"))
+    assert statuses[-1] == f"Saved {tmp_path / 'report.pdf'}" and (tmp_path / "report.pdf").stat().st_size
+
+    # the corrections: the 21 pictures still there, and a word on the 3 left out
+    out = tab.save_corrections(str(tmp_path / "corrections.csv"))
+    with open(out, newline="", encoding="utf-8") as fh:
+        listed = [row["path"] for row in csv.DictReader(fh)]
+    assert len(listed) == 21 and not gone & set(listed)
+    note = (f"3 verified pictures are no longer where they were (moved, renamed or deleted), for example "
+            f"{basophils[0].name}, and are left out of the corrections; their decisions stay in the review.")
+    assert statuses[-1] == f"Saved 21 verified cells to {out}. {note}"
+    pack = tmp_path / "pbc8-corrected"
+    pack.mkdir()
+    shutil.copy(BUNDLED / "pbc8" / "card.json", pack)
+    tab._fine_tuned(str(pack))  # fine-tuning on these corrections done: the word comes back
+    assert tab.progress_label.text() == f"Saved the pack pbc8-corrected; it is now in the pack selector. {note}"
+
+    # the differential count as CSV agrees with the report
+    tab.export_csv(str(tmp_path / "counts.csv"))
+    with open(tmp_path / "counts.csv", newline="", encoding="utf-8") as fh:
+        total = next(row for row in csv.DictReader(fh) if row["class"] == "all")
+    assert total["verified_n"] == "21" and total["hqnn_n"] == "21"
+
+    # nothing written is lost: the 24 decisions stay in the review
+    assert len(Review.load(review.file).decisions) == 24

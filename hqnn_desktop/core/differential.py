@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,8 @@ class Differential:
     n_unusable: int
     agreement: dict[str, float | None]
     kappa: dict[str, float | None]
+    #: cells left out because their picture is no longer where it was (see :meth:`Review.missing_pictures`)
+    n_missing: int = 0
 
     def verified_pct(self, row: ClassCount) -> float | None:
         return 100.0 * row.verified / self.n_verified if self.n_verified else None
@@ -60,16 +63,22 @@ def _share(num: int, den: int) -> float | None:
     return num / den if den else None
 
 
-def differential(review: Review) -> Differential:
-    """Count a review: pre-classified per model, verified, agreement and kappa."""
+def differential(review: Review, missing: Collection[str] = ()) -> Differential:
+    """Count a review: pre-classified per model, verified, agreement and kappa.
+
+    The cells in ``missing`` (pictures no longer where they were) are not counted, only numbered
+    apart in ``n_missing``: a report must not count what it can no longer show, nor pass them off
+    as usable. Their decisions stay in the review.
+    """
     n = len(review.labels)
     index = {label: i for i, label in enumerate(review.labels)}
-    verified = review.verified_cells()
+    present = np.array([c.path not in missing for c in review.cells], dtype=bool)
+    verified = [(c, label) for c, label in review.verified_cells() if c.path not in missing]
     truth = np.array([index[label] for _, label in verified], dtype=int)
     truth_counts = np.bincount(truth, minlength=n)
     pre_counts, matrices, agreement, kappa = {}, {}, {}, {}
     for m in review.models:
-        pre_counts[m] = np.bincount(review.predictions(m), minlength=n)
+        pre_counts[m] = np.bincount(review.predictions(m)[present], minlength=n)
         pred = np.array([c.pred[m] for c, _ in verified], dtype=int)
         matrices[m] = confusion_matrix(truth, pred, n)
         agreement[m] = float((pred == truth).mean()) if len(truth) else None
@@ -81,8 +90,8 @@ def differential(review: Review) -> Differential:
             pre={m: int(pre_counts[m][k]) for m in review.models},
             kept={m: _share(int(matrices[m][k, k]), int(matrices[m][:, k].sum())) for m in review.models},
             found={m: _share(int(matrices[m][k, k]), int(matrices[m][k].sum())) for m in review.models}))
-    return Differential(review.folder, review.pack, review.models, rows, len(review.cells), len(verified),
-                        len(review.unusable), agreement, kappa)
+    return Differential(review.folder, review.pack, review.models, rows, int(present.sum()), len(verified),
+                        len(review.unusable), agreement, kappa, len(review.cells) - int(present.sum()))
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:

@@ -339,6 +339,12 @@ class Review:
     def n_verified(self) -> int:
         return sum(1 for c in self.cells if c.path in self.decisions)
 
+    def missing_pictures(self) -> list[str]:
+        """The cells whose picture is no longer where it was (moved, renamed or deleted), looked up
+        on the disk now: a report or a corrections file leaves them out rather than show or train on
+        nothing, while the review keeps their decisions (they count again once the pictures are back)."""
+        return [c.path for c in self.cells if not os.path.exists(c.path)]
+
     # ------------------------------------------------------------------ deciding
     def decide(self, paths: Iterable[str], label: str) -> list[Change]:
         """Verify ``paths`` as ``label`` (one undoable step); returns what changed."""
@@ -405,6 +411,14 @@ class Review:
                             "once the disk accepts it.")
         else:
             self.unsaved = None
+
+
+def no_longer_there(n: int, what: str = "picture") -> str:
+    """'3 pictures are no longer where they were (moved, renamed or deleted)': how the review's
+    reports and exports name pictures gone since they were classified, in a biologist's words."""
+    one = n == 1
+    return (f"{n} {what}{'' if one else 's'} {'is' if one else 'are'} no longer where "
+            f"{'it was' if one else 'they were'} (moved, renamed or deleted)")
 
 
 def _set_aside_damaged(file: Path) -> None:

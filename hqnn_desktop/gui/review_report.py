@@ -2,7 +2,9 @@
 
 Counts table, a bar chart of pre-classified beside verified percentages, a few
 thumbnails per class, the pack's card summary, and the research-use notice.
-The same painting code serves both formats, so they always match.
+Pictures no longer where they were are left out, and a line says how many
+(``core.review_report``). The same painting code serves both formats, so they
+always match.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from ..core.differential import Differential, differential
 from ..core.inputs import Window
 from ..core.kinds import MODEL_TITLES
 from ..core.review import Review
-from ..core.review_report import NOTICE, card_summary_lines, report_thumbnails
+from ..core.review_report import NOTICE, card_summary_lines, report_thumbnails, summary_lines
 from ..core.storage import atomic_path
 from .classify_tab import MODEL_COLORS
 from .thumbnails import read_thumbnail
@@ -112,7 +114,7 @@ def _bars(p: QPainter, diff: Differential, rect: QRectF) -> None:
 def _thumbnails(p: QPainter, thumbs: dict[str, list[str]], top: float, windows: dict[str, Window],
                 size: int = 76) -> float:
     """Two columns of classes, each with its few thumbnails (the cell window of packs that have
-    one); returns the y below them."""
+    one), side by side with no gap where one cannot be read; returns the y below them."""
     col_w = (WIDTH - 2 * MARGIN) / 2
     block_h = size + 34
     for i, (label, paths) in enumerate(thumbs.items()):
@@ -120,16 +122,16 @@ def _thumbnails(p: QPainter, thumbs: dict[str, list[str]], top: float, windows: 
         y = top + (i // 2) * block_h
         p.setFont(_font(16, True))
         p.drawText(QRectF(x, y, col_w, 24), Qt.AlignLeft | Qt.AlignVCenter, label)
-        for j, path in enumerate(paths):
-            pix = read_thumbnail(path, size, windows.get(path))
-            if not pix.isNull():
-                p.drawPixmap(int(x + j * (size + 8)), int(y + 26), pix)
+        pixmaps = [read_thumbnail(path, size, windows.get(path)) for path in paths]
+        for j, pix in enumerate(pix for pix in pixmaps if not pix.isNull()):
+            p.drawPixmap(int(x + j * (size + 8)), int(y + 26), pix)
     return top + ((len(thumbs) + 1) // 2) * block_h
 
 
 def paint_report(p: QPainter, review: Review, card: dict | None, model: str) -> None:
     """Paint the whole page on a WIDTH x HEIGHT surface."""
-    diff = differential(review)
+    missing = set(review.missing_pictures())
+    diff = differential(review, missing)
     p.fillRect(QRectF(0, 0, WIDTH, HEIGHT), Qt.white)
     p.setPen(Qt.black)
     p.setFont(_font(30, True))
@@ -139,16 +141,17 @@ def paint_report(p: QPainter, review: Review, card: dict | None, model: str) -> 
     today = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     p.drawText(QRectF(MARGIN, MARGIN + 44, WIDTH - 2 * MARGIN, 24), Qt.AlignLeft | Qt.AlignVCenter,
                f"{review.folder} · {today}")
-    p.drawText(QRectF(MARGIN, MARGIN + 68, WIDTH - 2 * MARGIN, 24), Qt.AlignLeft | Qt.AlignVCenter,
-               f"{diff.n_cells} cells, {diff.n_verified} verified, {diff.n_unusable} images not usable · "
-               f"pre-classified by the pack {review.pack}; thumbnails grouped by {MODEL_TITLES[model]}")
+    y = MARGIN + 68
+    for line in summary_lines(diff, model):
+        p.drawText(QRectF(MARGIN, y, WIDTH - 2 * MARGIN, 24), Qt.AlignLeft | Qt.AlignVCenter, line)
+        y += 24
     p.setPen(QPen(NOTICE_COLOR, 2))
     p.setFont(_font(20, True))
-    notice = QRectF(MARGIN, MARGIN + 100, WIDTH - 2 * MARGIN, 36)
+    notice = QRectF(MARGIN, y + 8, WIDTH - 2 * MARGIN, 36)
     p.drawRect(notice)
     p.drawText(notice, Qt.AlignCenter, NOTICE)
     p.setPen(Qt.black)
-    y = _table(p, diff, MARGIN + 156)
+    y = _table(p, diff, y + 64)
     p.setPen(QColor(90, 90, 90))
     p.setFont(_font(14))
     p.drawText(QRectF(MARGIN, y + 2, WIDTH - 2 * MARGIN, 20), Qt.AlignLeft | Qt.AlignVCenter,
@@ -158,7 +161,7 @@ def paint_report(p: QPainter, review: Review, card: dict | None, model: str) -> 
     y += 20
     _bars(p, diff, QRectF(MARGIN, y + 16, WIDTH - 2 * MARGIN, 300))
     windows = {cell.path: cell.window for cell in review.cells if cell.window is not None}
-    y = _thumbnails(p, report_thumbnails(review, model), y + 340, windows)
+    y = _thumbnails(p, report_thumbnails(review, model, missing=missing), y + 340, windows)
     p.setFont(_font(15))
     for line in card_summary_lines(card):
         text = p.fontMetrics().elidedText(line, Qt.ElideRight, WIDTH - 2 * MARGIN)

@@ -12,7 +12,6 @@ manifest, and the pack's heads can be fine-tuned on it (``core.corrections``).
 from __future__ import annotations
 
 import html
-import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -75,7 +74,7 @@ def missing_note(review: Review) -> str:
     """What a reopened review says about pictures no longer where they were (moved, renamed,
     deleted): they keep their decisions but cannot be shown, and training on corrections cannot
     use them ('' when every picture is there)."""
-    missing = [c.path for c in review.cells if not os.path.exists(c.path)]
+    missing = review.missing_pictures()
     if not missing:
         return ""
     return (f"; {counted(len(missing), 'picture')} of this review {'is' if len(missing) == 1 else 'are'} no longer "
@@ -117,6 +116,8 @@ class ReviewTab(QWidget):
         self._stop = threading.Event()
         self._relay = _Relay()
         self._relay.progress.connect(self._on_progress)
+        #: what the last corrections saved left out (pictures no longer there), repeated once fine-tuned
+        self._corrections_note = ""
 
         self.from_classify = QPushButton("Review the Classify results")
         self.from_classify.setToolTip("Verify every image classified in the Classify tab, whatever its filters "
@@ -577,7 +578,7 @@ class ReviewTab(QWidget):
 
         try:
             path = export_target(path, (".csv",), "The differential count")
-            write_differential_csv(path, differential(self.review))
+            write_differential_csv(path, differential(self.review, set(self.review.missing_pictures())))
         except ExportError as exc:
             self.progress_label.setText(str(exc))
             return
@@ -614,12 +615,18 @@ class ReviewTab(QWidget):
             self.export_report(path)
 
     def save_corrections(self, path: str | None = None) -> Path | None:
-        """Write the verified cells as a manifest; None (with a message) when nothing is verified."""
-        from ..core.corrections import default_manifest_path, write_manifest
+        """Write the verified cells as a manifest; None (with a message) when nothing is verified.
+        Says how many verified pictures it left out because they are no longer where they were."""
+        from ..core.corrections import (
+            default_manifest_path,
+            left_out_of_corrections,
+            write_manifest,
+        )
         from ..core.datasets import DatasetError
 
+        left_out: list[str] = []
         try:
-            out = write_manifest(self.review, path)
+            out = write_manifest(self.review, path, left_out)
         except DatasetError as exc:
             self.progress_label.setText(str(exc))
             return None
@@ -627,8 +634,10 @@ class ReviewTab(QWidget):
             self.progress_label.setText(write_failure("The corrections", path or default_manifest_path(self.review),
                                                       exc))
             return None
+        self._corrections_note = left_out_of_corrections(left_out)
         self.corrections_saved.emit(str(out))
-        self.status.emit(f"Saved {self.review.n_verified} verified cells to {out}")
+        self.status.emit(f"Saved {counted(self.review.n_verified - len(left_out), 'verified cell')} to {out}"
+                         + (f". {self._corrections_note}" if self._corrections_note else ""))
         return out
 
     def ask_save_corrections(self) -> None:
@@ -687,9 +696,9 @@ class ReviewTab(QWidget):
         from ..core.build import left_out_note
         from ..core.packs import read_card
 
-        note = left_out_note(read_card(Path(path)))
-        self.progress_label.setText(f"Saved the pack {Path(path).name}; it is now in the pack selector."
-                                    + (f" {note}" if note else ""))
+        notes = [note for note in (self._corrections_note, left_out_note(read_card(Path(path)))) if note]
+        self.progress_label.setText(" ".join([f"Saved the pack {Path(path).name}; it is now in the pack selector.",
+                                              *notes]))
         self.pack_ready.emit(path)
 
     def _fine_tune_failed(self, exc: Exception) -> None:

@@ -10,6 +10,8 @@ import threading
 import numpy as np
 import pytest
 from PIL import Image
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 
 from .conftest import BUNDLED, SAMPLES
 
@@ -111,8 +113,12 @@ def test_a_dropped_folder_says_which_files_were_not_classified_for_their_names(w
     drop(window, [stack])
     qtbot.waitUntil(lambda: not tab.busy() and len(tab.model.results) == 1, timeout=60_000)
     assert tab.progress_label.text() == (
-        "1 image, 0 not usable. 1 file holds several pictures (pages or frames); only the first of each was "
-        "classified (for example z-stack.tif: 3 pictures). Save the picture you mean on its own to classify it.")
+        "1 image, 0 not usable, 1 flagged. 1 file holds several pictures (pages or frames); only the first of each "
+        "was classified (for example z-stack.tif: 3 pictures). Save the picture you mean on its own to classify it.")
+    # the file name carries the flag too, for a window too narrow to show the Flags column
+    name = tab.model.index(0, 1)
+    assert tab.model.data(name, Qt.ForegroundRole).color() == QColor(200, 120, 0)
+    assert tab.model.data(name, Qt.ToolTipRole).endswith("\nfirst of 3 pictures in the file")
 
 
 def gone_job(started: threading.Event, go: threading.Event, relay, generator: bool):

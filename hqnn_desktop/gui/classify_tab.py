@@ -335,6 +335,7 @@ class ClassifyTab(QWidget):
         self.cancel_button.setEnabled(False)
         n = len(self.model.results)
         bad = sum(1 for r in self.model.results if r.error)
+        flagged = sum(1 for r in self.model.results if not r.error and self.model.flags_of(r))
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         if not n:
@@ -345,8 +346,8 @@ class ClassifyTab(QWidget):
             notes = [note for note in (several_pictures_note(self.model.results),
                                        not_pictures_note(list(self._passed_over), "drop a file on its own"))
                      if note]
-            self.progress_label.setText(" ".join([f"{'Cancelled: ' if cancelled else ''}{counted(n, 'image')}, {bad} not usable.",
-                                                  *notes]))
+            counts = f"{counted(n, 'image')}, {bad} not usable" + (f", {flagged} flagged" if flagged else "")
+            self.progress_label.setText(" ".join([f"{'Cancelled: ' if cancelled else ''}{counts}.", *notes]))
         if self.table.currentIndex().row() < 0 and self.proxy.rowCount():
             # the first image in detail once the batch is done (drawing it mid-batch stalls the window)
             self.table.selectionModel().setCurrentIndex(self.proxy.index(0, 0),

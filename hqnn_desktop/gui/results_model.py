@@ -91,12 +91,14 @@ class ResultsModel(QAbstractTableModel):
             if role == SORT_ROLE:
                 return index.row()
             return None
-        if col == 1:
+        if col == 1:  # coloured and explained like the Flags column, which a narrow window scrolls out of view
             name = r.path.rsplit("/", 1)[-1]
             if role in (Qt.DisplayRole, SORT_ROLE):
                 return name
             if role == Qt.ToolTipRole:
-                return r.path + (f"\n{r.error}" if r.error else "")
+                return r.path + (f"\n{r.error}" if r.error else "".join(f"\n{f}" for f in self.flags_of(r)))
+            if role == Qt.ForegroundRole:
+                return self._flag_brush(r)
             return None
         if col < 2 + n_models:
             kind = self.models[col - 2]
@@ -113,9 +115,15 @@ class ResultsModel(QAbstractTableModel):
             return r.error if r.error else ", ".join(flags)
         if role in (SORT_ROLE, FLAGS_ROLE):
             return ", ".join(flags) if role == FLAGS_ROLE else len(flags)
-        if role == Qt.ForegroundRole and flags:
-            return QBrush(QColor(200, 60, 40) if r.error else QColor(200, 120, 0))
+        if role == Qt.ForegroundRole:
+            return self._flag_brush(r)
         return None
+
+    def _flag_brush(self, r: ImageResult) -> QBrush | None:
+        """Red for an unusable file, orange for a flagged result, default otherwise."""
+        if r.error:
+            return QBrush(QColor(200, 60, 40))
+        return QBrush(QColor(200, 120, 0)) if self.flags_of(r) else None
 
     def _thumbnail_loaded(self, path: str) -> None:
         for row in self._rows_of.get(path, ()):

@@ -201,8 +201,9 @@ def test_drag_to_group_enter_accepts_group_and_reopen_saved(qtbot):
     other.saved.setCurrentIndex(1)
     other.saved.activated.emit(1)
     assert other.review.decisions == {group[1]: "monocyte"} and other.review is not review
-    other.fine_tune("pbc8-corrected")  # no pack loaded: says which pack to select
-    assert "Select the pack pbc8" in other.progress_label.text()
+    other.fine_tune("pbc8-corrected")  # no models loaded (a pack still loading): says to wait, and for which pack
+    assert other.progress_label.text() == ("The models are not loaded yet: fine-tune once the status bar says "
+                                           "Ready, with the pack pbc8 selected.")
 
 
 def test_training_tab_takes_corrections_alone_or_with_a_folder(qtbot, tmp_path):
@@ -260,6 +261,8 @@ def test_reviewing_the_folder_with_another_pack_and_back_keeps_every_decision(wi
     assert len(verified) == 3 and json.loads(first.file.read_text())["decisions"] == verified
 
     classify_folder(window, qtbot, smear, "bci4")  # the pack changes: Classify runs again
+    tab.fine_tune("pbc8-corrected")  # the review's pack is not the one loaded: says which to select
+    assert tab.progress_label.text() == "Select the pack pbc8 first: these cells were pre-classified by it."
     tab.review_classify_results()
     assert tab.review.pack == "bci4" and tab.review.decisions == {} and tab.review.file != first.file
     assert json.loads(first.file.read_text())["decisions"] == verified  # untouched on disk

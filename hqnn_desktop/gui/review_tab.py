@@ -655,7 +655,11 @@ class ReviewTab(QWidget):
         from ..core.packs import user_packs_dir
 
         engine = self.classify.engine
-        if engine is None or engine.pack.name != self.review.pack:
+        if engine is None:  # a pack is loading (or failed to): choosing one would not help
+            self.progress_label.setText("The models are not loaded yet: fine-tune once the status bar says "
+                                        f"Ready, with the pack {self.review.pack} selected.")
+            return
+        if engine.pack.name != self.review.pack:
             self.progress_label.setText(f"Select the pack {self.review.pack} first: these cells were "
                                         "pre-classified by it.")
             return

@@ -238,6 +238,17 @@ def test_pack_killed_between_renames_is_restored(pbc8):
 
 
 @needs_pbc8
+def test_replacing_a_read_only_pack_leaves_no_old_copy(pbc8):
+    folder = _save_user_pack(pbc8)
+    for f in folder.iterdir():
+        f.chmod(0o444)
+    folder.chmod(0o555)  # the user protected the pack (root ignores this: the check bites only as a user)
+    _save_user_pack(pbc8)
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["mine"], "the old copy was left behind"
+    _assert_pack_usable(folder)
+
+
+@needs_pbc8
 def test_closing_window_mid_batch_keeps_settings(pbc8, qtbot, tmp_path):
     """The window given the already-loaded pack (instead of loading its own) to keep the test short."""
     from PySide6.QtCore import QThreadPool

@@ -34,7 +34,7 @@ from .imageio import load_rgb, to_model_input
 from .inputs import Window
 from .ood import OodModel
 from .paths import unwritable_reason
-from .storage import DIR_MODE, FILE_MODE, atomic_write_json
+from .storage import DIR_MODE, FILE_MODE, atomic_write_json, remove_tree
 
 CARD = "card.json"
 BACKBONE_FILE = "backbone.safetensors"
@@ -371,7 +371,7 @@ def _write_pack(folder: Path, card: dict, extractor: torch.nn.Module, heads: dic
         old = _set_aside_name(folder)
         if folder.exists():
             if old.exists():
-                shutil.rmtree(old)
+                remove_tree(old)
             os.replace(folder, old)
         try:
             os.replace(tmp, folder)
@@ -380,7 +380,7 @@ def _write_pack(folder: Path, card: dict, extractor: torch.nn.Module, heads: dic
                 restore_interrupted_save(folder)
             raise
         if old.exists():  # the new pack is in place: a leftover old copy is removed at the next save
-            shutil.rmtree(old, ignore_errors=True)
+            remove_tree(old, ignore_errors=True)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

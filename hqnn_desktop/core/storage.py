@@ -12,6 +12,9 @@ import glob
 import json
 import logging
 import os
+import shutil
+import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +38,30 @@ def _current_umask() -> int:
 #: Permissions of files we create (mkstemp makes them private; we honour the user's umask instead).
 FILE_MODE = 0o666 & ~_current_umask()
 DIR_MODE = 0o777 & ~_current_umask()
+
+
+def remove_tree(folder: str | os.PathLike, ignore_errors: bool = False) -> None:
+    """Delete a folder and everything in it, read-only parts included.
+
+    An old copy of a pack a user made read-only (to protect it) must still go once
+    its replacement is in place; plain ``shutil.rmtree`` would stop at the first
+    write-protected folder and leave a half-deleted copy behind.
+    """
+
+    def writable_then_retry(func, path, _exc) -> None:
+        try:
+            os.chmod(os.path.dirname(path), stat.S_IRWXU)
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.chmod(path, stat.S_IRWXU)
+            func(path)
+        except OSError:
+            if not ignore_errors:
+                raise
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(folder, onexc=writable_then_retry)
+    else:
+        shutil.rmtree(folder, onerror=writable_then_retry)
 
 
 @contextmanager

@@ -139,8 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val-fraction", type=_FRACTION, default=0.15)
     t.add_argument("--group-pattern", help="regular expression whose first group names the source "
                                            "of an image (images of one group stay together)")
-    t.add_argument("--backbone", default=AdaptConfig.backbone,
-                   choices=BACKBONE_NAMES, help="; ".join(f"{k}: {v}" for k, v in BACKBONE_NOTES.items()))
+    t.add_argument("--backbone", choices=BACKBONE_NAMES,
+                   help=f"default: {AdaptConfig.backbone}, or the --start-from pack's; "
+                        + "; ".join(f"{k}: {v}" for k, v in BACKBONE_NOTES.items()))
+    t.add_argument("--start-from", metavar="PACK",
+                   help="start from this installed pack's backbone (a name or a folder) instead of the ImageNet "
+                        "weights: one that already knows blood cells, to build on for your own microscope's "
+                        "images (adapted further with --fine-tune, used as it is without)")
     t.add_argument("--models", type=_parse_models, default=MODEL_KINDS)
     t.add_argument("--qubits", type=_whole(MIN_QUBITS, MAX_QUBITS, " (the circuit is simulated exactly: each "
                                                                    "qubit more doubles the time and quadruples "
@@ -540,6 +545,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         check_pack_destination,
         check_pack_name,
         read_card,
+        resolve_pack,
+        starting_backbone,
         user_packs_dir,
     )
     from .core.train import Callbacks
@@ -560,7 +567,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(f"A pack is already saved in {out}; give another --name (or --out) to keep it, "
                          "or add --replace to replace it.")
     _check_device(args.device)
-    _check_backbone(args.backbone)
+    start_pack = None
+    if args.start_from is not None:  # checked (card, weights, backbone) before any image is read
+        try:
+            start_pack = resolve_pack(args.start_from)
+            args.backbone = args.backbone or read_card(start_pack)["backbone"]
+            starting_backbone(start_pack, args.backbone)
+        except PackError as exc:
+            raise UsageError(str(exc)) from exc
+    else:
+        args.backbone = args.backbone or AdaptConfig.backbone
+        _check_backbone(args.backbone)
     recipe = PackRecipe(
         train_dir=args.train_dir, name=args.name, val_dir=args.val_dir, val_fraction=args.val_fraction,
         group_pattern=args.group_pattern, models=args.models, fine_tune=args.fine_tune,
@@ -571,7 +588,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         heads=HeadConfig(n_qubits=args.qubits, layers=args.layers, epochs=args.head_epochs, lr=args.lr,
                          batch_size=args.batch_size, contrastive_weight=args.contrastive_weight,
                          seed=args.seed),
-        device=args.device, cell_window=args.cell_window)
+        device=args.device, cell_window=args.cell_window, start_pack=str(start_pack) if start_pack else None)
     start = time.time()
 
     def progress(stage: str, done: int, total: int, metrics: dict) -> None:

@@ -143,6 +143,7 @@ def test_train_command_makes_a_usable_pack(tiny_dataset, tmp_path, capsys):
     assert rc == 0
     card = json.loads((out / "card.json").read_text())
     assert card["name"] == "clitiny" and set(card["models"]) == {"hqnn", "baseline"}
+    assert card["training"]["start_from"] is None  # the ImageNet weights
     left_out = card["training"]["left_out"]
     assert (left_out["n_unusable"], left_out["n_passed_over"]) == (2, 1)
     assert {Path(e["path"]).name for e in left_out["examples"]} == {"cut short.png", "blank.png", "notes.txt"}
@@ -153,6 +154,33 @@ def test_train_command_makes_a_usable_pack(tiny_dataset, tmp_path, capsys):
     result = tmp_path / "r.csv"
     assert main(["classify", str(val), "--pack", str(out), "--models", "hqnn", "--out", str(result)]) == 0
     assert len(read_csv(result)) == len(list(val.rglob("*.png")))
+
+
+@needs_pbc8
+def test_train_can_start_from_an_installed_packs_backbone(tiny_dataset, tmp_path, capsys):
+    import torch
+
+    from hqnn_desktop.core.backbones import load_state_file
+
+    train, val = tiny_dataset
+    common = ["train", str(train), "--val-dir", str(val), "--name", "frompbc8", "--out", str(tmp_path / "p"),
+              "--qubits", "3", "--layers", "1", "--head-epochs", "2", "--input-size", "64", "--models", "baseline",
+              "--batch-size", "16"]
+    assert main([*common, "--start-from", "nope"]) == 2  # refused in words, before any image is read
+    assert "No model pack named 'nope' is installed. Installed packs: bci4, pbc8." in capsys.readouterr().err
+    assert main([*common, "--start-from", "pbc8", "--backbone", "resnet18"]) == 2
+    assert ("The pack pbc8 is built on the efficientnet_lite0 backbone, not resnet18: choose efficientnet_lite0 "
+            "to start from it.") in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
+
+    assert main([*common, "--start-from", "pbc8"]) == 0
+    card = json.loads((tmp_path / "p" / "card.json").read_text())
+    pbc8 = json.loads((BUNDLED / "pbc8" / "card.json").read_text())
+    assert card["backbone"] == "efficientnet_lite0" and card["training"]["start_from"] == {
+        "pack": "pbc8", "backbone_sha256": pbc8["files"]["backbone.safetensors"]["sha256"], "data": pbc8["data"]["name"]}
+    new, start = (load_state_file(str(d / "backbone.safetensors")) for d in (tmp_path / "p", BUNDLED / "pbc8"))
+    assert new.keys() == start.keys()  # without --fine-tune, pbc8's backbone as it is
+    assert all(torch.equal(new[k].float(), start[k].float()) for k in start)
 
 
 def test_train_warns_about_a_pack_no_better_than_guessing(tmp_path, capsys):

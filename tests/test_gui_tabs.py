@@ -90,6 +90,25 @@ def test_training_tab_trains_a_pack_that_becomes_selectable(window, qtbot, tiny_
     assert tab.progress.value() == tab.progress.maximum() == 1  # full, not a blank box
 
 
+def test_training_tab_can_start_from_an_installed_packs_backbone(window, qtbot, tiny_dataset):
+    from pathlib import Path
+
+    tab = window.training
+    qtbot.waitUntil(lambda: tab.start_from.count() > 2, timeout=60_000)
+    texts = [tab.start_from.itemText(i) for i in range(tab.start_from.count())]
+    assert texts == ["ImageNet weights", "the backbone of bci4 (bundled)", "the backbone of pbc8 (bundled)"]
+    tab.train_dir.setText(str(tiny_dataset[0]))
+    tab.backbone.setCurrentText("resnet18")
+    tab.start_from.setCurrentIndex(2)  # pbc8's backbone fixes the architecture
+    assert tab.backbone.currentText() == "efficientnet_lite0" and not tab.backbone.isEnabled()
+    recipe = tab.recipe()
+    assert Path(recipe.start_pack) == BUNDLED / "pbc8" and recipe.adapt.backbone == "efficientnet_lite0"
+    tab.set_start_packs(list(reversed(window.pack_infos)))  # listed again (a pack trained meanwhile): kept
+    assert tab.start_from.currentText() == "the backbone of pbc8 (bundled)" and not tab.backbone.isEnabled()
+    tab.start_from.setCurrentIndex(0)
+    assert tab.backbone.isEnabled() and tab.recipe().start_pack is None
+
+
 def test_training_tab_explains_bad_input(window, tiny_dataset, monkeypatch):
     from PySide6.QtWidgets import QMessageBox
 

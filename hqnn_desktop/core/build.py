@@ -37,15 +37,15 @@ from .datasets import (
 )
 from .heads import MODEL_KINDS
 from .metrics import classification_report
-from .packs import check_pack_destination, save_pack, sha256_file
+from .packs import check_pack_destination, save_pack, sha256_file, starting_backbone
 from .train import (
     AdaptConfig,
     Callbacks,
-    FeatureExtractor,
     HeadConfig,
     adapt_backbone,
     extract_features,
     fine_tune_models,
+    initial_extractor,
     train_heads,
 )
 
@@ -74,6 +74,8 @@ class PackRecipe:
     #: for whole smear fields: first cut a window on the stained white cell, this fraction of the
     #: image's shorter side (:mod:`core.cell_crop`); None uses the whole image
     cell_window: float | None = None
+    #: a pack folder whose backbone the run starts from instead of the ImageNet weights
+    start_pack: str | None = None
 
 
 def _load(files: LabelledFiles, size: int, crop: CellCrop | None, callbacks: Callbacks,
@@ -177,7 +179,10 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
     """
     check_pack_destination(out_dir, (recipe.train_dir, recipe.val_dir, recipe.corrections))
     callbacks = callbacks or Callbacks()
-    cfg = recipe.adapt
+    cfg, start = recipe.adapt, None
+    if recipe.start_pack:
+        weights, start = starting_backbone(recipe.start_pack, cfg.backbone)
+        cfg = replace(cfg, start_from=str(weights))
     spec = get_spec(cfg.backbone)
     train_files = scan_dataset(recipe.train_dir)
     corrections = []
@@ -211,7 +216,7 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
                                                 val=(x_val, y_val))
         extractor = adapted.extractor
     else:
-        extractor, adapt_history = FeatureExtractor(cfg.backbone, cfg.pretrained), []
+        extractor, adapt_history = initial_extractor(cfg), []
     f_train = extract_features(extractor, x_train, device=recipe.device, callbacks=callbacks)
     f_val = extract_features(extractor, x_val, device=recipe.device, callbacks=callbacks)
     heads, histories = train_heads(f_train, y_train, len(labels), recipe.heads, recipe.models,
@@ -240,7 +245,7 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
             "train_dir": str(recipe.train_dir), "val_dir": recipe.val_dir,
             "val_fraction": None if recipe.val_dir else recipe.val_fraction,
             "group_pattern": recipe.group_pattern, "corrections": corrections,
-            "fine_tune_backbone": recipe.fine_tune,
+            "fine_tune_backbone": recipe.fine_tune, "start_from": start,
             "adapt": {**asdict(cfg), "augment": asdict(cfg.augment)} if recipe.fine_tune else None,
             "heads": asdict(recipe.heads), "seed": cfg.seed,
             "fine_tune_per_model": asdict(per_model_config(recipe)) if recipe.fine_tune_per_model else None,

@@ -177,6 +177,27 @@ def verify_files(folder: Path, card: dict) -> None:
                             f"checksum in its model card (its contents changed after it was saved). {_RESTORE}")
 
 
+def starting_backbone(folder: str | Path, backbone: str) -> tuple[Path, dict]:
+    """The weights file of a pack's backbone for a new training run to start from, checked
+    (card, checksums, architecture), and what the new card records about it.
+
+    Starting from a backbone that already knows blood cells (instead of ImageNet's
+    photographs) is how a lab builds on a pack for its own microscope's images.
+    """
+    folder = Path(folder)
+    card = read_card(folder)
+    if card["backbone"] != backbone:
+        raise PackError(f"The pack {card['name']} is built on the {card['backbone']} backbone, not {backbone}: "
+                        f"choose {card['backbone']} to start from it.")
+    verify_files(folder, card)
+    weights = folder / "backbone.safetensors"
+    if "backbone.safetensors" not in card["files"]:
+        raise PackError(f"The pack {card['name']} has no shared backbone file to start from.")
+    data = card.get("data") or {}
+    return weights, {"pack": card["name"], "backbone_sha256": card["files"]["backbone.safetensors"]["sha256"],
+                     "data": data.get("name") or data.get("description")}
+
+
 #: What to do about a damaged pack, bundled or the user's own.
 _RESTORE = ("Restore the pack folder from a copy or train it again; for a bundled pack, reinstall "
             "hqnn-desktop.")

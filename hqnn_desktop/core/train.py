@@ -120,6 +120,14 @@ def _autocast(device: torch.device):
     return torch.autocast("cpu", enabled=False)
 
 
+def initial_extractor(cfg: AdaptConfig) -> FeatureExtractor:
+    """The backbone a run starts from: the ImageNet weights, or another pack's (``cfg.start_from``)."""
+    extractor = FeatureExtractor(cfg.backbone, cfg.pretrained and cfg.start_from is None)
+    if cfg.start_from is not None:
+        extractor.load_state_dict(load_state_file(cfg.start_from))
+    return extractor
+
+
 def adapt_backbone(images: np.ndarray | torch.Tensor, targets: np.ndarray, n_classes: int,
                    cfg: AdaptConfig, device: str | None = None,
                    checkpoint: Path | None = None, callbacks: Callbacks | None = None,
@@ -127,10 +135,7 @@ def adapt_backbone(images: np.ndarray | torch.Tensor, targets: np.ndarray, n_cla
     """Fine-tune a backbone on uint8 NHWC ``images``; returns the adapted model (its
     ``extractor`` is what packs keep) and the per-epoch history."""
     seed_everything(cfg.seed)
-    extractor = FeatureExtractor(cfg.backbone, cfg.pretrained and cfg.start_from is None)
-    if cfg.start_from is not None:
-        extractor.load_state_dict(load_state_file(cfg.start_from))
-    model = AdaptationModel(extractor, cfg.bottleneck, n_classes)
+    model = AdaptationModel(initial_extractor(cfg), cfg.bottleneck, n_classes)
     return train_end_to_end(model, images, targets, cfg, device, checkpoint, callbacks, val, stage="adapt")
 
 

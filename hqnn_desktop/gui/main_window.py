@@ -257,6 +257,7 @@ class MainWindow(QMainWindow):
             self.pack_combo.addItem(f"{bad.path.name} ({bad.source}, damaged)")
             self.pack_combo.setItemData(self.pack_combo.count() - 1, bad.reason, Qt.ToolTipRole)
             self.pack_combo.model().item(self.pack_combo.count() - 1).setEnabled(False)
+        self.training.set_start_packs(self.pack_infos)
         if not self.pack_infos:
             self.statusBar().showMessage("No model pack installed.")
             return

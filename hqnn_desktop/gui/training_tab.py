@@ -118,6 +118,13 @@ class TrainingTab(QWidget):
         for i, name in enumerate(BACKBONE_NAMES):
             self.backbone.addItem(name)
             self.backbone.setItemData(i, BACKBONE_NOTES[name], Qt.ToolTipRole)
+        self.start_from = QComboBox()
+        self.start_from.addItem("ImageNet weights", None)
+        self.start_from.setToolTip(
+            "What the backbone knows before training. An installed pack's backbone already knows blood "
+            "cells: start from it to build on that pack for your own microscope's pictures (it is adapted "
+            "further when the backbone is fine-tuned, used as it is otherwise).")
+        self.start_from.currentIndexChanged.connect(self._start_changed)
         self.model_boxes = {k: QCheckBox(MODEL_TITLES[k], checked=True) for k in MODEL_KINDS}
         heads = HeadConfig()  # the protocol's defaults, as on the command line
         self.qubits = QSpinBox(minimum=2, maximum=12, value=heads.n_qubits)
@@ -162,6 +169,7 @@ class TrainingTab(QWidget):
         form.addRow("Group pattern", self.group_pattern)
         form.addRow("", self.cell_crop)
         form.addRow("Cell window", self.cell_window)
+        form.addRow("Start from", self.start_from)
         form.addRow("Backbone", self.backbone)
         models_row = QHBoxLayout()
         for box in self.model_boxes.values():
@@ -249,10 +257,32 @@ class TrainingTab(QWidget):
             fine_tune_per_model_epochs=self.per_model_epochs.value(),
             adapt=AdaptConfig(backbone=self.backbone.currentText(), epochs=self.epochs.value(),
                               seed=self.seed.value(), bottleneck=self.qubits.value()),
+            start_pack=self.start_from.currentData(),
             heads=HeadConfig(n_qubits=self.qubits.value(), layers=self.layers.value(),
                              epochs=self.head_epochs.value(), lr=self.lr.value(), batch_size=self.batch.value(),
                              contrastive_weight=self.contrastive.value(), seed=self.seed.value()),
             cell_window=self.cell_window.value() if self.cell_crop.isChecked() else None)
+
+    def set_start_packs(self, infos: list) -> None:
+        """Offer the backbones of these installed packs (:class:`PackInfo`) to start from, keeping the
+        choice made when that pack is still there."""
+        chosen = self.start_from.currentData()
+        self.start_from.blockSignals(True)
+        while self.start_from.count() > 1:
+            self.start_from.removeItem(1)
+        for info in infos:
+            self.start_from.addItem(f"the backbone of {info.name} ({info.source})", str(info.path))
+            self.start_from.setItemData(self.start_from.count() - 1, info.card["backbone"], Qt.UserRole + 1)
+        self.start_from.setCurrentIndex(max(0, self.start_from.findData(chosen)))
+        self.start_from.blockSignals(False)
+        self._start_changed()
+
+    def _start_changed(self, *_) -> None:
+        """A pack's backbone fixes the architecture: the Backbone choice follows it."""
+        backbone = self.start_from.currentData(Qt.UserRole + 1)
+        if backbone:
+            self.backbone.setCurrentText(backbone)
+        self.backbone.setEnabled(not backbone)
 
     def start(self) -> None:
         from ..core.packs import user_packs_dir

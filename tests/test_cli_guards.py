@@ -428,7 +428,7 @@ def test_evaluate_says_when_no_image_could_be_used(tmp_path, capsys):
 # 12 ------------------------------------------------------------------------------------------------
 
 
-def test_training_defaults_have_one_source_the_protocol(qtbot):
+def test_training_defaults_have_one_source_the_protocol(qtbot, capsys):
     from hqnn_desktop.gui.training_tab import TrainingTab
 
     chosen = json.loads((REPO / "training" / "results" / "pbc8.json").read_text())["chosen"]
@@ -437,8 +437,11 @@ def test_training_defaults_have_one_source_the_protocol(qtbot):
     args = cli.build_parser().parse_args(["train", "data", "--name", "p"])
     assert (args.qubits, args.layers, args.head_epochs, args.lr, args.batch_size, args.seed) == (
         heads.n_qubits, heads.layers, heads.epochs, heads.lr, heads.batch_size, heads.seed)
-    assert (args.epochs, args.input_size, args.backbone) == (AdaptConfig.epochs, AdaptConfig.input_size,
-                                                             AdaptConfig.backbone)
+    assert (args.epochs, args.input_size) == (AdaptConfig.epochs, AdaptConfig.input_size)
+    assert args.backbone is None  # resolved when training: AdaptConfig's, or the --start-from pack's
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    assert f"default: {AdaptConfig.backbone}, or the --start-from pack's" in " ".join(capsys.readouterr().out.split())
     tab = TrainingTab()
     qtbot.addWidget(tab)
     assert (tab.qubits.value(), tab.layers.value(), tab.head_epochs.value(), tab.batch.value()) == (

@@ -151,3 +151,129 @@ def test_train_names_the_training_folder_for_a_validation_folder_of_other_classe
     assert main(["train", str(train), "--val-dir", str(val), "--name", "t", "--out", str(tmp_path / "p")]) == 2
     err = capsys.readouterr().err
     assert f"not classes of the training folder {train}: 'eosinophil'." in err and "meant" not in err
+
+
+def _train_val(tmp_path, capsys, train, val) -> tuple[int, str]:
+    """``hqnn-desktop train TRAIN --val-dir VAL`` (stopped before any training when refused)."""
+    from hqnn_desktop.cli import main
+
+    rc = main(["train", str(train), "--val-dir", str(val), "--name", "t", "--out", str(tmp_path / "p"),
+               "--head-epochs", "1", "--qubits", "2", "--input-size", "32", "--models", "baseline"])
+    return rc, capsys.readouterr().err
+
+
+def _list_of(path, folder):
+    """A path,label list of every picture of ``folder``'s class folders."""
+    rows = [f"{p},{p.parent.name}" for p in sorted(folder.rglob("*.jpg"))]
+    path.write_text("path,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["list as training", "list as validation", "linked class folders"])
+def test_validation_pictures_that_are_training_pictures_are_refused_however_reached(tmp_path, capsys, kind):
+    train = labelled(tmp_path / "train", ["basophil", "eosinophil"])
+    if kind == "list as training":
+        train, val = _list_of(tmp_path / "same.csv", train), train
+    elif kind == "list as validation":
+        val = _list_of(tmp_path / "same.csv", train)
+    else:
+        val = tmp_path / "linked"
+        val.mkdir()
+        for name in ("basophil", "eosinophil"):
+            (val / name).symlink_to(train / name)
+    rc, err = _train_val(tmp_path, capsys, train, val)
+    assert rc == 2 and "4 validation pictures are also training pictures (for example " in err
+    assert "so the models would be scored on images they learnt from" in err and not (tmp_path / "p").exists()
+
+
+def test_a_hard_linked_picture_counts_once_and_in_two_classes_not_at_all(tmp_path):
+    root = labelled(tmp_path / "data", ["basophil", "eosinophil"])
+    first = sorted((root / "basophil").iterdir())[0]
+    os.link(first, root / "basophil" / "again.jpg")
+    os.link(first, root / "eosinophil" / "claimed.jpg")
+    files = scan_class_folders(root)
+    assert first not in files.paths and len(files) == 3  # left out of both classes
+    reasons = {p.name: why for p, why in files.skipped}
+    assert reasons["claimed.jpg"].startswith("in two class folders") and first.name in reasons
+
+
+def test_classify_takes_a_hard_linked_picture_once(tmp_path):
+    from hqnn_desktop.core.inputs import iter_image_paths
+
+    picture = next((SAMPLES / "pbc8" / "basophil").glob("*.jpg"))
+    shutil.copy(picture, tmp_path / "a.jpg")
+    os.link(tmp_path / "a.jpg", tmp_path / "b.jpg")
+    assert [os.path.basename(p) for p in iter_image_paths([tmp_path])] == ["a.jpg"]
+
+
+def test_a_list_counts_a_repeated_picture_once_and_one_given_two_classes_not_at_all(tmp_path):
+    root = labelled(tmp_path / "data", ["basophil", "eosinophil"])
+    ba, ba2 = sorted((root / "basophil").iterdir())
+    eo = sorted((root / "eosinophil").iterdir())
+    rows = [f"{ba},basophil", f"{ba2},basophil", f"{ba2},basophil", f"{eo[0]},eosinophil", f"{eo[1]},eosinophil",
+            f"{ba},eosinophil"]
+    (tmp_path / "list.csv").write_text("path,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    files = read_manifest(tmp_path / "list.csv")
+    assert files.paths == [ba2, *eo] and files.targets == [0, 1, 1]
+    assert [why for _, why in files.skipped] == [f"the same picture as {ba2}", *["listed with two classes, so its "
+                                                                                 "class is unclear: left out"] * 2]
+
+
+def test_a_list_saved_by_excel_with_capitalised_columns_is_read(tmp_path):
+    root = labelled(tmp_path / "data", ["basophil", "eosinophil"])
+    rows = [f"{p},{p.parent.name.capitalize()}" for p in sorted(root.rglob("*.jpg"))]
+    (tmp_path / "excel.csv").write_bytes(("\ufeff Path ,Label\r\n" + "\r\n".join(rows) + "\r\n").encode("utf-8"))
+    files = read_manifest(tmp_path / "excel.csv")
+    assert files.labels == ["basophil", "eosinophil"] and files.targets == [0, 0, 1, 1]
+
+
+def test_classification_results_are_not_taken_for_verified_labels(tmp_path):
+    (tmp_path / "results.csv").write_text("path,model,label,confidence,error\na.jpg,hqnn,basophil,0.9,\n",
+                                          encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"holds classification results \(one row per picture and model, labels "
+                                           r"the models predicted\), not verified labels"):
+        read_manifest(tmp_path / "results.csv")
+
+
+def test_class_names_written_with_accents_two_ways_match(tmp_path):
+    import unicodedata
+
+    for form, root in (("NFD", tmp_path / "mac"), ("NFC", tmp_path / "linux")):
+        for name, cells in (("érythroblaste", "erythroblast"), ("éosinophile", "eosinophil")):
+            folder = root / unicodedata.normalize(form, name)
+            folder.mkdir(parents=True)
+            for picture in sorted((SAMPLES / "pbc8" / cells).glob("*.jpg"))[:2]:
+                shutil.copy(picture, folder / picture.name)
+    mac = scan_class_folders(tmp_path / "mac")
+    linux = scan_class_folders(tmp_path / "linux", mac.labels, training_reference(tmp_path / "mac"))
+    assert linux.labels == mac.labels == ["éosinophile", "érythroblaste"] and linux.targets == [0, 0, 1, 1]
+
+
+def test_a_phone_photo_or_microscope_file_in_a_class_folder_is_named_as_such(tmp_path):
+    root = labelled(tmp_path / "data", ["basophil", "eosinophil"])
+    (root / "basophil" / "IMG_0001.HEIC").write_bytes(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic")
+    (root / "basophil" / "notes.txt").write_text("stained on Tuesday")
+    reasons = {p.name: why for p, why in scan_class_folders(root).skipped}
+    assert reasons == {"IMG_0001.HEIC": "a .heic picture, a format that cannot be read here: export it as TIFF, PNG "
+                                        "or JPEG first", "notes.txt": "not a picture's file name"}
+
+
+def test_a_class_with_one_picture_is_too_small_to_split_and_says_so(tmp_path, capsys):
+    from hqnn_desktop.cli import main
+
+    root = labelled(tmp_path / "data", ["basophil", "eosinophil"], per_class=3)
+    for extra in sorted((root / "basophil").iterdir())[1:]:
+        extra.unlink()
+    assert main(["train", str(root), "--name", "t", "--out", str(tmp_path / "p")]) == 2
+    assert ("basophil has only 1 picture: too few to set some aside for validation. Add pictures of it, or choose "
+            "a validation folder.") in capsys.readouterr().err
+
+
+def test_an_optional_group_that_matched_nothing_is_not_named_none(tmp_path, capsys):
+    from hqnn_desktop.cli import main
+
+    root = labelled(tmp_path / "data", ["basophil", "eosinophil"], per_class=3)
+    assert main(["train", str(root), "--name", "t", "--out", str(tmp_path / "p"),
+                 "--group-pattern", "^(x)?[A-Z]+_"]) == 2
+    err = capsys.readouterr().err
+    assert "all 3 images of basophil fall in one group (BA_)" in err and "None" not in err

@@ -32,6 +32,7 @@ from .datasets import (
     load_images,
     read_manifest,
     scan_dataset,
+    shared_pictures,
     split_validation,
     training_reference,
 )
@@ -48,6 +49,7 @@ from .train import (
     initial_extractor,
     train_heads,
 )
+from .wording import counted
 
 
 @dataclass
@@ -198,6 +200,12 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
         _check_apart(recipe.train_dir, recipe.val_dir)
         val_files = scan_dataset(recipe.val_dir, train_files.labels, training_reference(recipe.train_dir))
         passed_over += val_files.skipped
+        if shared := shared_pictures(train_files, val_files):
+            raise DatasetError(
+                f"{counted(len(shared), 'validation picture')} {'is' if len(shared) == 1 else 'are'} also "
+                f"training pictures (for example {shared[0][0]}, the same picture as {shared[0][1]}), so the "
+                "models would be scored on images they learnt from. Give validation pictures apart from the "
+                "training ones, or none to set a share of the training pictures aside.")
     else:
         train_files, val_files = split_validation(train_files, recipe.val_fraction, cfg.seed,
                                                   recipe.group_pattern)

@@ -14,6 +14,7 @@ import errno
 import hashlib
 import os
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import numpy as np
 
 from .cell_crop import CellCrop
 from .imageio import ImageError, is_image_name, load_model_input
-from .walk import is_system_name, walk_files
+from .walk import is_system_name, picture_identity, walk_files
 
 
 class DatasetError(ValueError):
@@ -150,6 +151,49 @@ def _links_up(root: Path, entries: Sequence[Path]) -> dict[Path, str]:
 
 #: Why a picture reached from two class folders (through links) is left out.
 TWO_CLASSES = "in two class folders (through a link), so its class is unclear: left out of both"
+#: Why a picture a list gives two classes is left out.
+LISTED_TWICE = "listed with two classes, so its class is unclear: left out"
+
+
+def class_name(name: str) -> str:
+    """How a class is named for matching: lower case, its accents written one way (a Mac writes
+    "é" as two characters where Linux and Windows write one, and the two look identical)."""
+    return unicodedata.normalize("NFC", name).lower()
+
+
+def not_a_picture_reason(path: Path) -> str:
+    """Why a file in a class folder is passed over: a picture in a format read nowhere here
+    (HEIC from a phone, a microscope's own file) says what to do about it."""
+    if is_image_name(path, unreadable_too=True):
+        return (f"a {path.suffix.lower()} picture, a format that cannot be read here: export it as TIFF, PNG or "
+                "JPEG first")
+    return "not a picture's file name"
+
+
+def one_class_each(paths: Sequence[Path], targets: Sequence[int], unclear: str
+                   ) -> tuple[list[Path], list[int], list[tuple[Path, str]]]:
+    """Every picture once: one reached again with the same class is kept where it was first
+    found, one given two classes is left out everywhere (its class is anyone's guess; ``unclear``
+    says why). Links, symbolic and hard, are seen through (:func:`core.walk.picture_identity`).
+    Returns the paths, targets and what was left out, with the reason."""
+    first: dict = {}
+    kept_paths: list[Path] = []
+    kept_targets: list[int] = []
+    skipped: list[tuple[Path, str]] = []
+    unclear_at: set[int] = set()
+    for path, target in zip(paths, targets):
+        at = first.setdefault(picture_identity(path), len(kept_paths))
+        if at == len(kept_paths):
+            kept_paths.append(path)
+            kept_targets.append(target)
+        elif kept_targets[at] == target:
+            skipped.append((path, f"the same picture as {kept_paths[at]}"))
+        else:
+            unclear_at.add(at)
+            skipped.append((path, unclear))
+    skipped += [(kept_paths[i], unclear) for i in sorted(unclear_at)]
+    keep = [i for i in range(len(kept_paths)) if i not in unclear_at]
+    return [kept_paths[i] for i in keep], [kept_targets[i] for i in keep], skipped
 
 
 def scan_class_folders(root: str | Path, labels: Sequence[str] | None = None,
@@ -177,40 +221,29 @@ def scan_class_folders(root: str | Path, labels: Sequence[str] | None = None,
             "(for example basophil/, eosinophil/, ...) with the images inside."
         )
     if labels is None:
-        names = [d.name.lower() for d in class_dirs]
+        names = [class_name(d.name) for d in class_dirs]
         if len(set(names)) != len(names):
             raise DatasetError(f"{root} has class folders that differ only in upper/lower case.")
         labels = names
-    labels = [label.lower() for label in labels]
+    labels = [class_name(label) for label in labels]
     index = {label: i for i, label in enumerate(labels)}
-    unknown = [d.name for d in class_dirs if d.name.lower() not in index]
+    unknown = [d.name for d in class_dirs if class_name(d.name) not in index]
     if unknown:
         raise DatasetError(_unknown_folders_message(root, unknown, labels, reference))
-    paths, targets = [], []
+    found, targets = [], []
     skipped = list(links_up.items())
-    first_place: dict[str, int] = {}  # a picture's real path -> where it was first found in ``paths``
-    two_classes: set[int] = set()
     for d in class_dirs:
         for path, readable in walk_files(d, above=root, fenced=[c for c in class_dirs if c != d]):
             p = Path(path)
             if not readable:
                 skipped.append((p, "a folder that cannot be opened"))
             elif not is_image_name(p):
-                skipped.append((p, "not a picture's file name"))
-            elif (first := first_place.setdefault(os.path.realpath(p), len(paths))) != len(paths):
-                # the same picture reached twice through links: counted once, and not at all when
-                # two class folders claim it, since its class is then anyone's guess
-                same_class = targets[first] == index[d.name.lower()]
-                if not same_class:
-                    two_classes.add(first)
-                skipped.append((p, f"the same picture as {paths[first]}" if same_class else TWO_CLASSES))
+                skipped.append((p, not_a_picture_reason(p)))
             else:
-                paths.append(p)
-                targets.append(index[d.name.lower()])
-    if two_classes:
-        skipped += [(paths[i], TWO_CLASSES) for i in sorted(two_classes)]
-        kept = [i for i in range(len(paths)) if i not in two_classes]
-        paths, targets = [paths[i] for i in kept], [targets[i] for i in kept]
+                found.append(p)
+                targets.append(index[class_name(d.name)])
+    paths, targets, twice = one_class_each(found, targets, TWO_CLASSES)
+    skipped += twice
     if not paths:
         raise DatasetError(f"No images were found in the class folders of {root}.")
     return LabelledFiles(paths, targets, list(labels), skipped)
@@ -247,32 +280,40 @@ def read_manifest(manifest: str | Path, labels: Sequence[str] | None = None,
     the classes are the labels found, sorted.
     """
     manifest = Path(manifest)
-    try:
-        with open(manifest, newline="", encoding="utf-8", errors="surrogateescape") as fh:
-            rows = list(csv.DictReader(fh))
+    try:  # (utf-8-sig: Excel's "CSV UTF-8" starts with an invisible byte-order mark)
+        with open(manifest, newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
+            reader = csv.DictReader(fh)
+            reader.fieldnames = [(name or "").strip().lower() for name in reader.fieldnames or []]
+            rows = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DatasetError(f"The list of labelled images {manifest} cannot be read ({exc}).") from exc
     if not rows or any(c not in rows[0] for c in MANIFEST_COLUMNS):
         raise DatasetError(f"{manifest} is not a list of labelled images: it needs the columns "
                            f"{', '.join(MANIFEST_COLUMNS)} and at least one row.")
-    found = sorted({(r["label"] or "").strip().lower() for r in rows} - {""})
-    labels = [label.lower() for label in labels] if labels is not None else found
+    if {"model", "confidence"} <= rows[0].keys():
+        raise DatasetError(f"{manifest} holds classification results (one row per picture and model, labels the "
+                           "models predicted), not verified labels. Verify them in the Review tab and save the "
+                           "corrections, or list each picture once with its true class (columns path,label).")
+    found = sorted({class_name((r["label"] or "").strip()) for r in rows} - {""})
+    labels = [class_name(label) for label in labels] if labels is not None else found
     unknown = [label for label in found if label not in labels]
     if unknown:
         raise DatasetError(f"{manifest} uses classes {reference} does not know: {', '.join(unknown)}. "
                            f"The classes of {reference} are: {', '.join(labels)}.")
     index = {label: i for i, label in enumerate(labels)}
-    paths, targets, skipped = [], [], []
+    listed, targets, skipped = [], [], []
     for r in rows:
-        label = (r["label"] or "").strip().lower()
+        label = class_name((r["label"] or "").strip())
         path = manifest.parent / (r["path"] or "")
         if not label or not r["path"]:
             skipped.append((path, "no path or no label on this line"))
         elif not path.is_file():
             skipped.append((path, "file not found"))
         else:
-            paths.append(path)
+            listed.append(path)
             targets.append(index[label])
+    paths, targets, twice = one_class_each(listed, targets, LISTED_TWICE)
+    skipped += twice
     if not paths:
         raise DatasetError(f"None of the images listed in {manifest} could be found.")
     return LabelledFiles(paths, targets, list(labels), skipped)
@@ -294,7 +335,14 @@ def group_key(path: Path, pattern: str | None) -> str:
     m = re.search(pattern, path.name)
     if m is None:
         return str(path)
-    return m.group(1) if m.groups() else m.group(0)
+    return m.group(1) if m.groups() and m.group(1) is not None else m.group(0)  # (an optional group unmatched)
+
+
+def shared_pictures(train: LabelledFiles, val: LabelledFiles) -> list[tuple[Path, Path]]:
+    """Validation pictures that are also training pictures, however reached (the same folder
+    under two names, a list naming the folder's files, links): (validation path, training path)."""
+    trained = {picture_identity(p): p for p in train.paths}
+    return [(p, trained[key]) for p in val.paths if (key := picture_identity(p)) in trained]
 
 
 def split_validation(files: LabelledFiles, fraction: float, seed: int,
@@ -330,6 +378,14 @@ def split_validation(files: LabelledFiles, fraction: float, seed: int,
             in_val[mine[-1]] = False
     train_idx = [i for i, g in enumerate(groups) if not in_val[g]]
     val_idx = [i for i, g in enumerate(groups) if in_val[g]]
+    one_sided = [k for k in range(len(files.labels)) if 0 < sum(files.targets[i] == k for i in train_idx)
+                 and not any(files.targets[i] == k for i in val_idx)]
+    if one_sided:
+        k = one_sided[0]
+        n = sum(1 for t in files.targets if t == k)
+        held = "picture" if n == 1 else f"pictures, all in one group{' (' + group_pattern + ')' if group_pattern else ''}"
+        raise DatasetError(f"{files.labels[k]} has only {n} {held}: too few to set some aside for validation. "
+                           "Add pictures of it, or choose a validation folder.")
     if not train_idx or not val_idx:
         raise DatasetError("The validation split is empty on one side; use more images or another fraction.")
     return files.subset(train_idx), files.subset(val_idx)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .imageio import is_image_name
-from .walk import walk_files
+from .walk import picture_identity, walk_files
 
 #: Where a pack's cell window lies in a picture: left, top, right, bottom as fractions of its size.
 Window = tuple[float, float, float, float]
@@ -46,7 +46,7 @@ def iter_image_paths(inputs: Iterable[str | os.PathLike], already: Iterable[str]
     files and other formats that cannot be read too, so they get an error row
     rather than vanishing), hidden and system files and folders are skipped (:mod:`core.walk`), and
     symbolic-link loops are not followed twice. A file
-    reached twice (named twice, or inside a folder also given) is returned once,
+    reached twice (named twice, inside a folder also given, or through a link, symbolic or hard) is returned once,
     under the first path given, so it gets one row per model and not two. A
     subfolder that cannot be opened is returned itself, so that it gets an
     error row instead of silently contributing nothing. Files reached by the paths in
@@ -54,9 +54,9 @@ def iter_image_paths(inputs: Iterable[str | os.PathLike], already: Iterable[str]
     Files in the folders passed over for their names (not hidden or system ones) are added to ``skipped``,
     so that the caller can say so.
     """
-    seen: set[str] = {_identity(p) for p in already}
+    seen = {picture_identity(p) for p in already}
     for path in _expand(inputs, skipped):
-        key = _identity(path)
+        key = picture_identity(path)
         if key not in seen:
             seen.add(key)
             yield path
@@ -69,18 +69,6 @@ def _expand(inputs: Iterable[str | os.PathLike], skipped: list[str] | None) -> I
             yield from _walk_folder(p, skipped)
         else:
             yield str(item)
-
-
-def _identity(path: str) -> str:
-    """The file a path leads to: its real path (links and ``..`` resolved).
-
-    A name no file can have (a NUL character) is its own identity, so it still
-    reaches the decoder and gets its error row instead of stopping the walk.
-    """
-    try:
-        return os.path.realpath(path)
-    except ValueError:
-        return path
 
 
 def _walk_folder(root: Path, skipped: list[str] | None) -> Iterator[str]:

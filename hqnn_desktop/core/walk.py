@@ -26,6 +26,23 @@ def is_system_name(name: str) -> bool:
     return name.startswith(".") or name.lower() in SYSTEM_FOLDERS or name.lower() in SYSTEM_FILES
 
 
+def picture_identity(path: str | os.PathLike) -> str | tuple[int, int]:
+    """The file a path leads to, however it is reached: its device and inode numbers, so that
+    one picture behind symbolic links and hard links alike counts once, or its real path
+    where the file system gives no inode number (or the file cannot be looked up; a name no
+    file can have is then its own identity, so it still gets its error row)."""
+    try:
+        st = os.stat(path)
+        if st.st_ino:
+            return st.st_dev, st.st_ino
+    except (OSError, ValueError):
+        pass
+    try:
+        return os.path.realpath(path)
+    except ValueError:
+        return str(path)
+
+
 def walk_files(root: str | os.PathLike, above: str | os.PathLike | None = None,
                fenced: Iterable[str | os.PathLike] = ()) -> Iterator[tuple[str, bool]]:
     """Every file under ``root`` as ``(path, True)``, each folder's files sorted before its

@@ -5,17 +5,16 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable
 
+from ..core.wording import counted
+
+__all__ = ["BAR_MARK", "DOT_MARK", "LINE_MARK", "colour_key", "counted"]
+
 #: The mark of a bar's colour in a key (a filled square)
 BAR_MARK = "&#9632;"
 #: The mark of a dot's colour in a key
 DOT_MARK = "&#9679;"
 #: The mark of a curve's colour in a key (a short thick line)
 LINE_MARK = "&#9644;"
-
-
-def counted(n: int, noun: str) -> str:
-    """``n`` and the noun, singular for one ("1 layer", "2 layers"): "1 layers" reads as a slip."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def colour_key(entries: Iterable[tuple[str, tuple[int, int, int]]], mark: str) -> str:

@@ -146,3 +146,53 @@ def test_folder_walk_skips_hidden_and_survives_loops(tmp_path):
     os.symlink(tmp_path, tmp_path / "a" / "loop")
     found = list(iter_image_paths([tmp_path]))
     assert [os.path.basename(p) for p in found] == ["x y é.png"]
+
+
+def _picture8(colours: int) -> np.ndarray:
+    """An 8-bit picture with something in it, dark and bright, of ``colours`` samples a pixel."""
+    ramp = np.linspace(20, 250, 48 * 64).reshape(48, 64)
+    noisy = np.clip(ramp[::-1] + np.random.default_rng(7).normal(0, 8, ramp.shape), 0, 255)
+    planes = (ramp, noisy, ramp.T.reshape(ramp.shape))[:colours]
+    return np.round(np.stack(planes, -1)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("colours", [1, 3])
+@pytest.mark.parametrize("dtype,scale", [
+    (np.float32, 1.0), (np.float16, 1.0),  # ImageJ's "32-bit" copy of an 8-bit picture: 0-255
+    (np.float32, 1 / 255), (np.float16, 1 / 255),  # fractions of full brightness: 0-1
+    (np.float32, 4095 / 255),  # a 12-bit camera's picture as floats
+    (np.float32, 257.0),  # a 16-bit picture as floats: 0-65535
+])
+def test_float_tiffs_read_like_their_8bit_copies(tmp_path, colours, dtype, scale):
+    """Float TIFFs read like the picture they were converted from, whether they hold fractions
+    or 8-, 12- or 16-bit intensities: the same classification as the 8-bit copy."""
+    import tifffile
+
+    picture8 = _picture8(colours)
+    expected = np.asarray(Image.fromarray(picture8[..., 0] if colours == 1 else picture8).convert("RGB"), int)
+    values = (picture8 * scale).astype(dtype)
+    path = tmp_path / "float.tif"
+    tifffile.imwrite(path, values[..., 0] if colours == 1 else values,
+                     photometric="minisblack" if colours == 1 else "rgb")
+    got = np.asarray(load_rgb(path), int)
+    assert got.shape == expected.shape and np.abs(got - expected).max() <= 1
+
+
+def test_imagej_float_copy_of_an_8bit_picture_reads_like_it(tmp_path):
+    """Pillow (mode F) writes the float TIFFs ImageJ does; a hot pixel does not darken the rest."""
+    grey8 = _picture8(1)[..., 0]
+    values = grey8.astype(np.float32)
+    Image.fromarray(values, mode="F").save(tmp_path / "imagej.tif")
+    values[0, 0] = 4000.0  # one saturated pixel, far above 255
+    Image.fromarray(values, mode="F").save(tmp_path / "hot.tif")
+    assert np.array_equal(np.asarray(load_rgb(tmp_path / "imagej.tif"))[..., 0], grey8)
+    assert np.array_equal(np.asarray(load_rgb(tmp_path / "hot.tif"))[1:, :, 0], grey8[1:])
+
+
+def test_float_values_without_an_agreed_range_are_stretched(tmp_path):
+    """Negative values (a background subtracted) have no agreed meaning: their used range is stretched."""
+    grey8 = _picture8(1)[..., 0]
+    values = grey8.astype(np.float32) - 100
+    Image.fromarray(values, mode="F").save(tmp_path / "negative.tif")
+    got = np.asarray(load_rgb(tmp_path / "negative.tif"))[..., 0]
+    assert got.min() == 0 and got.max() >= 254

@@ -382,27 +382,39 @@ def _on_white(rgba: Image.Image, premultiplied: bool = False) -> Image.Image:
     return Image.alpha_composite(background, rgba).convert("RGB")
 
 
+#: How far over a range (as a factor) values may go and still count as within it.
+_OVERSHOOT = 1.02
+
+
 def to_8bit(arr: np.ndarray, rows: int = 512) -> np.ndarray:
     """8-bit values of a picture of more than 8 bits, the same picture an 8-bit copy would be.
 
     Unsigned values (and signed ones from 0 to 65535) are divided by the range of the bit
     depth they use (8, 10, 12, 14, 16, 24 or 32 bits: a 12-bit camera's pictures arrive in
     16-bit files), judged on all but the brightest thousandth of pixels, so a single hot pixel
-    does not darken the rest; floats from 0 to 1 are scaled by 255. Anything else (negative values, floats beyond 1) has no
-    agreed meaning, so its used range (the same thousandths aside) is stretched. Done a band
-    of rows at a time in float32, so a 64-megapixel picture needs no gigabyte-sized copies.
+    does not darken the rest. Floats (ImageJ's "32-bit" pictures, half-floats) are read by the
+    range their values lie in, judged the same way (NaN and infinities aside): within 0 to 1
+    they are fractions of full brightness (scaled by 255); above 1 but within 0 to 65535 they
+    are intensities of the bit depth they use, like the integers they were converted from (a
+    float copy of an 8-bit picture is divided by 255, of a 12-bit camera's by 4095, of a
+    16-bit one by 65535). Values a hair over a range (2 %: rounding or resampling overshoot)
+    count as within it and are clipped. Anything else (negative values, floats beyond 65535)
+    has no agreed meaning, so its used range (the same thousandths aside) is stretched. NaN
+    reads as the darkest value and infinities as the darkest or brightest. Done a band of rows
+    at a time in float32, so a 64-megapixel picture needs no gigabyte-sized copies.
     """
     if arr.dtype == np.uint8:
         return arr
     if arr.dtype == bool:
         return arr.astype(np.uint8) * 255
     lo, hi = _low_high(arr)
-    if arr.dtype.kind == "f" and lo >= 0 and hi <= 1:
+    kind = arr.dtype.kind
+    if kind == "f" and lo >= 0 and hi <= _OVERSHOOT:
         lo, hi = 0.0, 1.0
-    elif (arr.dtype.kind == "u" or (arr.dtype.kind == "i" and lo >= 0 and hi < 2 ** 16)) and lo >= 0:
+    elif lo >= 0 and (kind == "u" or (kind == "i" and hi < 2 ** 16) or (kind == "f" and hi < 2 ** 16 * _OVERSHOOT)):
         # (Pillow hands 16-bit grey over as signed 32-bit numbers)
         # (a hair over the range is rounding where the picture was scaled: 65535 / 16 -> 4096)
-        bits = next((b for b in (8, 10, 12, 14, 16, 24, 32) if hi < 2 ** b * 1.02), 64)
+        bits = next((b for b in (8, 10, 12, 14, 16, 24, 32) if hi < 2 ** b * _OVERSHOOT), 64)
         lo, hi = 0.0, float(2 ** bits - 1)
     scale = 255.0 / (hi - lo) if hi > lo else 0.0
     out = np.empty(arr.shape, np.uint8)

@@ -188,7 +188,7 @@ def test_validation_pictures_that_are_training_pictures_are_refused_however_reac
 
 def test_a_hard_linked_picture_counts_once_and_in_two_classes_not_at_all(tmp_path):
     root = labelled(tmp_path / "data", ["basophil", "eosinophil"])
-    first = sorted((root / "basophil").iterdir())[0]
+    first = min((root / "basophil").iterdir())
     os.link(first, root / "basophil" / "again.jpg")
     os.link(first, root / "eosinophil" / "claimed.jpg")
     files = scan_class_folders(root)
@@ -215,8 +215,8 @@ def test_a_list_counts_a_repeated_picture_once_and_one_given_two_classes_not_at_
     (tmp_path / "list.csv").write_text("path,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
     files = read_manifest(tmp_path / "list.csv")
     assert files.paths == [ba2, *eo] and files.targets == [0, 1, 1]
-    assert [why for _, why in files.skipped] == [f"the same picture as {ba2}", *["listed with two classes, so its "
-                                                                                 "class is unclear: left out"] * 2]
+    two_classes = "listed with two classes, so its class is unclear: left out"
+    assert [why for _, why in files.skipped] == [f"the same picture as {ba2}", two_classes, two_classes]
 
 
 def test_a_list_saved_by_excel_with_capitalised_columns_is_read(tmp_path):
@@ -277,3 +277,16 @@ def test_an_optional_group_that_matched_nothing_is_not_named_none(tmp_path, caps
                  "--group-pattern", "^(x)?[A-Z]+_"]) == 2
     err = capsys.readouterr().err
     assert "all 3 images of basophil fall in one group (BA_)" in err and "None" not in err
+
+
+def test_the_validation_split_does_not_change_when_the_dataset_folder_moves(tmp_path):
+    from hqnn_desktop.core.datasets import split_validation
+
+    first = labelled(tmp_path / "here", ["basophil", "eosinophil", "neutrophil"], per_class=5)
+    moved = shutil.copytree(first, tmp_path / "elsewhere" / "copy")
+
+    def val_names(root):
+        _, val = split_validation(scan_class_folders(root), 0.3, seed=0)
+        return sorted(p.relative_to(root).as_posix() for p in val.paths)
+
+    assert val_names(first) == val_names(moved) and val_names(first)

@@ -328,13 +328,13 @@ def scan_dataset(source: str | Path, labels: Sequence[str] | None = None,
     return scan_class_folders(source, labels, reference)
 
 
-def group_key(path: Path, pattern: str | None) -> str:
-    """The group a file belongs to: the first capture (or whole match) of ``pattern`` in its name."""
-    if not pattern:
-        return str(path)
-    m = re.search(pattern, path.name)
+def group_key(path: Path, pattern: str | None, root: Path | None) -> str:
+    """The group a file belongs to: the first capture (or whole match) of ``pattern`` in its name, or
+    else the file alone, named from ``root`` on so that the split does not change when the dataset's
+    folder is moved or copied elsewhere."""
+    m = re.search(pattern, path.name) if pattern else None
     if m is None:
-        return str(path)
+        return Path(os.path.relpath(os.path.abspath(path), root)).as_posix() if root else str(path)
     return m.group(1) if m.groups() and m.group(1) is not None else m.group(0)  # (an optional group unmatched)
 
 
@@ -362,7 +362,11 @@ def split_validation(files: LabelledFiles, fraction: float, seed: int,
             re.compile(group_pattern)
         except re.error as exc:
             raise DatasetError(f"The grouping pattern is not a valid regular expression: {exc}") from exc
-    groups = [group_key(p, group_pattern) for p in files.paths]
+    try:
+        root: Path | None = Path(os.path.commonpath([os.path.abspath(p.parent) for p in files.paths]))
+    except ValueError:  # no common folder (pictures on two Windows drives)
+        root = None
+    groups = [group_key(p, group_pattern, root) for p in files.paths]
     if group_pattern:
         _check_grouping(files, groups, group_pattern)
     draw = {g: int.from_bytes(hashlib.sha256(f"{seed}:{g}".encode()).digest()[:8], "big") / 2**64
@@ -378,8 +382,8 @@ def split_validation(files: LabelledFiles, fraction: float, seed: int,
             in_val[mine[-1]] = False
     train_idx = [i for i, g in enumerate(groups) if not in_val[g]]
     val_idx = [i for i, g in enumerate(groups) if in_val[g]]
-    one_sided = [k for k in range(len(files.labels)) if 0 < sum(files.targets[i] == k for i in train_idx)
-                 and not any(files.targets[i] == k for i in val_idx)]
+    sides = [{files.targets[i] for i in idx} for idx in (train_idx, val_idx)]
+    one_sided = [k for k in range(len(files.labels)) if (k in sides[0]) != (k in sides[1])]
     if one_sided:
         k = one_sided[0]
         n = sum(1 for t in files.targets if t == k)

@@ -205,7 +205,7 @@ def test_a_damaged_run_record_hides_no_other_run_and_is_named_when_asked_for(cap
     from hqnn_desktop.cli import main
 
     store = JobStore()
-    good = store.new("pbc8", "fake_brisbane", "fake", {}, {"n_images": 2}, 1)
+    good = store.new("pbc8", "fake_brisbane", "fake", {}, {"paths": ["a.jpg"], "codes": [[0.1]], "sim_z": [[0.2]]}, 1)
     for name, text in (("aaaa1", "null"), ("aaaa2", "[]"), ("aaaa3", '"x"'), ("aaaa4", "{bad\x01"),
                        ("aaaa5", json.dumps({**json.loads(store._path(good.run_id).read_text()),
                                              "run_id": "aaaa5", "created": "yesterday"}))):
@@ -219,3 +219,117 @@ def test_a_damaged_run_record_hides_no_other_run_and_is_named_when_asked_for(cap
     err = capsys.readouterr().err
     assert "The record of hardware run aaaa4" in err and "is damaged" in err and "Traceback" not in err
     assert (store.folder / "aaaa4.json").read_text() == "{bad\x01"  # left as it was
+
+
+def record_file(folder: Path, name: str, created: float = 1_700_000_000, **changes) -> Path:
+    """The record file of run ``name`` as this version writes it (two images, one finished job), with
+    ``changes``."""
+    data = {"run_id": name, "pack": "pbc8", "backend": "fake_brisbane", "backend_kind": "fake", "created": created,
+            "options": {"shots": 256, "seed": 1},
+            "inputs": {"paths": ["a.jpg", "b.jpg"], "codes": [[0.1, 0.2], [0.3, 0.4]],
+                       "sim_z": [[0.5, -0.5], [0.2, 0.1]], "truth": [0, 1], "unusable": []},
+            "jobs": [{"job_id": "job-1", "start": 0, "stop": 2, "status": "DONE", "z": [[0.4, -0.4], [0.3, 0.0]],
+                      "error": None}],
+            "n_jobs_planned": 1, "pack_path": "", "stopped": False}
+    for key, value in changes.items():  # "jobs__0__start": the start of the first job
+        *outer, last = key.split("__")
+        target = data
+        for part in outer:
+            target = target[int(part) if isinstance(target, list) else part]
+        if value is DROP:
+            del target[last]
+        else:
+            target[int(last) if isinstance(target, list) else last] = value
+    path = folder / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return path
+
+
+DROP = object()
+
+
+@pytest.mark.parametrize("changes, why", [
+    ({"inputs": ["a.jpg"]}, "its inputs are not a set of named values"),
+    ({"backend": None}, "its backend is not text"),
+    ({"backend": DROP}, "its backend is missing"),
+    ({"n_jobs_planned": "1"}, "its number of planned jobs is not a whole number"),
+    ({"n_jobs_planned": -1}, "its number of planned jobs is not a whole number of 0 or more"),
+    ({"run_id": "../elsewhere"}, "its run id is not a run id"),
+    ({"created": True}, "its creation time is not a time"),
+    ({"created": 1e300}, "its creation time is not a time"),  # beyond what a date can show
+    ({"created": 10**400}, "its creation time is not a time"),  # beyond what a float can hold
+    ({"inputs__sim_z": [[0.5, float("nan")], [0.2, 0.1]]}, "its simulated <Z> values are not a table of numbers"),
+    ({"stopped": "no"}, "its stopped mark is not true or false"),
+    ({"pack_path": 3}, "its pack folder is not text"),
+    ({"options": {"shots": "256"}}, "its options are not usable: the option shots must be a whole number"),
+    ({"options": {"shots": 0}}, "its options are not usable: shots must be at least 1"),
+    ({"inputs__paths": "a.jpg"}, "its list of images is not a list of texts"),
+    ({"inputs__sim_z": [[0.5, "x"], [0.2, 0.1]]}, "its simulated <Z> values are not a table of numbers"),
+    ({"inputs__truth": [0]}, "it has 1 true labels for 2 images"),
+    ({"inputs__paths": DROP}, "its list of images is missing"),
+    ({"jobs": "job-1"}, "its list of jobs is not a list"),
+    ({"jobs": ["job-1"]}, "its job 1 is not a set of named values"),
+    ({"jobs__0__start": "0"}, "the first image of its job 1 is not a whole number"),
+    ({"jobs__0__job_id": 7}, "the id of its job 1 is not text"),
+    ({"jobs__0__status": None}, "the status of its job 1 is not text"),
+    ({"jobs__0__error": ["x"]}, "the error of its job 1 is not text"),
+    ({"jobs__0__z": [[0.4, -0.4], [0.3, "0"]]}, "the <Z> values of its job 1 are not a table of numbers"),
+    ({"jobs__0__z": [[0.4, -0.4]]}, "its job 1 has <Z> values for 1 images, not its 2"),
+    ({"jobs__0__z": [[0.4], [0.3]]}, "its simulated and measured <Z> values are not all for the same number"),
+    ({"jobs__0__stop": 3, "jobs__0__z": None}, "its job 1 is for images 0 to 3"),
+    ({"jobs__0__queued": True}, "its job 1 has a field this version does not know: queued"),
+])
+def test_a_record_with_a_wrong_value_is_damaged_and_hides_no_other_run(tmp_path, changes, why):
+    from hqnn_desktop.hardware.jobs import DamagedRecord
+
+    store = JobStore(tmp_path / "jobs")
+    record_file(store.folder, "good-1", created=1_700_000_000)
+    record_file(store.folder, "good-2", created=1_700_000_100)
+    bad = record_file(store.folder, "bad-1", **changes)
+    records, problems = store.scan()
+    assert [r.run_id for r in records] == ["good-2", "good-1"]  # both still listed, newest first
+    assert [(r.status, r.n_images, r.complete) for r in records] == [("DONE", 2, True)] * 2
+    (problem,) = problems  # the damaged file named, with what is wrong in it
+    assert problem.startswith(f"The record of hardware run bad-1 ({bad}) is damaged ({why}") and problem.endswith(").")
+    with pytest.raises(DamagedRecord, match="bad-1"):
+        store.get("bad-1")
+    assert [r.run_id for r in store.all()] == ["good-2", "good-1"]
+
+
+def test_a_record_this_version_writes_reads_back_as_it_was(tmp_path):
+    from hqnn_desktop.hardware.jobs import RunRecord
+
+    store = JobStore(tmp_path / "jobs")
+    path = record_file(store.folder, "good-1", jobs__0__z=None, jobs__0__status="QUEUED")
+    record = store.get("good-1")
+    assert record.status == "QUEUED" and not record.complete
+    assert RunRecord.from_dict(record.to_dict()) == record
+    assert json.loads(path.read_text()) == record.to_dict()
+
+
+@pytest.mark.parametrize("changes, why", [
+    ({"inputs": ["a.jpg"]}, "its inputs are not a set of named values"),
+    ({"backend": None}, "its backend is not text"),
+    ({"n_jobs_planned": "1"}, "its number of planned jobs is not a whole number"),
+    ({"jobs__0__stop": "2"}, "the end of its job 1 is not a whole number"),
+])
+def test_cli_lists_runs_beside_a_wrongly_typed_record_and_refuses_it_in_words(tmp_path, monkeypatch, capsys,
+                                                                            changes, why):
+    from hqnn_desktop.cli import main
+
+    monkeypatch.setenv("HQNN_DATA_DIR", str(tmp_path / "data"))
+    jobs = tmp_path / "data" / "jobs"
+    record_file(jobs, "bbbb22223333")
+    bad = record_file(jobs, "aaaa11112222", **changes)
+    before = bad.read_text()
+    assert main(["hardware-jobs", "list"]) == 0
+    listed = capsys.readouterr()
+    assert "bbbb22223333" in listed.out and "fake_brisbane" in listed.out and "aaaa11112222" not in listed.out
+    assert f"The record of hardware run aaaa11112222 ({bad}) is damaged ({why}" in listed.err
+    for action in ("fetch", "cancel"):
+        assert main(["hardware-jobs", action, "aaaa11112222"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("hqnn-desktop hardware-jobs: The record of hardware run aaaa11112222")
+        assert why in err and "Traceback" not in err
+    assert bad.read_text() == before  # left as it was

@@ -10,16 +10,91 @@ be fetched days later, and its report is rebuilt from the record alone.
 
 from __future__ import annotations
 
+import datetime
 import json
+import math
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..core.paths import data_dir
 from ..core.storage import atomic_write_json
+from .options import RunOptions
 
 FINAL = ("DONE", "CANCELLED", "ERROR")
+
+
+def is_run_id(text: object) -> bool:
+    """Letters, digits and hyphens only: a run id is also its record's file name."""
+    return isinstance(text, str) and text.replace("-", "").isalnum()
+
+
+# What a record's values must be (JSON as written by this version), each with how to say it.
+def _whole(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _number(v: object) -> bool:
+    """A finite int or float that a float can hold (JSON allows 1e999, NaN and 400-digit integers)."""
+    try:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+    except OverflowError:
+        return False
+
+
+def _table(v: object) -> bool:
+    return (isinstance(v, list) and all(isinstance(row, list) and all(_number(x) for x in row) for row in v)
+            and len({len(row) for row in v}) <= 1)
+
+
+def _time(v: object) -> bool:
+    if not _number(v):
+        return False
+    try:  # listings show it as a date
+        datetime.datetime.fromtimestamp(v)
+    except (OverflowError, OSError, ValueError):  # beyond the dates this computer can show
+        return False
+    return True
+
+
+ID = (is_run_id, "a run id of letters, digits and hyphens")
+TEXT = (lambda v: isinstance(v, str), "text")
+NOTE = (lambda v: v is None or isinstance(v, str), "text")
+COUNT = (_whole, "a whole number of 0 or more")
+FLAG = (lambda v: isinstance(v, bool), "true or false")
+TIME = (_time, "a time in seconds since 1970")
+OBJECT = (lambda v: isinstance(v, dict), "a set of named values")
+LIST = (lambda v: isinstance(v, list), "a list")
+TEXTS = (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of texts")
+COUNTS = (lambda v: v is None or (isinstance(v, list) and all(_whole(x) for x in v)),
+          "a list of whole numbers of 0 or more")
+TABLE = (_table, "a table of numbers with rows of equal length")
+ROWS = (lambda v: v is None or _table(v), TABLE[1])
+_REQUIRED = object()
+
+
+def _value(data: dict, key: str, words: str, kind: tuple, default: object = _REQUIRED):
+    """``data[key]`` when it is of ``kind``; else ValueError saying so in plain words (``words``, such
+    as "its backend is", name the value)."""
+    if key not in data:
+        if default is _REQUIRED:
+            raise ValueError(f"{words} missing")
+        return default
+    test, what = kind
+    if not test(data[key]):
+        raise ValueError(f"{words} not {what}")
+    return data[key]
+
+
+def _named_values(data: object, cls: type, whose: str) -> dict:
+    """``data`` when it is a JSON object holding no field that ``cls`` does not have."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{whose} is not {OBJECT[1]}")  # noqa: TRY004 - bad content, like bad JSON
+    unknown = sorted(map(str, set(data) - {f.name for f in fields(cls)}))
+    if unknown:
+        raise ValueError(f"{whose} has a field this version does not know: {', '.join(unknown[:3])}")
+    return data
 
 
 @dataclass
@@ -32,6 +107,23 @@ class JobEntry:
     status: str = "QUEUED"
     z: list | None = None
     error: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: object, n: int) -> JobEntry:
+        """Job ``n`` (from 1) of a record; ValueError in plain words if any of its values is wrong."""
+        its = f"its job {n}"
+        data = _named_values(data, cls, its)
+        entry = cls(_value(data, "job_id", f"the id of {its} is", TEXT),
+                    _value(data, "start", f"the first image of {its} is", COUNT),
+                    _value(data, "stop", f"the end of {its} is", COUNT),
+                    _value(data, "status", f"the status of {its} is", TEXT, "QUEUED"),
+                    _value(data, "z", f"the <Z> values of {its} are", ROWS, None),
+                    _value(data, "error", f"the error of {its} is", NOTE, None))
+        if entry.stop < entry.start:
+            raise ValueError(f"{its} ends (image {entry.stop}) before it starts (image {entry.start})")
+        if entry.z is not None and len(entry.z) != entry.stop - entry.start:
+            raise ValueError(f"{its} has <Z> values for {len(entry.z)} images, not its {entry.stop - entry.start}")
+        return entry
 
 
 @dataclass
@@ -75,12 +167,54 @@ class RunRecord:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> RunRecord:
-        jobs = [JobEntry(**j) for j in data.get("jobs", [])]
-        record = cls(**{**data, "jobs": jobs})
-        if isinstance(record.created, bool) or not isinstance(record.created, (int, float)):
-            raise TypeError("its creation time is not a number")
+    def from_dict(cls, data: object) -> RunRecord:
+        """The record in ``data`` (a record file's JSON). Every value the record, its jobs and its
+        report use is checked here, so that a wrong one is a ValueError in plain words (the file is
+        then reported as damaged) rather than a crash of whatever uses it later."""
+        data = _named_values(data, cls, "it")
+        record = cls(run_id=_value(data, "run_id", "its run id is", ID),
+                     pack=_value(data, "pack", "its pack is", TEXT),
+                     backend=_value(data, "backend", "its backend is", TEXT),
+                     backend_kind=_value(data, "backend_kind", "its backend kind is", TEXT),
+                     created=_value(data, "created", "its creation time is", TIME),
+                     options=_value(data, "options", "its options are", OBJECT),
+                     inputs=_value(data, "inputs", "its inputs are", OBJECT),
+                     jobs=[JobEntry.from_dict(j, k) for k, j in
+                           enumerate(_value(data, "jobs", "its list of jobs is", LIST, []), 1)],
+                     n_jobs_planned=_value(data, "n_jobs_planned", "its number of planned jobs is", COUNT, 0),
+                     pack_path=_value(data, "pack_path", "its pack folder is", TEXT, ""),
+                     stopped=_value(data, "stopped", "its stopped mark is", FLAG, False))
+        try:
+            RunOptions.from_dict(record.options)
+        except ValueError as exc:
+            why = str(exc).rstrip(".")
+            raise ValueError(f"its options are not usable: {why[:1].lower()}{why[1:]}") from None
+        record._check_inputs()
         return record
+
+    def _check_inputs(self) -> None:
+        """The local half of the run (what :class:`~.rerun.LocalPass` reads) and how the jobs share its
+        images out."""
+        inputs = self.inputs
+        paths = _value(inputs, "paths", "its list of images is", TEXTS)
+        codes = _value(inputs, "codes", "its bottleneck codes are", TABLE)
+        tables = [_value(inputs, "sim_z", "its simulated <Z> values are", TABLE)]  # compared with the jobs' <Z>
+        truth = _value(inputs, "truth", "its true labels are", COUNTS, None)
+        _value(inputs, "unusable", "its list of unusable images is", LIST, [])
+        for what, rows in (("bottleneck codes", codes), ("simulated <Z> values", tables[0]), ("true labels", truth)):
+            if rows is not None and len(rows) != len(paths):
+                raise ValueError(f"it has {len(rows)} {what} for {len(paths)} images")
+        end = 0
+        for k, job in enumerate(self.jobs, 1):
+            if job.start != end or job.stop > len(paths):
+                raise ValueError(f"its job {k} is for images {job.start} to {job.stop}, which do not follow on "
+                                 f"from its jobs before it (to image {end}) within its {len(paths)} images")
+            end = job.stop
+            tables.append(job.z or [])
+        if self.complete and end != len(paths):
+            raise ValueError(f"its jobs hold results for {end} of its {len(paths)} images")
+        if len({len(row) for rows in tables for row in rows}) > 1:
+            raise ValueError("its simulated and measured <Z> values are not all for the same number of qubits")
 
 
 class DamagedRecord(ValueError):
@@ -95,7 +229,7 @@ class JobStore:
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def _path(self, run_id: str) -> Path:
-        if not run_id.replace("-", "").isalnum():
+        if not is_run_id(run_id):
             raise KeyError(run_id)
         return self.folder / f"{run_id}.json"
 
@@ -141,7 +275,7 @@ class JobStore:
         JSON of the wrong shape), so that one bad file never hides the other runs."""
         try:
             return RunRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
             raise DamagedRecord(f"The record of hardware run {path.stem} ({path}) is damaged ({exc}).") from exc
 
     def delete(self, run_id: str) -> None:

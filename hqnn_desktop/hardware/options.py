@@ -12,6 +12,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 DD_SEQUENCES = ("XX", "XpXm", "XY4")
+#: The kinds of value an option may hold (its annotation's parts), how to test and say each.
+_KINDS = {"int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
+          "bool": (lambda v: isinstance(v, bool), "true or false"),
+          "str": (lambda v: isinstance(v, str), "text"),
+          "None": (lambda v: v is None, "unset (null)")}
 
 
 @dataclass
@@ -29,6 +34,10 @@ class RunOptions:
     seed: int | None = None
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # first the kinds (a record or report read from a file may hold anything)
+            kinds = [_KINDS[k] for k in f.type.split(" | ")]
+            if not any(test(getattr(self, f.name)) for test, _ in kinds):
+                raise ValueError(f"The option {f.name} must be {' or '.join(words for _, words in kinds)}.")
         if self.shots < 1:
             raise ValueError("Shots must be at least 1.")
         if self.batch_size < 1:

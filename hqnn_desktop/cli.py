@@ -28,6 +28,7 @@ from .core.configs import (
     BACKBONE_NOTES,
     MAX_CELL_WINDOW,
     MAX_INPUT_SIZE,
+    MAX_LAYERS,
     MAX_QUBITS,
     MIN_CELL_WINDOW,
     MIN_INPUT_SIZE,
@@ -35,6 +36,7 @@ from .core.configs import (
     AdaptConfig,
     HeadConfig,
 )
+from .core.wording import counted
 
 SUBCOMMANDS = ("classify", "evaluate", "train", "packs", "hardware", "hardware-jobs", "hardware-account")
 
@@ -90,9 +92,18 @@ def _real(rule: str, ok: Callable[[float], bool]) -> Callable[[str], float]:
 
 
 _COUNT = _whole(1)
-_POSITIVE = _real("a number above 0", lambda v: v > 0)
-_NON_NEGATIVE = _real("a number of at least 0", lambda v: v >= 0)
 _FRACTION = _real("between 0 and 1, for example 0.15", lambda v: 0 < v < 1)
+#: The largest learning rate accepted: far beyond any useful one (the defaults are 0.01 and 0.0001),
+#: so that a slip (1e39, which torch cannot even hold) is refused at once rather than after the images are read.
+MAX_LEARNING_RATE = 10
+#: The largest contrastive weight: it scales the contrastive term against the classification error
+#: (0 to 1 is usual); far larger only swamps the classification, or overflows to an infinite error.
+MAX_CONTRASTIVE_WEIGHT = 100
+_LEARNING_RATE = _real(f"above 0 and at most {MAX_LEARNING_RATE} (a learning rate is a small step size, such as "
+                       "0.01; larger ones only make the training blow up)", lambda v: 0 < v <= MAX_LEARNING_RATE)
+_CONTRASTIVE_WEIGHT = _real(f"from 0 to {MAX_CONTRASTIVE_WEIGHT} (it weighs the contrastive term against the "
+                            "classification error, so 0 to 1 is usual; more only swamps the classification)",
+                            lambda v: 0 <= v <= MAX_CONTRASTIVE_WEIGHT)
 _CELL_WINDOW = _real(f"between {MIN_CELL_WINDOW} and {MAX_CELL_WINDOW} (a share of the picture's shorter side), "
                      "for example 0.6", lambda v: MIN_CELL_WINDOW <= v <= MAX_CELL_WINDOW)
 
@@ -151,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                                    "qubit more doubles the time and quadruples "
                                                                    "the memory)"),
                    default=heads.n_qubits, help="qubits of the circuit (default: %(default)s)")
-    t.add_argument("--layers", type=_COUNT, default=heads.layers, help="circuit layers (default: %(default)s)")
+    t.add_argument("--layers", type=_whole(1, MAX_LAYERS, " (each layer adds its gates to the simulated circuit "
+                                                         "and to a hardware run's depth; the bundled packs use 1)"),
+                   default=heads.layers, help="circuit layers (default: %(default)s)")
     t.add_argument("--fine-tune", action="store_true", help="adapt the backbone end to end first")
     t.add_argument("--epochs", type=_COUNT, default=AdaptConfig.epochs,
                    help="backbone adaptation epochs (with --fine-tune; default: %(default)s)")
@@ -160,13 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "backbone (classification then runs one backbone per model: about 3.3 times slower)")
     t.add_argument("--fine-tune-per-model-epochs", type=_COUNT, default=3,
                    help="epochs of that per-model fine-tuning (with --fine-tune-per-model)")
-    t.add_argument("--fine-tune-per-model-lr", type=_POSITIVE, default=1e-4,
+    t.add_argument("--fine-tune-per-model-lr", type=_LEARNING_RATE, default=1e-4,
                    help="learning rate of that per-model fine-tuning")
     t.add_argument("--head-epochs", type=_COUNT, default=heads.epochs, help="default: %(default)s")
-    t.add_argument("--lr", type=_POSITIVE, default=heads.lr, help="head learning rate (default: %(default)s)")
+    t.add_argument("--lr", type=_LEARNING_RATE, default=heads.lr, help="head learning rate (default: %(default)s)")
     t.add_argument("--batch-size", type=_COUNT, default=heads.batch_size,
                    help="head batch size (default: %(default)s)")
-    t.add_argument("--contrastive-weight", type=_NON_NEGATIVE, default=heads.contrastive_weight)
+    t.add_argument("--contrastive-weight", type=_CONTRASTIVE_WEIGHT, default=heads.contrastive_weight)
     t.add_argument("--input-size", type=_whole(MIN_INPUT_SIZE, MAX_INPUT_SIZE, " pixels"),
                    default=AdaptConfig.input_size, help="image side in pixels (default: %(default)s)")
     t.add_argument("--cell-window", type=_CELL_WINDOW, metavar="FRACTION",
@@ -230,8 +243,17 @@ def _progress(done: int, total: int, start: float, what: str = "images") -> None
     _ProgressLine.open = True
 
 
-def _load_pack(name: str | None, models: tuple[str, ...] | None):
-    from .core.packs import PackError, default_pack_name, load_pack, resolve_pack
+def _load_pack(name: str | None, models: tuple[str, ...] | None, for_hardware: bool = False):
+    """The pack named (or the default one) with ``models``; an unknown pack, or a model the pack was
+    not trained with, is a usage error (exit 2), while a damaged pack is a failure (exit 1)."""
+    from .core.packs import (
+        PackError,
+        default_pack_name,
+        load_pack,
+        read_card,
+        resolve_pack,
+        trained_models,
+    )
 
     if name is None:
         name = default_pack_name()
@@ -241,7 +263,23 @@ def _load_pack(name: str | None, models: tuple[str, ...] | None):
         folder = resolve_pack(name)
     except PackError as exc:
         raise UsageError(str(exc)) from exc
-    return load_pack(folder, models)
+    try:
+        return load_pack(folder, models)
+    except PackError:
+        try:
+            card = read_card(folder)
+        except PackError:
+            card = None
+        if card is None or not models or not (missing := [m for m in models if m not in trained_models(card)]):
+            raise  # a damaged pack: the reason load_pack gave
+        trained = ", ".join(trained_models(card))
+        if for_hardware:
+            raise UsageError(f"The pack {card['name']} has no HQNN model (it was trained with {trained} only), "
+                             "so there is no quantum layer to run on hardware; choose a pack with an HQNN model "
+                             "(see hqnn-desktop packs).") from None
+        raise UsageError(f"The pack {card['name']} has no {' or '.join(missing)} model (it was trained with "
+                         f"{trained} only); give --models {trained.replace(', ', ',')}, or leave --models out to "
+                         "use every model it has.") from None
 
 
 def _check_out(text: str, inputs: Sequence[str] = (), kind: str = "csv") -> Path:
@@ -329,17 +367,17 @@ def cmd_classify(args: argparse.Namespace) -> int:
         _classify_into(partial, engine, paths, engine.models, pack.labels, tally)
         os.replace(partial, out)
     except KeyboardInterrupt:
-        print(f"\nInterrupted after {tally.done} of {len(paths)} images. {out} was not changed; "
+        print(f"\nInterrupted after {tally.done} of {counted(len(paths), 'image')}. {out} was not changed; "
               f"the rows finished so far are in {partial}.", file=sys.stderr)
         return 130
     except OSError as exc:
         _ProgressLine.end()
-        kept = (f"the rows of the {tally.done} images finished before are in {partial}" if partial.exists()
-                else "no rows were written")
+        kept = (f"the rows of the {counted(tally.done, 'image')} finished before are in {partial}"
+                if partial.exists() else "no rows were written")
         print(f"hqnn-desktop classify: the results could not be written ({exc.strerror or exc}). "
               f"{out} was not changed; {kept}.", file=sys.stderr)
         return 1
-    print(f"\n{len(paths)} images, {tally.unusable} not usable -> {out}", file=sys.stderr)
+    print(f"\n{counted(len(paths), 'image')}, {tally.unusable} not usable -> {out}", file=sys.stderr)
     from .core.results import several_pictures_note
 
     for note in (several_pictures_note(tally.several), _skipped_note(skipped)):
@@ -427,11 +465,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
               + ("; the scores are above." if unusable < n else "."), file=sys.stderr)
         return 1
     if unusable == n:
-        print(f"hqnn-desktop evaluate: none of the {n} images could be used, so nothing was scored; "
-              f"the reason for each is under 'errors' in {out}.", file=sys.stderr)
+        which = "the image could not" if n == 1 else f"none of the {n} images could"
+        print(f"hqnn-desktop evaluate: {which} be used, so nothing was scored; the reason "
+              f"{'is' if n == 1 else 'for each is'} under 'errors' in {out}.", file=sys.stderr)
         return 1
     reasons = " (reasons under 'errors' in the report)" if unusable else ""
-    print(f"{n} images, {unusable} not usable{reasons} -> {out}", file=sys.stderr)
+    print(f"{counted(n, 'image')}, {unusable} not usable{reasons} -> {out}", file=sys.stderr)
     for note in (unlabelled_note(report), passed_over_note(report), absent_classes_note(report)):
         if note:
             print(note, file=sys.stderr)
@@ -463,8 +502,8 @@ def cmd_packs(args: argparse.Namespace) -> int:
                        if isinstance(v, dict) and isinstance(v.get("macro_f1"), int | float))
         print(f"{card['name']}  [{info.source}]  {info.path}")
         print(f"  dataset:  {_nested(card, 'data', 'name') or _nested(card, 'data', 'description') or '?'}")
-        print(f"  backbone: {card['backbone']} @ {card['input_size']} px, {card['n_qubits']} qubits x "
-              f"{card['layers']} layers")
+        print(f"  backbone: {card['backbone']} @ {card['input_size']} px, {counted(card['n_qubits'], 'qubit')} x "
+              f"{counted(card['layers'], 'layer')}")
         crop = card_crop(card)
         if crop is not None:
             print(f"  input:    {crop.describe()}")
@@ -649,7 +688,7 @@ def cmd_hardware(args: argparse.Namespace) -> int:
         check_backend_name(args.backend)
     except BackendError as exc:  # no window to pick from here: name every fake device
         raise UsageError(f"{exc}\nFake devices: {', '.join(fake_backend_names())}.") from exc
-    pack = _load_pack(args.pack, ("hqnn",))
+    pack = _load_pack(args.pack, ("hqnn",), True)
     truth = None
     if args.labels_from_folders:
         truth = []
@@ -690,8 +729,8 @@ def cmd_hardware(args: argparse.Namespace) -> int:
               f"{report['run_id']} --out FILE.json", file=sys.stderr)
         return 1
     unusable = len(report["unusable"])
-    print(f"{report['n_images'] + unusable} images, {unusable} not usable; {report['n_images']} run in "
-          f"{report['n_jobs']} jobs, agreement {report['agreement']:.3f} -> {out}", file=sys.stderr)
+    print(f"{counted(report['n_images'] + unusable, 'image')}, {unusable} not usable; {report['n_images']} run in "
+          f"{counted(report['n_jobs'], 'job')}, agreement {report['agreement']:.3f} -> {out}", file=sys.stderr)
     if "macro_f1_drop" in report:
         print(f"macro-F1 simulated {report['simulated']['macro_f1']:.4f}, {args.backend} "
               f"{report['hardware']['macro_f1']:.4f}", file=sys.stderr)
@@ -718,8 +757,9 @@ def cmd_hardware_jobs(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         for r in records:
             when = datetime.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M")
-            print(f"{r.run_id}  {when}  {r.backend:16s} {r.pack:10s} {r.n_images:5d} images  "
-                  f"{len(r.jobs)} jobs  {r.status}")
+            images = "image " if r.n_images == 1 else "images"  # the column stays aligned
+            print(f"{r.run_id}  {when}  {r.backend:16s} {r.pack:10s} {r.n_images:5d} {images}  "
+                  f"{counted(len(r.jobs), 'job')}  {r.status}")
         return 0
     if not args.run_id:
         raise UsageError(f"hardware-jobs {args.action} needs a run id (see hardware-jobs list).")
@@ -872,7 +912,26 @@ def _main(argv: list[str]) -> int:
         return 130
 
 
+NO_DISPLAY = ("hqnn-desktop: no display found, so the window cannot open. On a server, use the commands "
+              "(hqnn-desktop classify ..., see hqnn-desktop --help), or start it inside a desktop session.")
+
+
+def no_display_problem() -> str | None:
+    """Why the window cannot open here, or None: on Linux with neither an X nor a Wayland display (a
+    server, an ssh session) Qt would abort with its advice to reinstall the application. A platform
+    chosen in QT_QPA_PLATFORM (offscreen, vnc, eglfs...) is Qt's to judge."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM", "").strip():
+        return None
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    return NO_DISPLAY
+
+
 def _start_gui(paths: list[str], pack: str | None = None) -> int:
+    """Open the window, once there is a display to open it on (checked before Qt is even imported)."""
+    if problem := no_display_problem():
+        print(problem, file=sys.stderr)
+        return 2
     from .gui.app import run
 
     return run(paths, pack)

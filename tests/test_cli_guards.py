@@ -608,11 +608,13 @@ def test_packs_trained_with_fewer_models_are_used_with_those(tmp_path, capsys):
     out = tmp_path / "r.csv"
     assert main(["classify", str(A_CELL), "--pack", str(pack), "--out", str(out)]) == 0
     assert [r.split(",")[1] for r in out.read_text().splitlines()[1:]] == ["hqnn", "baseline"]
-    assert main(["classify", str(A_CELL), "--pack", str(pack), "--models", "classical", "--out", str(out)]) == 1
-    assert "trained with hqnn, baseline only" in capsys.readouterr().err
+    assert main(["classify", str(A_CELL), "--pack", str(pack), "--models", "classical", "--out", str(out)]) == 2
+    assert ("has no classical model (it was trained with hqnn, baseline only); give --models hqnn,baseline"
+            in capsys.readouterr().err)
 
 
-def test_train_keeps_existing_and_bundled_packs_and_separate_validation(tiny_dataset, tmp_path, capsys):
+def test_train_keeps_existing_and_bundled_packs_and_separate_validation(tiny_dataset, tmp_path, monkeypatch,
+                                                                        capsys):
     train, val = tiny_dataset
     mine = user_packs_dir() / "mine"
     mine.mkdir(parents=True)
@@ -629,7 +631,9 @@ def test_train_keeps_existing_and_bundled_packs_and_separate_validation(tiny_dat
         assert main(argv) == 2, argv
         assert message in capsys.readouterr().err
     assert _tree(mine) == before and not (user_packs_dir() / "x").exists()
-    assert main([*base, "--name", "mine", "--replace", "--lr", "1e30"]) == 1  # diverges: the old pack stays
+    with monkeypatch.context() as m:  # such a rate is refused when parsed (tested below): let it through here
+        m.setattr(cli, "MAX_LEARNING_RATE", 1e30)
+        assert main([*base, "--name", "mine", "--replace", "--lr", "1e30"]) == 1  # diverges: the old pack stays
     assert "no pack was saved" in capsys.readouterr().err and _tree(mine) == before
     assert main([*base, "--name", "mine", "--replace"]) == 0
     assert read_card(mine)["labels"] == ["alpha", "beta", "gamma"]
@@ -695,3 +699,133 @@ def test_a_file_named_like_an_option_gets_a_hint(tmp_path, monkeypatch, capsys):
         main(["classify", "-cell.jpg", "--out", "r.csv"])
     assert exc.value.code == 2
     assert "write ./-cell.jpg, or put -- before the files" in capsys.readouterr().err
+
+
+# Audit of absurd numbers, missing models, pack paths and wording ----------------------------------
+
+_LR_RULE = ("must be above 0 and at most 10 (a learning rate is a small step size, such as 0.01; larger ones only "
+            "make the training blow up)")
+_LAYERS_RULE = ("must be from 1 to 6 (each layer adds its gates to the simulated circuit and to a hardware run's "
+                "depth; the bundled packs use 1)")
+_WEIGHT_RULE = ("must be from 0 to 100 (it weighs the contrastive term against the classification error, so 0 to 1 "
+                "is usual; more only swamps the classification)")
+
+
+@pytest.mark.parametrize("option,value,rule", [
+    ("--lr", "1e39", _LR_RULE),  # beyond a float32: torch failed with a traceback mid-training
+    ("--lr", "10.5", _LR_RULE),
+    ("--fine-tune-per-model-lr", "1e39", _LR_RULE),
+    ("--layers", "2000", _LAYERS_RULE),  # ran for ever
+    ("--layers", "7", _LAYERS_RULE),
+    ("--contrastive-weight", "1e300", _WEIGHT_RULE),  # failed at training time, blaming the learning rate
+    ("--contrastive-weight", "101", _WEIGHT_RULE),
+])
+def test_absurd_training_numbers_are_refused_when_parsed_in_words(option, value, rule, tiny_dataset, monkeypatch,
+                                                                  capsys):
+    from hqnn_desktop.core import build
+
+    monkeypatch.setattr(build, "train_pack", lambda *a, **k: pytest.fail("training started"))
+    with pytest.raises(SystemExit) as exc:
+        main(["train", str(tiny_dataset[0]), "--name", "t", option, value])
+    assert exc.value.code == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last == f"hqnn-desktop train: error: argument {option}: {rule}, not {value}"
+
+
+def test_the_largest_numbers_allowed_are_accepted_and_layers_match_the_training_tab(qtbot):
+    from hqnn_desktop.core.configs import MAX_LAYERS
+    from hqnn_desktop.gui.training_tab import TrainingTab
+
+    args = cli.build_parser().parse_args(["train", "data", "--name", "p", "--lr", "10", "--fine-tune-per-model-lr",
+                                          "10", "--layers", "6", "--contrastive-weight", "100"])
+    assert (args.lr, args.fine_tune_per_model_lr, args.layers, args.contrastive_weight) == (10, 10, 6, 100)
+    tab = TrainingTab()
+    qtbot.addWidget(tab)
+    assert MAX_LAYERS == 6 == tab.layers.maximum() and tab.layers.minimum() == 1
+
+
+def _pack_without_hqnn(tmp_path: Path) -> Path:
+    """A copy of pbc8 as if trained with the baseline only."""
+    pack = tmp_path / "onlyb"
+    shutil.copytree(BUNDLED / "pbc8", pack)
+    card = read_card(pack)
+    card["name"] = "onlyb"
+    for kind in ("hqnn", "classical"):
+        del card["models"][kind]
+    (pack / "card.json").write_text(json.dumps(card), encoding="utf-8")
+    return pack
+
+
+@needs_pbc8
+def test_a_model_the_pack_lacks_is_a_usage_error_and_hardware_says_why(tmp_path, monkeypatch, capsys):
+    from hqnn_desktop.hardware.jobs import JobStore
+
+    monkeypatch.setattr(cli._ProgressLine, "open", False)  # an earlier test's progress line is not this one's
+    pack = _pack_without_hqnn(tmp_path)
+    out = tmp_path / "o.csv"
+    assert main(["classify", str(A_CELL), "--pack", str(pack), "--models", "hqnn", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        "hqnn-desktop classify: The pack onlyb has no hqnn model (it was trained with baseline only); give --models "
+        "baseline, or leave --models out to use every model it has.\n")
+    assert main(["evaluate", str(SAMPLES / "pbc8"), "--pack", str(pack), "--models", "hqnn,classical",
+                 "--out", str(tmp_path / "o.json")]) == 2
+    assert "The pack onlyb has no hqnn or classical model (it was trained with baseline only)" in (
+        capsys.readouterr().err)
+    assert main(["hardware", "--pack", str(pack), "--backend", "aer_simulator", "--input", str(A_CELL),
+                 "--out", str(tmp_path / "o.json")]) == 2
+    assert capsys.readouterr().err == (
+        "hqnn-desktop hardware: The pack onlyb has no HQNN model (it was trained with baseline only), so there is "
+        "no quantum layer to run on hardware; choose a pack with an HQNN model (see hqnn-desktop packs).\n")
+    assert JobStore().all() == [] and not out.exists() and not (tmp_path / "o.json").exists()
+    (pack / "heads.safetensors").write_bytes(b"damaged")  # a damaged pack still fails as such (exit 1)
+    assert main(["classify", str(A_CELL), "--pack", str(pack), "--models", "baseline", "--out", str(out)]) == 1
+    assert "has no" not in capsys.readouterr().err
+
+
+def test_a_picture_or_file_given_as_the_pack_is_named_as_such(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli._ProgressLine, "open", False)  # an earlier test's progress line is not this one's
+    picture = tmp_path / "cell.jpg"
+    shutil.copy(A_CELL, picture)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a pack")
+    out = str(tmp_path / "o.csv")
+    for given, what in ((picture, "a picture"), (notes, "a file")):
+        assert main(["classify", str(A_CELL), "--pack", str(given), "--out", out]) == 2
+        assert capsys.readouterr().err == (f"hqnn-desktop classify: {given} is {what}, not a model pack: a pack is "
+                                           "a folder holding card.json.\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["classify", str(A_CELL), "--pack", "cell.jpg", "--out", out]) == 2
+    assert ("No model pack named 'cell.jpg' is installed (cell.jpg here is a picture, not a pack folder)."
+            in capsys.readouterr().err)
+
+
+def test_a_grouping_pattern_with_an_unmatched_optional_group_names_a_real_group(tiny_dataset, monkeypatch,
+                                                                               capsys):
+    from hqnn_desktop.core import build
+
+    monkeypatch.setattr(build, "extract_features", lambda *a, **k: pytest.fail("training went on"))
+    assert main(["train", str(tiny_dataset[0]), "--name", "g", "--group-pattern", "^(x)?s", "--input-size",
+                 "32"]) == 2
+    err = capsys.readouterr().err
+    assert "fall in one group (s)" in err and "(None)" not in err
+
+
+@needs_pbc8
+def test_summaries_of_one_image_are_singular(tmp_path, capsys):
+    out = tmp_path / "r.csv"
+    assert main(["classify", str(A_CELL), "--models", "hqnn", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"\n1 image, 0 not usable -> {out}\n" in err and "1 images," not in err
+    folder = tmp_path / "one" / "basophil"
+    folder.mkdir(parents=True)
+    (folder / "a.jpg").write_text("text saved as a picture")
+    report = tmp_path / "r.json"
+    assert main(["evaluate", str(tmp_path / "one"), "--models", "hqnn", "--out", str(report)]) == 1
+    assert capsys.readouterr().err.endswith(
+        "hqnn-desktop evaluate: the image could not be used, so nothing was scored; the reason is under 'errors' "
+        f"in {report}.\n")
+    shutil.copy(A_CELL, folder / "a.jpg")
+    assert main(["evaluate", str(tmp_path / "one"), "--models", "hqnn", "--out", str(report)]) == 0
+    assert f"1 image, 0 not usable -> {report}" in capsys.readouterr().err
+    assert main(["packs"]) == 0
+    assert "8 qubits x 1 layer\n" in capsys.readouterr().out

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -100,3 +104,38 @@ def test_an_unwritable_log_folder_does_not_stop_the_window(tmp_path, monkeypatch
         for handler in logging.getLogger().handlers:
             if handler not in before:
                 logging.getLogger().removeHandler(handler)
+
+
+_NO_DISPLAY = ("hqnn-desktop: no display found, so the window cannot open. On a server, use the commands "
+               "(hqnn-desktop classify ..., see hqnn-desktop --help), or start it inside a desktop session.\n")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X11 and Wayland displays are Linux's")
+@pytest.mark.parametrize("args", [[], ["cell.jpg"], ["--pack", "pbc8", "cell.jpg"]])
+def test_without_a_display_the_window_says_so_instead_of_qt_aborting(args, tmp_path):
+    """Qt would abort (exit 134) advising to reinstall the application."""
+    from .conftest import SAMPLES
+
+    shutil.copy(next((SAMPLES / "pbc8" / "neutrophil").glob("*.jpg")), tmp_path / "cell.jpg")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["QT_QPA_PLATFORM"] = ""
+    done = subprocess.run([sys.executable, "-m", "hqnn_desktop", *args], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=120, check=False)
+    assert (done.returncode, done.stderr, done.stdout) == (2, _NO_DISPLAY, "")
+
+
+def test_a_display_or_a_chosen_qt_platform_lets_the_window_open(monkeypatch):
+    from hqnn_desktop.cli import NO_DISPLAY, no_display_problem
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(var, raising=False)
+    assert no_display_problem() == NO_DISPLAY == _NO_DISPLAY.rstrip("\n")
+    monkeypatch.setenv("QT_QPA_PLATFORM", " ")
+    assert no_display_problem() == NO_DISPLAY
+    for var, value in (("QT_QPA_PLATFORM", "offscreen"), ("DISPLAY", ":0"), ("WAYLAND_DISPLAY", "wayland-0")):
+        with monkeypatch.context() as m:
+            m.setenv(var, value)
+            assert no_display_problem() is None, var
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert no_display_problem() is None

@@ -30,6 +30,9 @@ BACKBONE_NAMES = tuple(BACKBONE_NOTES)
 MAX_QUBITS = 12
 #: The CRX ring entangles each qubit with the next one, so the circuit needs two.
 MIN_QUBITS = 2
+#: Circuit layers: each adds its gates to the simulated circuit and to a hardware run's depth (and its
+#: noise); the bundled packs use 1. The Training tab and the command line both allow 1 to this.
+MAX_LAYERS = 6
 #: Smaller images vanish in the backbone's five halvings; larger ones cost memory for no gain.
 MIN_INPUT_SIZE, MAX_INPUT_SIZE = 32, 1024
 #: The window on the stained cell (:mod:`core.cell_crop`), as a fraction of the image's shorter side:

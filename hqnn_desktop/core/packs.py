@@ -30,7 +30,7 @@ from PIL import Image
 from .cell_crop import CellCrop
 from .configs import MAX_INPUT_SIZE, MAX_QUBITS, MIN_INPUT_SIZE, MIN_QUBITS
 from .heads import MODEL_KINDS, Head
-from .imageio import load_rgb, to_model_input
+from .imageio import is_image_name, load_rgb, to_model_input
 from .inputs import Window
 from .ood import OodModel
 from .paths import unwritable_reason
@@ -561,6 +561,9 @@ def resolve_pack(name_or_dir: str | Path) -> Path:
     if p.is_absolute() or any(sep in text for sep in (os.sep, os.altsep, "/") if sep):
         if p.is_dir():
             raise PackError(f"{p} is not a model pack: it has no {CARD}.")
+        if p.is_file():
+            raise PackError(f"{p} is {'a picture' if is_image_name(p, unreadable_too=True) else 'a file'}, not a "
+                            f"model pack: a pack is a folder holding {CARD}.")
         raise PackError(f"There is no model pack folder {p}.")
     packs, damaged = scan_packs()
     # The folder of that name first (where `train --name` writes), then a card of that name; the
@@ -580,7 +583,9 @@ def resolve_pack(name_or_dir: str | Path) -> Path:
     if broken:
         return broken[-1]
     names = ", ".join(sorted({info.name for info in packs})) or "none"
-    here = f" (the folder {text} here is not one: it has no {CARD})" if p.is_dir() else ""
+    here = (f" (the folder {text} here is not one: it has no {CARD})" if p.is_dir() else
+            f" ({text} here is {'a picture' if is_image_name(p, unreadable_too=True) else 'a file'}, not a pack "
+            "folder)" if p.is_file() else "")
     raise PackError(f"No model pack named '{text}' is installed{here}. Installed packs: {names}.")
 
 

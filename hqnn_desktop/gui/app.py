@@ -92,7 +92,13 @@ def install_excepthook(app: QApplication) -> ErrorDialogs:
 
 
 def run(paths: list[str], pack: str | None = None) -> int:
-    """Open the window on ``paths``; ``pack`` (a name or folder) is used instead of the remembered one."""
+    """Open the window on ``paths``; ``pack`` (a name or folder) is used instead of the remembered one.
+    Without a display, say so and return 2, rather than let Qt abort the process."""
+    from ..cli import no_display_problem
+
+    if problem := no_display_problem():
+        print(problem, file=sys.stderr)
+        return 2
     from pyqtgraph.util.garbage_collector import GarbageCollector
 
     from .main_window import MainWindow

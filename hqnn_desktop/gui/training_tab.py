@@ -32,7 +32,10 @@ from ..core.configs import (
     BACKBONE_NAMES,
     BACKBONE_NOTES,
     MAX_CELL_WINDOW,
+    MAX_LAYERS,
+    MAX_QUBITS,
     MIN_CELL_WINDOW,
+    MIN_QUBITS,
     AdaptConfig,
     HeadConfig,
 )
@@ -127,8 +130,8 @@ class TrainingTab(QWidget):
         self.start_from.currentIndexChanged.connect(self._start_changed)
         self.model_boxes = {k: QCheckBox(MODEL_TITLES[k], checked=True) for k in MODEL_KINDS}
         heads = HeadConfig()  # the protocol's defaults, as on the command line
-        self.qubits = QSpinBox(minimum=2, maximum=12, value=heads.n_qubits)
-        self.layers = QSpinBox(minimum=1, maximum=6, value=heads.layers)
+        self.qubits = QSpinBox(minimum=MIN_QUBITS, maximum=MAX_QUBITS, value=heads.n_qubits)
+        self.layers = QSpinBox(minimum=1, maximum=MAX_LAYERS, value=heads.layers)
         self.fine_tune = QCheckBox("Fine-tune the backbone first (slow without a GPU)")
         self.epochs = QSpinBox(minimum=1, maximum=200, value=AdaptConfig.epochs)
         self.fine_tune_per_model = QCheckBox("Then fine-tune each model with its own backbone")

@@ -69,6 +69,14 @@ def test_hardware_command_on_a_fake_backend(tiny_dataset, tmp_path, capsys, monk
     assert json.loads((tmp_path / "found.json").read_text())["n_images"] == 24
     assert main(["hardware", "--pack", str(pack), "--backend", "ibm_torino", "--input", str(val),
                  "--out", str(out)]) == 2
+    # The pack is retrained in place (another seed, then fewer qubits): the run's measurements are
+    # never read with models they were not made for.
+    for change, why in ((["--seed", "7"], "retrained or replaced since run"), (["--qubits", "2"], "measured 3 qubits")):
+        assert main(["train", str(train), "--val-dir", str(val), "--name", "hw", "--out", str(pack), "--qubits", "3",
+                     "--layers", "1", "--head-epochs", "1", "--input-size", "64", "--models", "hqnn", "--replace", *change]) == 0
+        capsys.readouterr()
+        assert main(["hardware-jobs", "fetch", run_id, "--out", str(tmp_path / "mixed.json")]) == 1
+        assert why in capsys.readouterr().err and not (tmp_path / "mixed.json").exists()
     assert main(["hardware", "--pack", str(pack), "--backend", "fake_nowhere", "--input", str(val),
                  "--out", str(out)]) == 2
 

@@ -162,3 +162,16 @@ def test_an_unknown_backend_is_explained_in_the_message_itself(window, qtbot, tm
     view = tab.controls.viewport()
     qtbot.waitUntil(lambda: view.rect().contains(tab.run_status.mapTo(view, tab.run_status.rect().bottomLeft())))
     assert JobStore().all() == []
+
+
+def test_a_damaged_run_record_is_named_under_the_runs_list_and_left_as_it_is(window):
+    tab = window.hardware
+    damaged = JobStore().folder / "0123456789ab.json"
+    damaged.write_text('{"run_id": "0123456789ab", "pack"', encoding="utf-8")  # cut off mid-write
+    tab.refresh_jobs()
+    assert not tab.damaged_runs.isHidden()
+    assert "hardware run 0123456789ab" in tab.damaged_runs.text() and "damaged" in tab.damaged_runs.text()
+    assert damaged.read_text(encoding="utf-8") == '{"run_id": "0123456789ab", "pack"'
+    damaged.unlink()
+    tab.refresh_jobs()
+    assert tab.damaged_runs.isHidden() and tab.damaged_runs.text() == ""

@@ -271,7 +271,12 @@ class HardwareTab(QWidget):
             b.clicked.connect(slot)
             buttons.addWidget(b)
         buttons.addStretch(1)
+        self.damaged_runs = QLabel()  # records that cannot be read: named, never silently left out
+        self.damaged_runs.setWordWrap(True)
+        self.damaged_runs.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.damaged_runs.hide()
         layout.addWidget(self.jobs_table)
+        layout.addWidget(self.damaged_runs)
         layout.addLayout(buttons)
         return box
 
@@ -523,7 +528,10 @@ class HardwareTab(QWidget):
         """Reload the run records from disk (no network)."""
         from ..hardware.jobs import JobStore
 
-        runs = JobStore().all()
+        runs, problems = JobStore().scan()
+        self.damaged_runs.setText("\n".join(problems) + "\nThese files were left as they are; the runs above are "
+                                  "not affected." if problems else "")
+        self.damaged_runs.setVisible(bool(problems))
         self.jobs_table.setRowCount(len(runs))
         for i, r in enumerate(runs):
             when = datetime.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M")

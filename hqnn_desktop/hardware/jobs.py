@@ -142,6 +142,9 @@ class RunRecord:
     pack_path: str = ""
     #: The user stopped it before every batch was submitted.
     stopped: bool = False
+    #: The checksum of the pack's heads file when the run was planned, so that a report is never
+    #: rebuilt with a pack retrained or replaced since ("" in records from before it was kept).
+    heads_sha256: str = ""
 
     @property
     def n_images(self) -> int:
@@ -183,7 +186,8 @@ class RunRecord:
                            enumerate(_value(data, "jobs", "its list of jobs is", LIST, []), 1)],
                      n_jobs_planned=_value(data, "n_jobs_planned", "its number of planned jobs is", COUNT, 0),
                      pack_path=_value(data, "pack_path", "its pack folder is", TEXT, ""),
-                     stopped=_value(data, "stopped", "its stopped mark is", FLAG, False))
+                     stopped=_value(data, "stopped", "its stopped mark is", FLAG, False),
+                     heads_sha256=_value(data, "heads_sha256", "its pack's checksum is", TEXT, ""))
         try:
             RunOptions.from_dict(record.options)
         except ValueError as exc:
@@ -234,10 +238,10 @@ class JobStore:
         return self.folder / f"{run_id}.json"
 
     def new(self, pack: str, backend: str, backend_kind: str, options: dict, inputs: dict,
-            n_jobs: int, pack_path: str = "") -> RunRecord:
+            n_jobs: int, pack_path: str = "", heads_sha256: str = "") -> RunRecord:
         record = RunRecord(run_id=uuid.uuid4().hex[:12], pack=pack, backend=backend, backend_kind=backend_kind,
                            created=time.time(), options=options, inputs=inputs, n_jobs_planned=n_jobs,
-                           pack_path=pack_path)
+                           pack_path=pack_path, heads_sha256=heads_sha256)
         self.save(record)
         return record
 

@@ -233,7 +233,7 @@ def execute(plan: Plan, store: JobStore | None = None, on_job: Callable[[object,
     """Submit the planned batches (recording each job as it is queued), wait, and build the report."""
     store = store or JobStore()
     record = store.new(plan.pack.name, plan.backend_name, plan.kind, plan.options.to_dict(), plan.local.to_dict(),
-                       plan.n_jobs, str(plan.pack.path))
+                       plan.n_jobs, str(plan.pack.path), heads_checksum(plan.pack))
     weights = plan.pack.heads["hqnn"].transform.weights.detach().numpy()
 
     def recorded(job, k: int, n: int) -> None:
@@ -278,15 +278,40 @@ def report_for(record: RunRecord, pack: Pack | None = None) -> dict:
     if not record.complete:
         raise ServiceError(f"Run {record.run_id} is not complete yet ({record.status}); fetch it first.")
     if pack is None:
-        from ..core.packs import load_pack, resolve_pack
+        from ..core.packs import PackError, load_pack, resolve_pack
 
         folder = record.pack_path if record.pack_path and Path(record.pack_path).is_dir() else record.pack
-        pack = load_pack(resolve_pack(folder), ("hqnn",))
+        try:
+            pack = load_pack(resolve_pack(folder), ("hqnn",))
+        except PackError as exc:
+            raise ServiceError(f"The report of run {record.run_id} needs the pack it ran, {record.pack}, which "
+                               f"cannot be loaded now: {exc}") from None
+    _check_pack_fits(record, pack)
     hw_z = np.concatenate([np.asarray(j.z, np.float64) for j in record.jobs])
     report = build_report(pack, record.backend, RunOptions.from_dict(record.options),
                           LocalPass.from_dict(record.inputs), hw_z, [j.job_id for j in record.jobs])
     report["run_id"] = record.run_id
     return report
+
+
+def heads_checksum(pack: Pack) -> str:
+    """The checksum of the pack's heads file, as its card gives it ("" if it gives none)."""
+    entry = pack.card.get("files", {}).get("heads.safetensors", {})
+    return entry.get("sha256", "") if isinstance(entry, dict) else ""
+
+
+def _check_pack_fits(record: RunRecord, pack: Pack) -> None:
+    """Refuse to rebuild a report with a pack other than the one the run used: its classifier would read
+    the measured values with other weights (or fail on a different number of qubits)."""
+    widths, qubits = {len(row) for row in record.inputs["sim_z"]}, int(pack.card["n_qubits"])
+    if widths - {qubits}:
+        raise ServiceError(f"Run {record.run_id} measured {widths.pop()} qubits, but the pack {pack.name} now has "
+                           f"{qubits}: it was retrained or replaced since, so the run cannot be reported "
+                           "with it. The measured values are kept in the run's record.")
+    if record.heads_sha256 and heads_checksum(pack) != record.heads_sha256:
+        raise ServiceError(f"The pack {pack.name} was retrained or replaced since run {record.run_id}, so its "
+                           "models would read the run's measurements wrongly and no report is built. Reinstall "
+                           "the pack as it was to report the run; the measured values are kept in its record.")
 
 
 def refresh_run(store: JobStore, run_id: str, service=None) -> RunRecord:

@@ -366,7 +366,7 @@ def test_damaged_or_huge_deep_tiffs_get_reasons_not_crashes(tmp_path, monkeypatc
     (tmp_path / "cut.tif").write_bytes(data[:300])
     _, errors = load_images([tmp_path / "cut.tif", tmp_path / "whole.tif"], 32)
     assert errors[0] and "Traceback" not in errors[0] and errors[1] is None
-    tifffile.imwrite(tmp_path / "half.tif", picture.astype(np.float16) / 65535, photometric="rgb")
+    tifffile.imwrite(tmp_path / "half.tif", (picture / 65535).astype(np.float16), photometric="rgb")
     monkeypatch.setattr(imageio, "MAX_PIXELS", 10_000)
     with pytest.raises(ImageError, match=r"too large to open safely \(0 megapixels\); the limit"):
         load_rgb(tmp_path / "half.tif")

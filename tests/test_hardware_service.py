@@ -230,7 +230,7 @@ def record_file(folder: Path, name: str, created: float = 1_700_000_000, **chang
                        "sim_z": [[0.5, -0.5], [0.2, 0.1]], "truth": [0, 1], "unusable": []},
             "jobs": [{"job_id": "job-1", "start": 0, "stop": 2, "status": "DONE", "z": [[0.4, -0.4], [0.3, 0.0]],
                       "error": None}],
-            "n_jobs_planned": 1, "pack_path": "", "stopped": False}
+            "n_jobs_planned": 1, "pack_path": "", "stopped": False, "heads_sha256": "0" * 64}
     for key, value in changes.items():  # "jobs__0__start": the start of the first job
         *outer, last = key.split("__")
         target = data

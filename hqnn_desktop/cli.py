@@ -108,6 +108,13 @@ _CELL_WINDOW = _real(f"between {MIN_CELL_WINDOW} and {MAX_CELL_WINDOW} (a share 
                      "for example 0.6", lambda v: MIN_CELL_WINDOW <= v <= MAX_CELL_WINDOW)
 
 
+def _orientations_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--orientations", type=int, choices=(1, 4, 8), metavar="{1,4,8}",
+                         help="classify each picture in this many orientations and average: 1 as it is, 4 its "
+                              "quarter turns, 8 those mirrored too (each costs one more pass; default: what the "
+                              "pack's card chose on its validation images, see hqnn-desktop packs)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; training defaults come from :mod:`core.configs`, as the Training tab's do."""
     from .core.kinds import MODEL_KINDS
@@ -126,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated: hqnn,classical,baseline (default: every model the pack has)")
     c.add_argument("--out", required=True, help="CSV file to write")
     c.add_argument("--batch-size", type=_COUNT, default=32)
+    _orientations_option(c)
 
     e = sub.add_parser("evaluate", help="score a labelled folder (one subfolder per class)")
     e.add_argument("dir", help="folder with one subfolder of images per class")
@@ -134,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated: hqnn,classical,baseline (default: every model the pack has)")
     e.add_argument("--out", required=True, help="JSON report to write")
     e.add_argument("--batch-size", type=_COUNT, default=32)
+    _orientations_option(e)
 
     sub.add_parser("packs", help="list installed model packs")
 
@@ -360,7 +369,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {out} cannot be written: the rows are first written to {partial}, "
                          "which is a folder. Move it or give another file name.")
     pack = _load_pack(args.pack, args.models)
-    engine = Engine(pack, args.models, batch_size=args.batch_size)
+    engine = Engine(pack, args.models, batch_size=args.batch_size, orientations=args.orientations)
     out.parent.mkdir(parents=True, exist_ok=True)
     tally = _Tally()
     try:
@@ -449,7 +458,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     start = time.time()
     try:
         report = evaluate_folder(pack, args.dir, args.models or tuple(pack.heads), args.batch_size,
-                                 progress=lambda d, t: _progress(d, t, start))
+                                 progress=lambda d, t: _progress(d, t, start), orientations=args.orientations)
     except DatasetError as exc:
         raise UsageError(str(exc)) from exc
     _ProgressLine.end()
@@ -489,6 +498,8 @@ def _nested(card: dict, *keys: str):
 
 def cmd_packs(args: argparse.Namespace) -> int:
     """List the usable packs, then each damaged one on a line with the reason."""
+    from .core.orientations import card_orientations
+    from .core.orientations import describe as describe_orientations
     from .core.packs import card_crop, scan_packs
 
     packs, damaged = scan_packs(verify=True)
@@ -507,6 +518,8 @@ def cmd_packs(args: argparse.Namespace) -> int:
         crop = card_crop(card)
         if crop is not None:
             print(f"  input:    {crop.describe()}")
+        if (turns := card_orientations(card)) > 1:
+            print(f"  orientations: {turns} ({describe_orientations(turns)})")
         print(f"  labels:   {', '.join(card['labels'])}")
         print(f"  validation macro-F1: {f1 or 'not recorded'}")
     for bad in damaged:

@@ -76,7 +76,9 @@ def measure_engine(args: argparse.Namespace) -> dict:
     from hqnn_desktop.core.packs import load_pack, resolve_pack
     from hqnn_desktop.core.predict import Engine
 
-    engine = Engine(load_pack(resolve_pack(args.pack)), batch_size=args.batch_size)
+    # One orientation, like the floor it is compared with (a pack that averages n orientations,
+    # such as bci4, classifies n times slower by design: core/orientations.py).
+    engine = Engine(load_pack(resolve_pack(args.pack)), batch_size=args.batch_size, orientations=1)
     engine.warm_up()  # as the app does while loading: one-off costs are not steady state
     paths = [str(p) for p in spread(image_files(Path(args.data)), args.n)]
     stamps = []

@@ -134,7 +134,7 @@ def engine_logits(pack: Pack, paths: list[str], models: tuple[str, ...], precisi
     """
     from .predict import Engine
 
-    engine = Engine(pack, models, precision=precision, device=device)
+    engine = Engine(pack, models, precision=precision, device=device, orientations=1)  # one logit per picture
     kept, embeddings, errors = [], {m: [] for m in models}, []
     for i, result in enumerate(engine.classify(paths, keep_latents=True)):
         if result.error:

@@ -26,17 +26,19 @@ class EvaluationCancelled(Exception):
 
 def evaluate_folder(pack, folder: str, models: tuple[str, ...], batch_size: int = 32,
                     progress=None, cancelled=lambda: False, keep_latents: bool = False,
-                    precision: str = "auto", device: str | None = None) -> dict:
+                    precision: str = "auto", device: str | None = None, orientations: int | None = None) -> dict:
     """Score ``pack`` on a labelled folder; the report the CLI writes and the Evaluate tab shows.
 
     With ``keep_latents`` the report also holds, under ``latents`` (numpy arrays, not
     JSON), each usable image's bottleneck code and its embedding after every model's
     transformation, for the embedding plots. ``precision`` and ``device`` go to the
-    :class:`~core.predict.Engine` (the bf16 check compares precisions this way). Raises
+    :class:`~core.predict.Engine` (the bf16 check compares precisions this way), and so do
+    ``orientations`` (None: the pack's choice; the report says how many were averaged). Raises
     :class:`EvaluationCancelled` when ``cancelled`` stops it before the last image.
     """
     files = scan_class_folders(folder, pack.labels)
-    engine = Engine(pack, models, batch_size=batch_size, precision=precision, device=device)
+    engine = Engine(pack, models, batch_size=batch_size, precision=precision, device=device,
+                    orientations=orientations)
     truth = {str(p): t for p, t in zip(files.paths, files.targets)}
     kept, probas, errors = [], {m: [] for m in models}, []
     codes, embs = [], {m: [] for m in models}
@@ -58,7 +60,7 @@ def evaluate_folder(pack, folder: str, models: tuple[str, ...], batch_size: int 
     if done < len(files):
         raise EvaluationCancelled(done, len(files))
     y = np.array([truth[p] for p in kept], dtype=int)
-    report = {"pack": pack.name, "folder": str(folder), "labels": pack.labels,
+    report = {"pack": pack.name, "folder": str(folder), "labels": pack.labels, "orientations": engine.orientations,
               "n_images": len(files), "n_unusable": len(errors), "n_unlabelled": unlabelled_images(folder),
               "errors": errors, "passed_over": [{"path": str(p), "reason": why} for p, why in files.skipped],
               "models": {}}

@@ -33,6 +33,7 @@ from .heads import MODEL_KINDS, Head
 from .imageio import is_image_name, load_rgb, to_model_input
 from .inputs import Window
 from .ood import OodModel
+from .orientations import card_orientations_problem
 from .paths import unwritable_reason
 from .storage import DIR_MODE, FILE_MODE, atomic_write_json, remove_tree
 
@@ -138,6 +139,8 @@ def card_problem(card: dict) -> str | None:
         card_crop(card)
     except ValueError as exc:
         return str(exc)
+    if problem := card_orientations_problem(card):
+        return problem
     models = card["models"]
     if not isinstance(models, dict) or not models or not all(isinstance(v, dict) for v in models.values()):
         return "its models must be a table with one entry per model"

@@ -24,6 +24,7 @@ import torch
 from .calibration import calibrated_softmax, temperature_of
 from .imageio import ImageError, load_rgb
 from .inputs import ImageResult, Window, iter_image_paths
+from .orientations import CHOICES, card_orientations, views
 from .packs import Pack
 from .runtime import choose_precision, tune_allocator
 
@@ -55,12 +56,14 @@ class Engine:
     time spent in the backbone and in each head, for the benchmarks.
 
     Probabilities are softmax(logits / T) with each model's temperature from the
-    card (:mod:`core.calibration`; T = 1 for packs without one).
+    card (:mod:`core.calibration`; T = 1 for packs without one), averaged over the
+    picture's ``orientations`` (:mod:`core.orientations`; the card's choice unless
+    given). Codes, embeddings and the features of the flag are the picture's as it is.
     """
 
     def __init__(self, pack: Pack, models: tuple[str, ...] | None = None, batch_size: int = 32,
                  decode_workers: int | None = None, device: str | None = None,
-                 precision: str = "auto") -> None:
+                 precision: str = "auto", orientations: int | None = None) -> None:
         models = tuple(pack.heads) if models is None else models  # None: every model the pack has
         unknown = [m for m in models if m not in pack.heads]
         if unknown:
@@ -73,6 +76,9 @@ class Engine:
         self.device = torch.device(device or "cpu")
         self.precision = choose_precision(pack.card, self.device, precision)
         self.temperatures = {kind: temperature_of(pack.card, kind) for kind in self.models}
+        self.orientations = card_orientations(pack.card) if orientations is None else orientations
+        if self.orientations not in CHOICES:
+            raise ValueError(f"Orientations must be one of {', '.join(map(str, CHOICES))}, not {self.orientations}.")
         self.pack.extractor.to(self.device, memory_format=torch.channels_last).eval()
         for kind in self.models:
             self.pack.extractor_for(kind).to(self.device, memory_format=torch.channels_last).eval()
@@ -91,7 +97,7 @@ class Engine:
         """Backbone features (fp32) of a uint8 NHWC batch, in the engine's precision: of the
         shared backbone, or with ``kind`` of the backbone that model's head reads."""
         extractor = self.pack.extractor if kind is None else self.pack.extractor_for(kind)
-        x = torch.from_numpy(images).to(self.device)
+        x = torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             return extractor(x).float()
 
@@ -100,24 +106,29 @@ class Engine:
                   ) -> tuple[dict[str, np.ndarray], np.ndarray, dict, dict]:
         """Calibrated probabilities per model and backbone features for a uint8 NHWC batch (codes
         and embeddings on request)."""
-        start = time.perf_counter()
-        feats = self.features(images)
-        self.stage_seconds["backbone"] += time.perf_counter() - start
+        shared = self._timed_features(images)
         proba, codes, embs = {}, {}, {}
         for kind in self.models:
-            own = feats
-            if kind in self.pack.model_extractors:
-                start = time.perf_counter()
-                own = self.features(images, kind)
-                self.stage_seconds["backbone"] += time.perf_counter() - start
+            own = self._timed_features(images, kind) if kind in self.pack.model_extractors else shared
             start = time.perf_counter()
-            code, emb = self.pack.heads[kind].embed(own)
-            logits = self.pack.heads[kind].classifier(emb)
-            proba[kind] = calibrated_softmax(logits.float(), self.temperatures[kind]).cpu().numpy()
+            head = self.pack.heads[kind]
+            summed = None
+            for j, feats in enumerate(own):
+                code, emb = head.embed(feats)
+                p = calibrated_softmax(head.classifier(emb).float(), self.temperatures[kind])
+                summed = p if summed is None else summed + p
+                if j == 0 and keep_latents:
+                    codes[kind], embs[kind] = code.cpu().numpy(), emb.float().cpu().numpy()
+            proba[kind] = (summed / len(own)).cpu().numpy()
             self.stage_seconds[kind] += time.perf_counter() - start
-            if keep_latents:
-                codes[kind], embs[kind] = code.cpu().numpy(), emb.float().cpu().numpy()
-        return proba, feats.cpu().numpy(), codes, embs
+        return proba, shared[0].cpu().numpy(), codes, embs
+
+    def _timed_features(self, images: np.ndarray, kind: str | None = None) -> list[torch.Tensor]:
+        """The backbone's features of every orientation of the batch (as it is first), timed."""
+        start = time.perf_counter()
+        out = [self.features(view, kind) for view in views(images, self.orientations)]
+        self.stage_seconds["backbone"] += time.perf_counter() - start
+        return out
 
     def classify(self, paths: Iterable[str], cancelled: Callable[[], bool] = lambda: False,
                  keep_latents: bool = False) -> Iterator[ImageResult]:

@@ -430,9 +430,11 @@ def card_summary_html(card: dict) -> str:
 
     Every text from the card is escaped: a user pack's name or notes may hold any characters.
     """
+    from ..core.orientations import card_orientations, describe
     from ..core.packs import card_crop  # imports torch: not at window start-up
 
     crop = card_crop(card)
+    turns = card_orientations(card)
     val = card.get("metrics", {}).get("validation", {})
     models = card.get("models", {})
     rows = "".join(
@@ -447,13 +449,25 @@ def card_summary_html(card: dict) -> str:
             f"{escape(str(data.get('licence', '')))}</p>"
             f"<p><b>Backbone:</b> {escape(str(card['backbone']))} at {card['input_size']} px · "
             f"<b>circuit:</b> {counted(card['n_qubits'], 'qubit')} × {counted(card['layers'], 'layer')}</p>"
-            + (f"<p><b>Input:</b> {escape(crop.describe())}</p>" if crop is not None else "") +
+            + (f"<p><b>Input:</b> {escape(crop.describe())}</p>" if crop is not None else "")
+            + (f"<p><b>Orientations:</b> probabilities {describe(turns)} (a cell has no up or down; chosen "
+               f"on the validation images){escape(_orientation_scores(card, turns))}</p>" if turns > 1 else "") +
             f"<p><b>Classes:</b> {escape(', '.join(card['labels']))}</p>"
             f"<p><b>Validation</b> ({escape(str(val.get('split', '')))}):</p>"
             f"<table border=1 cellpadding=3><tr><th>model</th><th>accuracy</th><th>macro-F1</th>"
             f"<th>calibration error (ECE)</th><th>temperature</th></tr>{rows}</table>"
             f"<p><b>Arithmetic:</b> {escape(precision_sentence(card))}</p>"
             f"<p><b>Limits:</b> {escape(str(card.get('limits', '')))}</p>")
+
+
+def _orientation_scores(card: dict, turns: int) -> str:
+    """The validation macro-F1 per model with the pack's orientations averaged, as a sentence ('' when
+    the card does not give them): the validation table is for each picture as it is."""
+    scores = card["orientations"].get("validation_macro_f1", {}).get(str(turns))
+    if not isinstance(scores, dict) or not scores:
+        return ""
+    listed = ", ".join(f"{MODEL_TITLES.get(m, m)} {v:.4f}" for m, v in scores.items() if isinstance(v, int | float))
+    return f". Validation macro-F1 with them: {listed} (the table below is for each picture as it is)"
 
 
 def precision_sentence(card: dict) -> str:

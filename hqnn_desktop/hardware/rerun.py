@@ -139,7 +139,8 @@ def local_pass(pack: Pack, paths: list[str], truth: list[int] | None = None,
                cancelled: Callable[[], bool] = lambda: False) -> LocalPass:
     """Backbone, bottleneck and simulated circuit for every image (one engine pass)."""
     n = pack.card["n_qubits"]
-    results = list(Engine(pack, ("hqnn",)).classify(paths, cancelled=cancelled, keep_latents=True))
+    # One orientation: the circuit runs on each picture's code as it is (one circuit per picture).
+    results = list(Engine(pack, ("hqnn",), orientations=1).classify(paths, cancelled=cancelled, keep_latents=True))
     usable = [i for i, r in enumerate(results) if not r.error]
     codes = np.stack([results[i].codes["hqnn"] for i in usable]) if usable else np.zeros((0, n))
     sim_z = np.stack([results[i].embeddings["hqnn"] for i in usable]) if usable else np.zeros((0, n))

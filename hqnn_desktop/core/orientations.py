@@ -1,0 +1,53 @@
+"""Orientation averaging: classify each picture also turned and mirrored, and average.
+
+A cell under the microscope has no up or down, so a picture turned by a quarter turn or mirrored
+shows the same cell; a model trained with random rotations is still not exactly indifferent to
+them. Averaging its probabilities over the 4 quarter turns, or over those and their mirror images
+(8), removes what is left of that and costs one backbone pass per orientation. Whether a pack uses
+it is decided on its validation images (``training/compare_tta.py``) and recorded in its card; the
+engine follows the card unless told otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+#: How many orientations may be averaged: as it is; the quarter turns; those and their mirror images.
+CHOICES = (1, 4, 8)
+#: Each orientation as (quarter turns anticlockwise, mirrored), the picture as it is first.
+ORIENTATIONS = tuple((k, mirrored) for mirrored in (False, True) for k in range(4))
+
+
+def describe(count: int) -> str:
+    """The orientations in words, for listings and the model card."""
+    return {1: "each picture as it is",
+            4: "averaged over the picture's 4 quarter turns",
+            8: "averaged over the picture's 4 quarter turns and their mirror images"}[count]
+
+
+def card_orientations(card: dict) -> int:
+    """How many orientations the pack's card asks for (1 when it says nothing)."""
+    entry = card.get("orientations")
+    return int(entry["count"]) if isinstance(entry, dict) and entry.get("count") in CHOICES else 1
+
+
+def card_orientations_problem(card: dict) -> str | None:
+    """What is wrong with the card's orientation entry, or None (absent is fine: 1)."""
+    entry = card.get("orientations")
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or isinstance(entry.get("count"), bool) or entry.get("count") not in CHOICES:
+        return f"its orientation averaging is not one of {', '.join(map(str, CHOICES))} orientations"
+    return None
+
+
+def views(batch: np.ndarray, count: int) -> Iterator[np.ndarray]:
+    """The first ``count`` orientations of a square NHWC batch, the batch as it is first."""
+    if count not in CHOICES:
+        raise ValueError(f"Orientations must be one of {', '.join(map(str, CHOICES))}, not {count}.")
+    yield batch
+    for k, mirrored in ORIENTATIONS[1:count]:
+        turned = np.rot90(batch, k, axes=(1, 2))
+        yield np.ascontiguousarray(turned[:, :, ::-1] if mirrored else turned)

@@ -1,0 +1,96 @@
+"""Does averaging over turned and mirrored copies of each picture (orientation averaging) help?
+
+A blood cell has no up or down: a microscope picture turned by a quarter turn or mirrored shows the
+same cell. Each picture of the validation side of the grouped Blood Cell Images split (bci4) or of
+the PBC validation folder (pbc8) goes through the pack's own decode path once, then through the
+pack's models in each of the 8 orientations (:mod:`hqnn_desktop.core.orientations`); macro-F1 per
+model for 1, 4 and 8 orientations averaged. TEST_SIMPLE (bci4) is reported as a check, never used
+to choose. With ``--record`` the choice goes into the pack's card: the count with the best mean
+validation macro-F1 over the three models, if it beats a single orientation by at least
+``MIN_GAIN`` (each extra orientation costs a backbone pass), else 1.
+
+    python training/compare_tta.py --pack bci4 --record > training/results/orientations_bci4.json
+    python training/compare_tta.py --pack pbc8 --record > training/results/orientations_pbc8.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+from hqnn_desktop.core.datasets import scan_class_folders, split_validation
+from hqnn_desktop.core.orientations import CHOICES, views
+from hqnn_desktop.core.packs import CARD, bundled_packs_dir, load_pack
+from hqnn_desktop.core.predict import Engine, _decode
+from hqnn_desktop.core.storage import atomic_write_json
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+#: The smallest gain in mean validation macro-F1 that pays for the extra backbone passes.
+MIN_GAIN = 0.002
+SETS = {"bci4": {"val": lambda labels: split_validation(scan_class_folders(DATA / "bci" / "TRAIN", labels), 0.15, 0,
+                                                        r"^g(\d+)_")[1],
+                 "test_simple": lambda labels: scan_class_folders(DATA / "bci" / "TEST_SIMPLE", labels)},
+        "pbc8": {"val": lambda labels: scan_class_folders(DATA / "pbc" / "val", labels)}}
+
+
+def probabilities(engine: Engine, paths: list[Path], batch_size: int = 64) -> list[dict[str, np.ndarray]]:
+    """Per orientation (as in :func:`views`), per model: the probabilities of every picture."""
+    with ThreadPoolExecutor(4) as pool:
+        images = np.stack([x for _, x, *_ in pool.map(lambda p: _decode(str(p), engine.pack), paths)])
+    out: list[dict[str, list]] = [{m: [] for m in engine.models} for _ in range(max(CHOICES))]
+    for start in range(0, len(images), batch_size):
+        for j, view in enumerate(views(images[start:start + batch_size], max(CHOICES))):
+            for m, p in engine.run_batch(view)[0].items():
+                out[j][m].append(p)
+    return [{m: np.concatenate(v) for m, v in per.items()} for per in out]
+
+
+def choose(scores: dict[str, dict[str, float]]) -> int:
+    """The count whose mean macro-F1 over the models is best, if it gains MIN_GAIN over 1; else 1."""
+    mean = {int(count): float(np.mean(list(per_model.values()))) for count, per_model in scores.items()}
+    best = max(mean, key=lambda c: (mean[c], -c))
+    return best if mean[best] - mean[1] >= MIN_GAIN else 1
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pack", default="bci4", choices=sorted(SETS), help="a bundled pack")
+    ap.add_argument("--record", action="store_true", help="write the choice and its figures into the card")
+    args = ap.parse_args()
+    folder = bundled_packs_dir() / args.pack
+    pack = load_pack(folder)
+    engine = Engine(pack, orientations=1)
+    rows = {}
+    for name, files_of in SETS[args.pack].items():
+        files = files_of(pack.labels)
+        t0 = time.time()
+        probs = probabilities(engine, files.paths)
+        y = np.asarray(files.targets)
+        rows[name] = {"n": len(y), "seconds": round(time.time() - t0, 1), "macro_f1": {
+            str(count): {m: round(float(f1_score(y, np.mean([p[m] for p in probs[:count]], 0).argmax(1),
+                                                 average="macro")), 4) for m in engine.models}
+            for count in CHOICES},
+            "hqnn_macro_f1_per_orientation": [round(float(f1_score(y, p["hqnn"].argmax(1), average="macro")), 4)
+                                              for p in probs]}
+        print(name, json.dumps(rows[name]), flush=True, file=sys.stderr)
+    chosen = choose(rows["val"]["macro_f1"])
+    result = {"what": " ".join(__doc__.split("\n\n")[1].split()), "pack": args.pack, "min_gain": MIN_GAIN,
+              "chosen": chosen, "sets": rows}
+    if args.record:
+        card = json.loads((folder / CARD).read_text(encoding="utf-8"))
+        card["orientations"] = {"count": chosen, "validation_macro_f1": rows["val"]["macro_f1"],
+                                "rule": f"best mean validation macro-F1 over the models, if {MIN_GAIN} above 1",
+                                "measured_by": f"python training/compare_tta.py --pack {args.pack} --record"}
+        atomic_write_json(folder / CARD, card)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

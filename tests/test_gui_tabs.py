@@ -76,6 +76,9 @@ def test_training_tab_trains_a_pack_that_becomes_selectable(window, qtbot, tiny_
     tab.head_epochs.setValue(4)
     tab.batch.setValue(16)
     tab.name.setText("tiny-gui")
+    assert tab.recipe().orientations is None  # chosen on the validation images unless a count is picked
+    tab.orientations.setCurrentIndex(2)
+    assert tab.orientations.currentText() == "4: its quarter turns" and tab.recipe().orientations == 4
     with qtbot.waitSignal(tab.pack_ready, timeout=300_000):
         tab.start()
     qtbot.waitUntil(lambda: window.classify.engine is not None
@@ -85,6 +88,7 @@ def test_training_tab_trains_a_pack_that_becomes_selectable(window, qtbot, tiny_
     # each epoch a dot as well as a line, so a one-epoch run still shows its curves
     assert all(item.opts["symbol"] == "o" for item in tab.loss_plot.listDataItems() + tab.acc_plot.listDataItems())
     assert window.classify.engine.pack.labels == ["alpha", "beta", "gamma"]
+    assert window.classify.engine.orientations == 4
     assert "Left out of training: 1 picture that could not be used (for example scan notes.png" in tab.state.text()
     qtbot.waitUntil(lambda: tab.worker is None, timeout=30_000)
     assert tab.progress.value() == tab.progress.maximum() == 1  # full, not a blank box

@@ -90,3 +90,22 @@ def test_the_model_card_says_how_many_orientations_the_pack_averages():
         in html and "Validation macro-F1 with them: HQNN 0.8822, Classical Matched 0.8721, Baseline 0.8793" in html
     del card["orientations"]
     assert "Orientations" not in card_summary_html(card)
+
+
+def test_train_chooses_the_orientations_on_validation_or_takes_the_count_given(tiny_dataset, tmp_path, capsys):
+    train, val = tiny_dataset
+    common = ["--val-dir", str(val), "--qubits", "3", "--head-epochs", "2", "--input-size", "64"]
+    assert main(["train", str(train), "--name", "chosen", "--out", str(tmp_path / "chosen"), *common]) == 0
+    chosen = json.loads((tmp_path / "chosen" / "card.json").read_text())["orientations"]
+    assert set(chosen["validation_macro_f1"]) == {"1", "4", "8"} and chosen["count"] in (1, 4, 8)
+    assert all(0 <= f <= 1 for scores in chosen["validation_macro_f1"].values() for f in scores.values())
+    assert set(chosen["validation_macro_f1"]["8"]) == {"hqnn", "classical", "baseline"}
+    err = capsys.readouterr().err
+    assert "turned copies of the validation images scored" in err
+    assert ("It averages each picture's probabilities over" in err) == (chosen["count"] > 1)
+    assert ("gained too little" in err) == (chosen["count"] == 1)
+    assert main(["train", str(train), "--name", "given", "--out", str(tmp_path / "given"), *common,
+                 "--orientations", "4"]) == 0
+    given = json.loads((tmp_path / "given" / "card.json").read_text())["orientations"]
+    assert given["count"] == 4 and set(given["validation_macro_f1"]) == {"1", "4"}
+    assert Engine(load_pack(tmp_path / "given")).orientations == 4

@@ -71,6 +71,8 @@ def test_fine_tuning_on_corrections_fixes_the_confused_class(confused_pack, tiny
     used = card["training"]["corrections"]
     assert used == [{"manifest": str(manifest.resolve()), "count": 24, "sha256": sha256_file(manifest)}]
     assert card["training"]["fine_tuned_from"]["pack"] == "confused"
+    base_count = json.loads((confused_pack / "card.json").read_text())["orientations"]["count"]
+    assert card["orientations"] == {"count": base_count, "carried_over_from": "confused"}
     assert card["metrics"]["validation"] == {"split": "none given", "models": {}}
     assert card["metrics"]["base_pack_validation"]["models"]["hqnn"]["per_class"]["gamma"]["recall"] <= 0.5
 

@@ -26,14 +26,12 @@ import numpy as np
 from sklearn.metrics import f1_score
 
 from hqnn_desktop.core.datasets import scan_class_folders, split_validation
-from hqnn_desktop.core.orientations import CHOICES, views
+from hqnn_desktop.core.orientations import CHOICES, MIN_GAIN, RULE, choose, views
 from hqnn_desktop.core.packs import CARD, bundled_packs_dir, load_pack
 from hqnn_desktop.core.predict import Engine, _decode
 from hqnn_desktop.core.storage import atomic_write_json
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-#: The smallest gain in mean validation macro-F1 that pays for the extra backbone passes.
-MIN_GAIN = 0.002
 SETS = {"bci4": {"val": lambda labels: split_validation(scan_class_folders(DATA / "bci" / "TRAIN", labels), 0.15, 0,
                                                         r"^g(\d+)_")[1],
                  "test_simple": lambda labels: scan_class_folders(DATA / "bci" / "TEST_SIMPLE", labels)},
@@ -50,13 +48,6 @@ def probabilities(engine: Engine, paths: list[Path], batch_size: int = 64) -> li
             for m, p in engine.run_batch(view)[0].items():
                 out[j][m].append(p)
     return [{m: np.concatenate(v) for m, v in per.items()} for per in out]
-
-
-def choose(scores: dict[str, dict[str, float]]) -> int:
-    """The count whose mean macro-F1 over the models is best, if it gains MIN_GAIN over 1; else 1."""
-    mean = {int(count): float(np.mean(list(per_model.values()))) for count, per_model in scores.items()}
-    best = max(mean, key=lambda c: (mean[c], -c))
-    return best if mean[best] - mean[1] >= MIN_GAIN else 1
 
 
 def main() -> None:
@@ -86,7 +77,7 @@ def main() -> None:
     if args.record:
         card = json.loads((folder / CARD).read_text(encoding="utf-8"))
         card["orientations"] = {"count": chosen, "validation_macro_f1": rows["val"]["macro_f1"],
-                                "rule": f"best mean validation macro-F1 over the models, if {MIN_GAIN} above 1",
+                                "rule": RULE,
                                 "measured_by": f"python training/compare_tta.py --pack {args.pack} --record"}
         atomic_write_json(folder / CARD, card)
     print(json.dumps(result, indent=2))

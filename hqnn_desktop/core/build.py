@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 import platform
 from dataclasses import asdict, dataclass, field, replace
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ from .datasets import (
 )
 from .heads import MODEL_KINDS
 from .metrics import classification_report
+from .orientations import CHOICES, RULE, SEEN, choose, views
 from .packs import check_pack_destination, save_pack, sha256_file, starting_backbone
 from .train import (
     AdaptConfig,
@@ -78,6 +80,8 @@ class PackRecipe:
     cell_window: float | None = None
     #: a pack folder whose backbone the run starts from instead of the ImageNet weights
     start_pack: str | None = None
+    #: orientations the pack averages (:mod:`core.orientations`); None: chosen on the validation images
+    orientations: int | None = None
 
 
 def _load(files: LabelledFiles, size: int, crop: CellCrop | None, callbacks: Callbacks,
@@ -265,11 +269,55 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
               "class_counts": train_files.class_counts()},
     )
     record_calibration(card, calibration)
+    card["orientations"] = _orientations_record(recipe.orientations, x_val, y_val, labels, heads, temperature,
+                                                val_logits, (extractor, model_extractors), recipe.device, callbacks)
     path = save_pack(out_dir, card, extractor, heads, ood=ood.fit(f_train, y_train, f_val),
                      model_extractors=model_extractors)
     for path_done in (checkpoint, *model_checkpoints.values()):
         path_done.unlink(missing_ok=True)
     return path
+
+
+def _orientations_record(requested: int | None, x_val: np.ndarray, y_val: np.ndarray, labels: list[str],
+                         heads: dict, temperature: dict[str, float], val_logits: dict[str, np.ndarray],
+                         extractors: tuple, device: str | None, callbacks: Callbacks) -> dict:
+    """The card's ``orientations``: each model's validation macro-F1 with 1, 4 and 8 orientations
+    averaged (with a count given: 1 and that count), and the count :func:`choose` picks, or the one
+    given. ``extractors`` is (the shared backbone, each model's own backbone where it has one)."""
+    shared_extractor, own = extractors
+    counts = CHOICES if requested is None else sorted({1, requested})
+    proba = {kind: [calibrated_proba(z, temperature[kind])] for kind, z in val_logits.items()}
+    quiet = Callbacks(cancelled=callbacks.cancelled)  # the stage's own progress is per orientation
+    for done, view in enumerate(islice(views(x_val, max(counts)), 1, None), 1):  # one turned copy at a time
+        shared = (extract_features(shared_extractor, view, device=device, callbacks=quiet)
+                  if any(kind not in own for kind in heads) else None)
+        for kind, head in heads.items():
+            feats = extract_features(own[kind], view, device=device, callbacks=quiet) if kind in own else shared
+            proba[kind].append(calibrated_proba(head_logits(head, feats), temperature[kind]))
+        callbacks.progress("orientations", done, max(counts) - 1, {})
+    scores = {str(c): {kind: round(float(classification_report(y_val, np.mean(p[:c], axis=0), labels)["macro_f1"]),
+                                   4) for kind, p in proba.items()} for c in counts}
+    return {"count": choose(scores) if requested is None else requested, "validation_macro_f1": scores,
+            "rule": RULE if requested is None else "given when the pack was trained"}
+
+
+def orientations_note(card: dict) -> str:
+    """What the new pack does with orientations and why, from its validation figures ('' when the card
+    says nothing about it)."""
+    entry = card.get("orientations")
+    if not isinstance(entry, dict) or not isinstance(entry.get("validation_macro_f1"), dict):
+        return ""
+    mean = {int(c): sum(f.values()) / len(f) for c, f in entry["validation_macro_f1"].items() if f}
+    count = entry.get("count", 1)
+    if count > 1 and count in mean and 1 in mean:
+        return (f"It averages each picture's probabilities over {count} orientations, {SEEN[count]} "
+                f"(mean validation macro-F1 {mean[count]:.3f} against {mean[1]:.3f} as it is).")
+    tried = [c for c in mean if c > 1]
+    if count == 1 and tried and 1 in mean:
+        best = max(tried, key=mean.get)
+        return (f"Averaging turned and mirrored copies gained too little on the validation images "
+                f"({mean[best]:.3f} with {best} against {mean[1]:.3f}), so it classifies each picture as it is.")
+    return ""
 
 
 def per_model_config(recipe: PackRecipe) -> AdaptConfig:

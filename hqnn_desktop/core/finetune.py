@@ -36,6 +36,7 @@ from .calibration import (
 )
 from .datasets import DatasetError, load_images, read_manifest, scan_dataset
 from .metrics import classification_report
+from .orientations import card_orientations
 from .packs import HEADS_FILE, load_pack, read_card, save_pack, trained_models
 from .train import Callbacks, HeadConfig, continue_heads, extract_features
 
@@ -112,6 +113,8 @@ def fine_tune_pack(recipe: FineTuneRecipe, out_dir: str | os.PathLike,
         new_card.pop(key, None)
     new_card["name"] = recipe.name
     new_card.pop("title", None)
+    if "orientations" in card:  # the base pack's choice stands; its figures were the base pack's
+        new_card["orientations"] = {"count": card_orientations(card), "carried_over_from": card["name"]}
     new_card["training"] = {
         "fine_tuned_from": {"pack": card["name"], "heads_sha256": card["files"][HEADS_FILE]["sha256"]},
         "corrections": records, "extra": recipe.extra, "val": recipe.val,

@@ -4,8 +4,8 @@ A cell under the microscope has no up or down, so a picture turned by a quarter 
 shows the same cell; a model trained with random rotations is still not exactly indifferent to
 them. Averaging its probabilities over the 4 quarter turns, or over those and their mirror images
 (8), removes what is left of that and costs one backbone pass per orientation. Whether a pack uses
-it is decided on its validation images (``training/compare_tta.py``) and recorded in its card; the
-engine follows the card unless told otherwise.
+it is decided on its validation images (by ``train``, or ``training/compare_tta.py`` for the bundled
+packs) and recorded in its card; the engine follows the card unless told otherwise.
 """
 
 from __future__ import annotations
@@ -18,6 +18,19 @@ import numpy as np
 CHOICES = (1, 4, 8)
 #: Each orientation as (quarter turns anticlockwise, mirrored), the picture as it is first.
 ORIENTATIONS = tuple((k, mirrored) for mirrored in (False, True) for k in range(4))
+#: What each count looks at, in words.
+SEEN = {1: "the picture as it is", 4: "its quarter turns", 8: "its quarter turns and their mirror images"}
+#: The smallest gain in mean validation macro-F1 over one orientation that pays for the extra passes.
+MIN_GAIN = 0.002
+RULE = f"the best mean validation macro-F1 over the models, if at least {MIN_GAIN} above one orientation"
+
+
+def choose(scores: dict[str, dict[str, float]]) -> int:
+    """The count whose mean validation macro-F1 over the models is best (the smaller on a tie), if it
+    gains :data:`MIN_GAIN` over one orientation; else 1. ``scores``: count (as text) -> model -> F1."""
+    mean = {int(count): sum(per_model.values()) / len(per_model) for count, per_model in scores.items()}
+    best = max(mean, key=lambda c: (mean[c], -c))
+    return best if mean[best] - mean[1] >= MIN_GAIN else 1
 
 
 def describe(count: int) -> str:

@@ -132,6 +132,14 @@ class TrainingTab(QWidget):
         heads = HeadConfig()  # the protocol's defaults, as on the command line
         self.qubits = QSpinBox(minimum=MIN_QUBITS, maximum=MAX_QUBITS, value=heads.n_qubits)
         self.layers = QSpinBox(minimum=1, maximum=MAX_LAYERS, value=heads.layers)
+        self.orientations = QComboBox()
+        for text, count in (("Choose on the validation images", None), ("1: each picture as it is", 1),
+                            ("4: its quarter turns", 4), ("8: its quarter turns and mirror images", 8)):
+            self.orientations.addItem(text, count)
+        self.orientations.setToolTip(
+            "When the pack classifies, it can also look at each picture turned and mirrored (a cell has no up "
+            "or down) and average the answers; each orientation costs one more pass. By default the count is "
+            "chosen on the validation images (they are scored turned 7 more times to choose).")
         self.fine_tune = QCheckBox("Fine-tune the backbone first (slow without a GPU)")
         self.epochs = QSpinBox(minimum=1, maximum=200, value=AdaptConfig.epochs)
         self.fine_tune_per_model = QCheckBox("Then fine-tune each model with its own backbone")
@@ -189,6 +197,7 @@ class TrainingTab(QWidget):
         form.addRow("Batch size (heads)", self.batch)
         form.addRow("Seed", self.seed)
         form.addRow("Contrastive weight", self.contrastive)
+        form.addRow("Orientations", self.orientations)
         form.addRow("Pack name", self.name)
 
         self.start_button = QPushButton("Train")
@@ -264,7 +273,8 @@ class TrainingTab(QWidget):
             heads=HeadConfig(n_qubits=self.qubits.value(), layers=self.layers.value(),
                              epochs=self.head_epochs.value(), lr=self.lr.value(), batch_size=self.batch.value(),
                              contrastive_weight=self.contrastive.value(), seed=self.seed.value()),
-            cell_window=self.cell_window.value() if self.cell_crop.isChecked() else None)
+            cell_window=self.cell_window.value() if self.cell_crop.isChecked() else None,
+            orientations=self.orientations.currentData())
 
     def set_start_packs(self, infos: list) -> None:
         """Offer the backbones of these installed packs (:class:`PackInfo`) to start from, keeping the
@@ -325,7 +335,8 @@ class TrainingTab(QWidget):
         "adapt": "Fine-tuning the backbone", "adapt_epoch": "Fine-tuning the backbone",
         "features": "Computing features", "heads": "Training the models",
         "fine_tune_model": "Fine-tuning each model with its own backbone",
-        "fine_tune_model_epoch": "Fine-tuning each model with its own backbone"}
+        "fine_tune_model_epoch": "Fine-tuning each model with its own backbone",
+        "orientations": "Scoring turned and mirrored copies of the validation images"}
 
     def _on_progress(self, stage: str, done: int, total: int, metrics: dict) -> None:
         self.progress.setRange(0, max(1, total))
@@ -370,13 +381,15 @@ class TrainingTab(QWidget):
                           symbolPen=color)
 
     def _on_done(self, path: str) -> None:
-        from ..core.build import left_out_note, weak_pack_warning
+        from ..core.build import left_out_note, orientations_note, weak_pack_warning
         from ..core.packs import read_card
 
         self.progress.setRange(0, 1)
         self.progress.setValue(1)  # a full bar for a pack saved; a stopped run leaves it empty
         text = f"Saved the pack {Path(path).name}; it is now in the pack selector."
         card = read_card(Path(path))
+        if note := orientations_note(card):
+            text += f" {note}"
         if warning := weak_pack_warning(card):
             text += f" {warning}"
         if note := left_out_note(card):

@@ -525,7 +525,12 @@ def cmd_packs(args: argparse.Namespace) -> int:
         if (turns := card_orientations(card)) > 1:
             print(f"  orientations: {turns} ({describe_orientations(turns)})")
         print(f"  labels:   {', '.join(card['labels'])}")
-        print(f"  validation macro-F1: {f1 or 'not recorded'}")
+        averaged = _nested(card, "orientations", "validation_macro_f1", str(turns)) if turns > 1 else None
+        if isinstance(averaged, dict) and averaged:
+            listed = ", ".join(f"{m} {v:.4f}" for m, v in averaged.items() if isinstance(v, int | float))
+            print(f"  validation macro-F1: {listed} (with its {turns} orientations; as it is: {f1 or '?'})")
+        else:
+            print(f"  validation macro-F1: {f1 or 'not recorded'}")
     for bad in damaged:
         print(f"{bad.path.name}  [{bad.source}]  {bad.path}")
         print(f"  damaged, cannot be used: {bad.reason}")

@@ -64,7 +64,10 @@ def test_the_card_chooses_the_default_and_a_wrong_entry_is_refused_in_words(tmp_
     (pack / "card.json").write_text(json.dumps(card))
     assert card_orientations(card) == 4 and Engine(load_pack(pack)).orientations == 4
     assert main(["packs"]) == 0
-    assert "orientations: 4 (averaged over the picture's 4 quarter turns)" in capsys.readouterr().out
+    listing = capsys.readouterr().out
+    assert "orientations: 4 (averaged over the picture's 4 quarter turns)" in listing.split("turned  [user]")[1]
+    assert ("validation macro-F1: hqnn 0.8822, classical 0.8721, baseline 0.8793 (with its 8 orientations; as it "
+            "is: hqnn 0.8768") in listing.split("bci4  [bundled]")[1]
     folder = tmp_path / "cells"
     shutil.copytree(SAMPLES / "bci4", folder)
     for given, expected in ((None, 4), ("1", 1)):

@@ -37,6 +37,7 @@ from ..core.evaluate import (
     unlabelled_note,
 )
 from ..core.kinds import MODEL_TITLES
+from ..core.orientations import card_orientations
 from ..core.paths import write_failure
 from ..core.storage import atomic_write_bytes
 from .classify_tab import MODEL_COLORS
@@ -283,8 +284,11 @@ class EvaluateTab(QWidget):
             return
         val = pack.card.get("metrics", {}).get("validation", {})
         if val.get("models"):
+            turns = card_orientations(pack.card)
             self.show_report({"labels": pack.labels, "models": val["models"]},
-                             f"Validation results recorded in the pack {pack.name}: {val.get('split', '')}")
+                             f"Validation results recorded in the pack {pack.name}: {val.get('split', '')}"
+                             + (f" (each picture as it is; the pack averages {turns} orientations when it "
+                                "classifies: Model card)" if turns > 1 else ""))
 
     def choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Labelled folder")
@@ -316,8 +320,10 @@ class EvaluateTab(QWidget):
         if pack is not self.pack:  # finished just as another pack was chosen
             self._no_progress()
             return
+        turns = report.get("orientations", 1)
         self.show_report(report, f"Folder {report['folder']} with the pack {pack.name}: {report['n_images']} "
-                                 f"images, {report['n_unusable']} not usable")
+                                 f"images, {report['n_unusable']} not usable"
+                                 + (f"; probabilities averaged over {turns} orientations" if turns > 1 else ""))
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
 

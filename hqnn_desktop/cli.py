@@ -914,10 +914,15 @@ def _main(argv: list[str]) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
-        if exc.code == 2 and (dashed := [a for a in argv if a.startswith("-") and a not in ("-", "--")
-                                         and os.path.exists(a)]):
+        end = argv.index("--") if "--" in argv else len(argv)  # after --, every word is a file name
+        dashed = [a for a in argv[:end] if a.startswith("-") and a != "-" and os.path.exists(a)]
+        options = [a for a in argv[end + 1:] if a.startswith("-") and not os.path.exists(a)]
+        if exc.code == 2 and dashed:
             print(f"(A file whose name starts with '-' is read as an option: write ./{dashed[0]}, "
                   "or put -- before the files.)", file=sys.stderr)
+        elif exc.code == 2 and options:
+            print(f"(Everything after -- is read as a file name, so {options[0]} there is not taken as an "
+                  "option: put the options before --.)", file=sys.stderr)
         raise
     if args.command is None:
         parser.error(f"choose a command: {', '.join(SUBCOMMANDS)}")

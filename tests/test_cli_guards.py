@@ -699,6 +699,11 @@ def test_a_file_named_like_an_option_gets_a_hint(tmp_path, monkeypatch, capsys):
         main(["classify", "-cell.jpg", "--out", "r.csv"])
     assert exc.value.code == 2
     assert "write ./-cell.jpg, or put -- before the files" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # the options written after --, where they are file names
+        main(["classify", "--", "-cell.jpg", "--out", "r.csv"])
+    assert exc.value.code == 2
+    assert ("Everything after -- is read as a file name, so --out there is not taken as an option: put the "
+            "options before --.") in capsys.readouterr().err
 
 
 # Audit of absurd numbers, missing models, pack paths and wording ----------------------------------

@@ -60,14 +60,15 @@ def test_the_card_chooses_the_default_and_a_wrong_entry_is_refused_in_words(tmp_
     pack = user_packs_dir() / "turned"
     shutil.copytree(BUNDLED / "bci4", pack)
     card = json.loads((pack / "card.json").read_text())
-    card.update(name="turned", orientations={"count": 4})
+    card.update(name="turned", orientations={"count": 4, "validation_macro_f1": {
+        "1": {"hqnn": 0.8, "classical": 0.7, "baseline": 0.75}, "4": {"hqnn": 0.9, "classical": 0.8, "baseline": 0.85}}})
     (pack / "card.json").write_text(json.dumps(card))
     assert card_orientations(card) == 4 and Engine(load_pack(pack)).orientations == 4
     assert main(["packs"]) == 0
     listing = capsys.readouterr().out
     assert "orientations: 4 (averaged over the picture's 4 quarter turns)" in listing.split("turned  [user]")[1]
-    assert ("validation macro-F1: hqnn 0.8822, classical 0.8721, baseline 0.8793 (with its 8 orientations; as it "
-            "is: hqnn 0.8768") in listing.split("bci4  [bundled]")[1]
+    assert ("validation macro-F1: hqnn 0.9000, classical 0.8000, baseline 0.8500 (with its 4 orientations; as it "
+            "is: hqnn 0.") in listing.split("turned  [user]")[1]
     folder = tmp_path / "cells"
     shutil.copytree(SAMPLES / "bci4", folder)
     for given, expected in ((None, 4), ("1", 1)):
@@ -88,9 +89,10 @@ def test_the_model_card_says_how_many_orientations_the_pack_averages():
     from hqnn_desktop.gui.main_window import card_summary_html
 
     card = json.loads((BUNDLED / "bci4" / "card.json").read_text())
+    card["orientations"] = {"count": 8, "validation_macro_f1": {"8": {"hqnn": 0.9, "classical": 0.8, "baseline": 0.85}}}
     html = card_summary_html(card)
     assert "<b>Orientations:</b> probabilities averaged over the picture's 4 quarter turns and their mirror images" \
-        in html and "Validation macro-F1 with them: HQNN 0.8822, Classical Matched 0.8721, Baseline 0.8793" in html
+        in html and "Validation macro-F1 with them: HQNN 0.9000, Classical Matched 0.8000, Baseline 0.8500" in html
     del card["orientations"]
     assert "Orientations" not in card_summary_html(card)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -14,6 +15,17 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "resources" / "samples"
 BUNDLED = REPO / "resources" / "packs"
+
+
+@pytest.fixture(autouse=True)
+def garbage_collected_in_the_main_thread():
+    """As in the app (gui/app.py), Python's automatic garbage collection is off and garbage is
+    collected in the main thread, here after each test. Left on, a collection can start in a worker
+    thread (one loading a pack, say) and destroy there a Qt window left over from earlier, which
+    deadlocks against the main thread: seen once in CI, a test waiting for ever."""
+    gc.disable()
+    yield
+    gc.collect()
 
 
 @pytest.fixture(autouse=True)

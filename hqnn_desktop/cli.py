@@ -502,7 +502,7 @@ def _nested(card: dict, *keys: str):
 
 def cmd_packs(args: argparse.Namespace) -> int:
     """List the usable packs, then each damaged one on a line with the reason."""
-    from .core.orientations import card_orientations
+    from .core.orientations import averaged_scores, card_orientations
     from .core.orientations import describe as describe_orientations
     from .core.packs import card_crop, scan_packs
 
@@ -525,9 +525,8 @@ def cmd_packs(args: argparse.Namespace) -> int:
         if (turns := card_orientations(card)) > 1:
             print(f"  orientations: {turns} ({describe_orientations(turns)})")
         print(f"  labels:   {', '.join(card['labels'])}")
-        averaged = _nested(card, "orientations", "validation_macro_f1", str(turns)) if turns > 1 else None
-        if isinstance(averaged, dict) and averaged:
-            listed = ", ".join(f"{m} {v:.4f}" for m, v in averaged.items() if isinstance(v, int | float))
+        if averaged := averaged_scores(card):
+            listed = ", ".join(f"{m} {v:.4f}" for m, v in averaged.items())
             print(f"  validation macro-F1: {listed} (with its {turns} orientations; as it is: {f1 or '?'})")
         else:
             print(f"  validation macro-F1: {f1 or 'not recorded'}")

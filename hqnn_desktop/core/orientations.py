@@ -44,6 +44,23 @@ def card_orientations(card: dict) -> int:
     return int(entry["count"]) if isinstance(entry, dict) and entry.get("count") in CHOICES else 1
 
 
+def averaged_scores(card: dict) -> dict[str, float]:
+    """Each model's validation macro-F1 with the card's orientations averaged, as recorded when they
+    were chosen; empty for a pack that averages none, or whose card does not give them."""
+    count = card_orientations(card)
+    scores = card["orientations"].get("validation_macro_f1", {}) if count > 1 else {}
+    per_model = scores.get(str(count)) if isinstance(scores, dict) else None
+    if not isinstance(per_model, dict):
+        return {}
+    return {m: v for m, v in per_model.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def check_count(count: object) -> None:
+    """ValueError in words unless ``count`` is one of :data:`CHOICES`."""
+    if count not in CHOICES or isinstance(count, bool):
+        raise ValueError(f"Orientations must be one of {', '.join(map(str, CHOICES))}, not {count}.")
+
+
 def card_orientations_problem(card: dict) -> str | None:
     """What is wrong with the card's orientation entry, or None (absent is fine: 1)."""
     entry = card.get("orientations")
@@ -56,8 +73,7 @@ def card_orientations_problem(card: dict) -> str | None:
 
 def views(batch: np.ndarray, count: int) -> Iterator[np.ndarray]:
     """The first ``count`` orientations of a square NHWC batch, the batch as it is first."""
-    if count not in CHOICES:
-        raise ValueError(f"Orientations must be one of {', '.join(map(str, CHOICES))}, not {count}.")
+    check_count(count)
     yield batch
     for k, mirrored in ORIENTATIONS[1:count]:
         turned = np.rot90(batch, k, axes=(1, 2))

@@ -24,7 +24,7 @@ import torch
 from .calibration import calibrated_softmax, temperature_of
 from .imageio import ImageError, load_rgb
 from .inputs import ImageResult, Window, iter_image_paths
-from .orientations import CHOICES, card_orientations, views
+from .orientations import card_orientations, check_count, views
 from .packs import Pack
 from .runtime import choose_precision, tune_allocator
 
@@ -77,8 +77,7 @@ class Engine:
         self.precision = choose_precision(pack.card, self.device, precision)
         self.temperatures = {kind: temperature_of(pack.card, kind) for kind in self.models}
         self.orientations = card_orientations(pack.card) if orientations is None else orientations
-        if self.orientations not in CHOICES:
-            raise ValueError(f"Orientations must be one of {', '.join(map(str, CHOICES))}, not {self.orientations}.")
+        check_count(self.orientations)
         self.pack.extractor.to(self.device, memory_format=torch.channels_last).eval()
         for kind in self.models:
             self.pack.extractor_for(kind).to(self.device, memory_format=torch.channels_last).eval()

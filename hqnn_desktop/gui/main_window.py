@@ -451,7 +451,7 @@ def card_summary_html(card: dict) -> str:
             f"<b>circuit:</b> {counted(card['n_qubits'], 'qubit')} × {counted(card['layers'], 'layer')}</p>"
             + (f"<p><b>Input:</b> {escape(crop.describe())}</p>" if crop is not None else "")
             + (f"<p><b>Orientations:</b> probabilities {describe(turns)} (a cell has no up or down; chosen "
-               f"on the validation images){escape(_orientation_scores(card, turns))}</p>" if turns > 1 else "") +
+               f"on the validation images){escape(_orientation_scores(card))}</p>" if turns > 1 else "") +
             f"<p><b>Classes:</b> {escape(', '.join(card['labels']))}</p>"
             f"<p><b>Validation</b> ({escape(str(val.get('split', '')))}):</p>"
             f"<table border=1 cellpadding=3><tr><th>model</th><th>accuracy</th><th>macro-F1</th>"
@@ -460,13 +460,15 @@ def card_summary_html(card: dict) -> str:
             f"<p><b>Limits:</b> {escape(str(card.get('limits', '')))}</p>")
 
 
-def _orientation_scores(card: dict, turns: int) -> str:
+def _orientation_scores(card: dict) -> str:
     """The validation macro-F1 per model with the pack's orientations averaged, as a sentence ('' when
     the card does not give them): the validation table is for each picture as it is."""
-    scores = card["orientations"].get("validation_macro_f1", {}).get(str(turns))
-    if not isinstance(scores, dict) or not scores:
+    from ..core.orientations import averaged_scores
+
+    scores = averaged_scores(card)
+    if not scores:
         return ""
-    listed = ", ".join(f"{MODEL_TITLES.get(m, m)} {v:.4f}" for m, v in scores.items() if isinstance(v, int | float))
+    listed = ", ".join(f"{MODEL_TITLES.get(m, m)} {v:.4f}" for m, v in scores.items())
     return f". Validation macro-F1 with them: {listed} (the table below is for each picture as it is)"
 
 

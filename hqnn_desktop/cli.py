@@ -108,11 +108,14 @@ _CELL_WINDOW = _real(f"between {MIN_CELL_WINDOW} and {MAX_CELL_WINDOW} (a share 
                      "for example 0.6", lambda v: MIN_CELL_WINDOW <= v <= MAX_CELL_WINDOW)
 
 
-def _orientations_option(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--orientations", type=int, choices=(1, 4, 8), metavar="{1,4,8}",
-                         help="classify each picture in this many orientations and average: 1 as it is, 4 its "
-                              "quarter turns, 8 those mirrored too (each costs one more pass; default: what the "
-                              "pack's card chose on its validation images, see hqnn-desktop packs)")
+_CLASSIFY_ORIENTATIONS = ("classify each picture in this many orientations and average: 1 as it is, 4 its quarter "
+                          "turns, 8 those mirrored too (each costs one more pass; default: what the pack's card "
+                          "chose on its validation images, see hqnn-desktop packs)")
+
+
+def _orientations_option(command: argparse.ArgumentParser, help_text: str = _CLASSIFY_ORIENTATIONS) -> None:
+    """--orientations, as core.orientations.CHOICES allows (not imported here: it brings numpy)."""
+    command.add_argument("--orientations", type=int, choices=(1, 4, 8), metavar="{1,4,8}", help=help_text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,10 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start from this installed pack's backbone (a name or a folder) instead of the ImageNet "
                         "weights: one that already knows blood cells, to build on for your own microscope's "
                         "images (adapted further with --fine-tune, used as it is without)")
-    t.add_argument("--orientations", type=int, choices=(1, 4, 8), metavar="{1,4,8}",
-                   help="orientations the pack averages when it classifies (1 as it is, 4 quarter turns, 8 "
-                        "mirrored too); default: chosen on the validation images, which costs 7 more passes "
-                        "over them")
+    _orientations_option(t, "orientations the pack averages when it classifies (1 as it is, 4 quarter turns, 8 "
+                            "mirrored too); default: chosen on the validation images, which costs 7 more passes "
+                            "over them")
     t.add_argument("--models", type=_parse_models, default=MODEL_KINDS)
     t.add_argument("--qubits", type=_whole(MIN_QUBITS, MAX_QUBITS, " (the circuit is simulated exactly: each "
                                                                    "qubit more doubles the time and quadruples "

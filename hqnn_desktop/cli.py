@@ -334,15 +334,16 @@ def _check_out(text: str, inputs: Sequence[str] = (), kind: str = "csv") -> Path
     return out
 
 
-def _found_inputs(paths: Sequence[str], what: str, skipped: list[str] | None = None) -> list[str]:
+def _found_inputs(paths: Sequence[str], what: str, skipped: list[str] | None = None,
+                  twice: list[tuple[str, str]] | None = None) -> list[str]:
     """The image paths behind ``paths``, or a :class:`UsageError` when not one of them exists;
-    files in the folders not named like pictures go to ``skipped``."""
+    files in the folders not named like pictures go to ``skipped``, files reached twice to ``twice``."""
     from .core.inputs import iter_image_paths
 
     missing = [p for p in paths if not os.path.lexists(p)]
     if missing and len(missing) == len(paths):
         raise UsageError(f"Nothing to {what}: {', '.join(missing)} not found.")
-    return list(iter_image_paths(paths, skipped=skipped))
+    return list(iter_image_paths(paths, skipped=skipped, twice=twice))
 
 
 def _skipped_note(skipped: list[str]) -> str:
@@ -363,7 +364,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
     out = _check_out(args.out, args.paths)
     skipped: list[str] = []
-    paths = _found_inputs(args.paths, "classify", skipped)
+    twice: list[tuple[str, str]] = []
+    paths = _found_inputs(args.paths, "classify", skipped, twice)
     if not paths:
         print(f"hqnn-desktop classify: no images found in {', '.join(args.paths)}; nothing was classified "
               f"and {out} was not written.", file=sys.stderr)
@@ -393,9 +395,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
               f"{out} was not changed; {kept}.", file=sys.stderr)
         return 1
     print(f"\n{counted(len(paths), 'image')}, {tally.unusable} not usable -> {out}", file=sys.stderr)
-    from .core.results import several_pictures_note
+    from .core.results import several_pictures_note, twice_note
 
-    for note in (several_pictures_note(tally.several), _skipped_note(skipped)):
+    for note in (several_pictures_note(tally.several), _skipped_note(skipped), twice_note(twice)):
         if note:
             print(note, file=sys.stderr)
     return 0

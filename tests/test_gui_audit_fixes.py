@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 
@@ -268,3 +269,22 @@ def test_a_damaged_user_pack_is_listed_greyed_out_with_its_reason(qtbot):
     assert not combo.model().item(i).isEnabled() and combo.itemData(i) is None
     assert "damaged" in combo.itemData(i, Qt.ToolTipRole)
     assert combo.currentText() == "pbc8 (bundled)"
+
+
+@needs_pbc8
+def test_a_dropped_picture_reached_twice_is_listed_once_and_the_window_says_why(window, qtbot, tmp_path):
+    from .test_gui_classify import drop
+
+    folder = tmp_path / "smear"
+    shutil.copytree(PBC / "basophil", folder)
+    os.symlink(sorted(folder.iterdir())[0], folder / "shortcut.jpg")
+    tab = window.classify
+    drop(window, [folder])
+    qtbot.waitUntil(lambda: not tab.busy() and len(tab.model.results) == 3, timeout=60_000)
+    assert tab.progress_label.text().endswith(
+        "1 picture was reached twice (through a link, or named twice) and classified once, under the first name "
+        f"found (shortcut.jpg is the same file as {sorted((PBC / 'basophil').iterdir())[0].name}).")
+    tab.clear()
+    drop(window, [PBC / "platelet"])
+    qtbot.waitUntil(lambda: not tab.busy() and len(tab.model.results) == 3, timeout=60_000)
+    assert tab.progress_label.text() == "3 images, 0 not usable."

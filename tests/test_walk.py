@@ -102,3 +102,29 @@ def test_pictures_linked_into_two_classes_are_left_out_and_linked_twice_into_one
     assert reasons.count("in two class folders (through a link), so its class is unclear: left out of both") == (
         2 * n["eosinophil"])
     assert sum(why.startswith("the same picture as ") for why in reasons) == 1
+
+
+def test_a_picture_reached_twice_is_classified_once_and_the_other_name_is_explained(tmp_path, capsys):
+    """A link beside the picture it points to, and the same file named twice: one row each, and the
+    command says why the second name has none instead of leaving the user to think it was lost."""
+    from hqnn_desktop.cli import main
+    from hqnn_desktop.core.results import twice_note
+
+    folder = tmp_path / "smear"
+    shutil.copytree(BCI / "monocyte", folder)
+    first = sorted(folder.iterdir())[0]
+    os.symlink(first, folder / "a_link.jpeg")
+    twice: list[tuple[str, str]] = []
+    found = list(iter_image_paths([first, folder], twice=twice))
+    assert len(found) == len(list((BCI / "monocyte").iterdir()))
+    assert twice == [(str(first), str(first)), (str(folder / "a_link.jpeg"), str(first))]
+    assert twice_note(twice) == ("2 pictures were reached twice (through a link, or named twice) and classified "
+                                 f"once, under the first name found (a_link.jpeg is the same file as {first.name}).")
+    assert twice_note([(str(first), str(first))]) == (
+        "1 picture was reached twice (through a link, or named twice) and classified once, under the first name "
+        f"found (for example {first.name}).")
+    assert twice_note([]) == ""
+    out = tmp_path / "rows.csv"
+    assert main(["classify", str(first), str(folder), "--pack", "bci4", "--models", "hqnn", "--out", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == 1 + len(found)
+    assert "2 pictures were reached twice" in capsys.readouterr().err

@@ -38,7 +38,8 @@ class ImageResult:
 
 
 def iter_image_paths(inputs: Iterable[str | os.PathLike], already: Iterable[str] = (),
-                     skipped: list[str] | None = None) -> Iterator[str]:
+                     skipped: list[str] | None = None,
+                     twice: list[tuple[str, str]] | None = None) -> Iterator[str]:
     """Expand files and folders (recursively, sorted) into the image paths to classify.
 
     Files named explicitly are always returned (a non-image then gets an error
@@ -52,14 +53,21 @@ def iter_image_paths(inputs: Iterable[str | os.PathLike], already: Iterable[str]
     error row instead of silently contributing nothing. Files reached by the paths in
     ``already`` (images classified before, such as those the window shows) are left out.
     Files in the folders passed over for their names (not hidden or system ones) are added to ``skipped``,
-    so that the caller can say so.
+    so that the caller can say so; so are the files reached twice, as ``(path, first path)`` in
+    ``twice``: a picture that vanished from the results without a word looks lost.
     """
-    seen = {picture_identity(p) for p in already}
+    earlier = {picture_identity(p) for p in already}
+    first: dict[object, str] = {}
     for path in _expand(inputs, skipped):
         key = picture_identity(path)
-        if key not in seen:
-            seen.add(key)
-            yield path
+        if key in earlier:
+            continue
+        if key in first:
+            if twice is not None:
+                twice.append((path, first[key]))
+            continue
+        first[key] = path
+        yield path
 
 
 def _expand(inputs: Iterable[str | os.PathLike], skipped: list[str] | None) -> Iterator[str]:

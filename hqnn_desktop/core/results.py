@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .inputs import ImageResult
 from .storage import atomic_path
+from .wording import counted
 
 #: HQNN confidence under which an image is flagged for a closer look.
 LOW_CONFIDENCE = 0.6
@@ -33,6 +34,20 @@ def not_pictures_note(passed_over: list[str], retry: str) -> str:
     return (f"{n} file{'s' if n > 1 else ''} in the folders {'were' if n > 1 else 'was'} not classified because "
             f"{'their names are' if n > 1 else 'its name is'} not a picture's (for example "
             f"{Path(passed_over[0]).name}); {retry} to classify it anyway.")
+
+
+def twice_note(twice: list[tuple[str, str]]) -> str:
+    """The files reached a second time (through a link, or inside a folder also given), said once
+    ('' when none): each was classified once, under the first name found, and the user learns why
+    the other name has no row."""
+    if not twice:
+        return ""
+    again, first = next(((a, f) for a, f in twice if Path(a).name != Path(f).name), twice[0])
+    example = (f"{Path(again).name} is the same file as {Path(first).name}" if Path(again).name != Path(first).name
+               else f"for example {Path(first).name}")
+    n = len(twice)
+    return (f"{counted(n, 'picture')} {'were' if n > 1 else 'was'} reached twice (through a link, or named twice) "
+            f"and classified once, under the first name found ({example}).")
 
 
 def several_pictures_note(results: Iterable[ImageResult]) -> str:

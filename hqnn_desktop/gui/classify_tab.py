@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 
 from ..core.inputs import ImageResult, Window, iter_image_paths
 from ..core.kinds import MODEL_TITLES
-from ..core.results import not_pictures_note, several_pictures_note
+from ..core.results import not_pictures_note, several_pictures_note, twice_note
 from .class_names import axis_names
 from .results_model import THUMB, ResultsFilter, ResultsModel
 from .thumbnails import ThumbnailCache
@@ -61,23 +61,24 @@ def saliency_overlay(pack, path: str, kind: str) -> tuple[np.ndarray, str]:
 
 
 def classify_stream(engine: Engine, inputs: list[str], stop: threading.Event, shown: tuple[str, ...] = ()):
-    """Generator run in a worker thread: yields (results chunk, done, total, passed over).
+    """Generator run in a worker thread: yields (results chunk, done, total, passed over, twice).
 
     Images already ``shown`` in the table (a folder dropped again) are not classified twice.
-    The files of the folders left out for their names come once, in the first item, so that
-    the window can say so as the command line does.
+    The files of the folders left out for their names, and the files reached twice, come once,
+    in the first item, so that the window can say so as the command line does.
     """
     passed_over: list[str] = []
-    paths = list(iter_image_paths(inputs, already=shown, skipped=passed_over))
+    twice: list[tuple[str, str]] = []
+    paths = list(iter_image_paths(inputs, already=shown, skipped=passed_over, twice=twice))
     total, done, chunk, last = len(paths), 0, [], time.monotonic()
-    yield [], 0, total, tuple(passed_over)
+    yield [], 0, total, tuple(passed_over), tuple(twice)
     for result in engine.classify(paths, cancelled=stop.is_set):
         chunk.append(result)
         done += 1
         if len(chunk) >= 64 or time.monotonic() - last > 0.2:
-            yield chunk, done, total, ()
+            yield chunk, done, total, (), ()
             chunk, last = [], time.monotonic()
-    yield chunk, done, total, ()
+    yield chunk, done, total, (), ()
 
 
 class ProbabilityPlot(pg.PlotWidget):
@@ -133,6 +134,7 @@ class ClassifyTab(QWidget):
         self._inputs: list[str] = []
         #: files of the given folders left out for their names, said when the batch ends
         self._passed_over: dict[str, None] = {}
+        self._twice: dict[tuple[str, str], None] = {}
         self._started = 0.0
 
         self.model = ResultsModel(self)
@@ -269,6 +271,7 @@ class ClassifyTab(QWidget):
     def _reset_results(self) -> None:
         self.model.reset(self.engine.pack.labels if self.engine else [], self.engine.models if self.engine else ())
         self._passed_over.clear()
+        self._twice.clear()
         self.progress.reset()
         self.progress_label.setText("" if self._inputs else IDLE_TEXT)
         self._show_current()
@@ -315,8 +318,9 @@ class ClassifyTab(QWidget):
     def _on_chunk(self, item) -> None:
         if self._stop.is_set():  # results still in flight after Cancel, Clear or a pack change
             return
-        chunk, done, total, passed_over = item
+        chunk, done, total, passed_over, twice = item
         self._passed_over.update(dict.fromkeys(passed_over))
+        self._twice.update(dict.fromkeys(twice))
         self.model.append(chunk)
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(done)
@@ -344,7 +348,8 @@ class ClassifyTab(QWidget):
                                         ".png, .tif and the like; a file dropped on its own is always tried.")
         else:
             notes = [note for note in (several_pictures_note(self.model.results),
-                                       not_pictures_note(list(self._passed_over), "drop a file on its own"))
+                                       not_pictures_note(list(self._passed_over), "drop a file on its own"),
+                                       twice_note(list(self._twice)))
                      if note]
             counts = f"{counted(n, 'image')}, {bad} not usable" + (f", {flagged} flagged" if flagged else "")
             self.progress_label.setText(" ".join([f"{'Cancelled: ' if cancelled else ''}{counts}.", *notes]))

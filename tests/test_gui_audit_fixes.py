@@ -277,13 +277,13 @@ def test_a_dropped_picture_reached_twice_is_listed_once_and_the_window_says_why(
 
     folder = tmp_path / "smear"
     shutil.copytree(PBC / "basophil", folder)
-    os.symlink(sorted(folder.iterdir())[0], folder / "shortcut.jpg")
+    os.symlink(min(folder.iterdir()), folder / "shortcut.jpg")
     tab = window.classify
     drop(window, [folder])
     qtbot.waitUntil(lambda: not tab.busy() and len(tab.model.results) == 3, timeout=60_000)
     assert tab.progress_label.text().endswith(
         "1 picture was reached twice (through a link, or named twice) and classified once, under the first name "
-        f"found (shortcut.jpg is the same file as {sorted((PBC / 'basophil').iterdir())[0].name}).")
+        f"found (shortcut.jpg is the same file as {min((PBC / 'basophil').iterdir()).name}).")
     tab.clear()
     drop(window, [PBC / "platelet"])
     qtbot.waitUntil(lambda: not tab.busy() and len(tab.model.results) == 3, timeout=60_000)

@@ -112,7 +112,7 @@ def test_a_picture_reached_twice_is_classified_once_and_the_other_name_is_explai
 
     folder = tmp_path / "smear"
     shutil.copytree(BCI / "monocyte", folder)
-    first = sorted(folder.iterdir())[0]
+    first = min(folder.iterdir())
     os.symlink(first, folder / "a_link.jpeg")
     twice: list[tuple[str, str]] = []
     found = list(iter_image_paths([first, folder], twice=twice))

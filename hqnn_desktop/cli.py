@@ -229,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     j = sub.add_parser("hardware-jobs", help="list, fetch or cancel earlier hardware runs")
     j.add_argument("action", choices=["list", "fetch", "cancel"])
-    j.add_argument("run_id", nargs="?", help="run id (or the id of one of its jobs) for fetch and cancel")
+    j.add_argument("run_id", nargs="?", help="run id for fetch and cancel: as listed, its first 4 or more "
+                                             "characters, or the id of one of its jobs")
     j.add_argument("--out", help="with fetch: write the report of a finished run to this JSON file")
 
     a = sub.add_parser("hardware-account", help="save, test or forget your IBM Quantum API key")
@@ -774,7 +775,7 @@ def cmd_hardware_jobs(args: argparse.Namespace) -> int:
     import datetime
 
     from .core.storage import atomic_write_json
-    from .hardware.jobs import FINAL, DamagedRecord, JobStore
+    from .hardware.jobs import FINAL, AmbiguousRunId, DamagedRecord, JobStore
     from .hardware.rerun import cancel_run, refresh_run, report_for
     from .hardware.service import ServiceError
 
@@ -814,6 +815,8 @@ def cmd_hardware_jobs(args: argparse.Namespace) -> int:
         return 0
     except KeyError:
         raise UsageError(f"No hardware run {args.run_id} is recorded (see hardware-jobs list).") from None
+    except AmbiguousRunId as exc:
+        raise UsageError(str(exc)) from None
     except (ServiceError, DamagedRecord) as exc:
         print(f"hqnn-desktop hardware-jobs: {exc}", file=sys.stderr)
         return 1

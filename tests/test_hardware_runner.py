@@ -49,7 +49,7 @@ def test_hardware_command_on_a_fake_backend(tiny_dataset, tmp_path, capsys, monk
     row = report["images"][0]
     assert len(row["z_simulated"]) == len(row["z_hardware"]) == 3 and row["truth"] in ("alpha", "beta", "gamma")
     again = tmp_path / "again.json"  # the run was recorded; its report is rebuilt from the record
-    assert main(["hardware-jobs", "fetch", report["run_id"], "--out", str(again)]) == 0
+    assert main(["hardware-jobs", "fetch", report["run_id"][:6], "--out", str(again)]) == 0  # as retyped
     assert json.loads(again.read_text())["hardware"] == report["hardware"]
     capsys.readouterr()
     assert main(["hardware-jobs", "cancel", report["run_id"]]) == 0
@@ -107,3 +107,21 @@ def test_a_run_stopped_during_submission_is_recorded_as_stopped(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         execute(plan, store, on_job=ctrl_c)
     assert [r.status for r in store.all()] == ["STOPPED", "STOPPED"]
+
+
+def test_a_run_is_found_by_the_first_characters_of_its_id_unless_they_fit_several(tmp_path):
+    import pytest
+
+    from hqnn_desktop.hardware.jobs import AmbiguousRunId, JobStore, RunRecord
+
+    store = JobStore(tmp_path / "runs")
+    for run_id in ("ab12cd34ef56", "ab12ff000000", "9f00aa11bb22"):
+        store.save(RunRecord(run_id=run_id, pack="pbc8", backend="fake_brisbane", backend_kind="fake", created=1.0,
+                             options=RunOptions().to_dict(), inputs={"paths": [], "codes": [], "sim_z": []}))
+    assert store.get("9f00").run_id == store.get("9F00AA").run_id == "9f00aa11bb22"
+    assert store.get("ab12c").run_id == "ab12cd34ef56"
+    with pytest.raises(AmbiguousRunId, match="2 hardware runs begin with ab12 .*type more"):
+        store.get("ab12")
+    for unknown in ("9f0", "ffff", "", "../x"):  # too short to stand for a run, or no run at all
+        with pytest.raises(KeyError):
+            store.get(unknown)

@@ -20,9 +20,18 @@ from pathlib import Path
 
 from ..core.paths import data_dir
 from ..core.storage import atomic_write_json
+from ..core.wording import counted
 from .options import RunOptions
 
 FINAL = ("DONE", "CANCELLED", "ERROR")
+
+
+#: The fewest characters of a run id that may stand for it (as git's short commit ids do).
+SHORT_ID = 4
+
+
+class AmbiguousRunId(ValueError):
+    """A shortened run id that fits more than one recorded run."""
 
 
 def is_run_id(text: object) -> bool:
@@ -249,13 +258,21 @@ class JobStore:
         atomic_write_json(self._path(record.run_id), record.to_dict())
 
     def get(self, run_id: str) -> RunRecord:
-        """The record of ``run_id`` (a run id, or the id of one of its jobs)."""
-        path = self._path(run_id)
-        if path.exists():
+        """The record of ``run_id``: a run id, its first few characters (at least
+        :data:`SHORT_ID`, as a listing is read and retyped), or the id of one of its jobs.
+        ``KeyError`` when none matches; :class:`AmbiguousRunId` when a short one fits several."""
+        if is_run_id(run_id) and (path := self._path(run_id)).exists():
             return self._read(path)
-        for record in self.all():
+        records = self.all()
+        for record in records:
             if any(j.job_id == run_id for j in record.jobs):
                 return record
+        starting = [r for r in records if len(run_id) >= SHORT_ID and r.run_id.startswith(run_id.lower())]
+        if len(starting) > 1:
+            raise AmbiguousRunId(f"{counted(len(starting), 'hardware run')} begin with {run_id} "
+                                 f"({', '.join(r.run_id for r in starting)}); type more of the one you mean.")
+        if starting:
+            return starting[0]
         raise KeyError(run_id)
 
     def all(self) -> list[RunRecord]:

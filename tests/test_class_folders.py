@@ -290,3 +290,20 @@ def test_the_validation_split_does_not_change_when_the_dataset_folder_moves(tmp_
         return sorted(p.relative_to(root).as_posix() for p in val.paths)
 
     assert val_names(first) == val_names(moved) and val_names(first)
+
+
+def test_corrections_added_to_their_folder_count_each_picture_once_and_their_class_wins(tmp_path):
+    """A reviewed picture that is also in the training folder: trained once, under the class the
+    user gave it in review, and the other listing is named as left out with the reason."""
+    data = tmp_path / "smears"
+    for name in ("monocyte", "lymphocyte"):
+        shutil.copytree(SAMPLES / "bci4" / name, data / name)
+    mono, lymph = (sorted((data / c).iterdir()) for c in ("monocyte", "lymphocyte"))
+    manifest = tmp_path / "corrections.csv"
+    manifest.write_text(f"path,label\n{mono[0]},lymphocyte\n{lymph[0]},lymphocyte\n")
+    folder = scan_class_folders(data)
+    both = read_manifest(manifest, folder.labels).plus(folder)
+    assert len(both) == len(folder)
+    assert both.class_counts() == {"lymphocyte": len(lymph) + 1, "monocyte": len(mono) - 1}
+    assert sorted(both.skipped) == [(lymph[0], f"the same picture as {lymph[0]}"),
+                                    (mono[0], f"the same picture as {mono[0]}, taken as lymphocyte (not monocyte)")]

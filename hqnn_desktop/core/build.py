@@ -197,7 +197,7 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
     if recipe.corrections:
         extra = read_manifest(recipe.corrections, train_files.labels, training_reference(recipe.train_dir))
         corrections.append(manifest_record(recipe.corrections, len(extra)))
-        train_files = train_files.plus(extra)
+        train_files = extra.plus(train_files)  # a correction's class wins over its folder's
     passed_over = list(train_files.skipped)  # (a split keeps only the images)
     check_classes_present(train_files.labels, train_files.targets, "training")
     if recipe.val_dir:

@@ -52,12 +52,26 @@ class LabelledFiles:
         return {label: int(c) for label, c in zip(self.labels, counts)}
 
     def plus(self, other: LabelledFiles) -> LabelledFiles:
-        """Both sets of images together; ``other`` must use the same classes in the same order."""
+        """Both sets of images together, each picture once; ``other`` must use the same classes in the
+        same order. A picture of ``other`` that this set holds too (the same file, however reached) is
+        left out, in ``skipped`` with the reason: counted twice it would weigh double, and with two
+        classes it would teach both. This set's class wins, so callers put corrections first: they
+        are the user's later word on pictures of the folder they correct."""
         if other.labels != self.labels:
             raise DatasetError("The two datasets do not have the same classes: "
                                f"{', '.join(self.labels)} / {', '.join(other.labels)}.")
-        return LabelledFiles(self.paths + other.paths, self.targets + other.targets, list(self.labels),
-                             self.skipped + other.skipped)
+        mine = {picture_identity(p): i for i, p in enumerate(self.paths)}
+        paths, targets, skipped = list(self.paths), list(self.targets), self.skipped + other.skipped
+        for path, target in zip(other.paths, other.targets):
+            i = mine.get(picture_identity(path))
+            if i is None:
+                paths.append(path)
+                targets.append(target)
+            else:
+                same = self.targets[i] == target
+                skipped.append((path, f"the same picture as {self.paths[i]}" + (
+                    "" if same else f", taken as {self.labels[self.targets[i]]} (not {self.labels[target]})")))
+        return LabelledFiles(paths, targets, list(self.labels), skipped)
 
 
 #: Whose classes a labelled folder is checked against, when it is a pack's: the words messages use.

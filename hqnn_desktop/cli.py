@@ -396,9 +396,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
               f"{out} was not changed; {kept}.", file=sys.stderr)
         return 1
     print(f"\n{counted(len(paths), 'image')}, {tally.unusable} not usable -> {out}", file=sys.stderr)
-    from .core.results import several_pictures_note, twice_note
+    from .core.results import no_colour_note, several_pictures_note, twice_note
 
-    for note in (several_pictures_note(tally.several), _skipped_note(skipped), twice_note(twice)):
+    for note in (several_pictures_note(tally.several), no_colour_note(tally.no_colour), _skipped_note(skipped),
+                 twice_note(twice)):
         if note:
             print(note, file=sys.stderr)
     return 0
@@ -411,6 +412,7 @@ class _Tally:
     done: int = 0
     unusable: int = 0
     several: list = field(default_factory=list)  # results of files holding several pictures
+    no_colour: list = field(default_factory=list)  # results of pictures without colour
 
 
 def _classify_into(partial: Path, engine, paths: list[str], models: tuple[str, ...], labels: list[str],
@@ -435,6 +437,8 @@ def _classify_into(partial: Path, engine, paths: list[str], models: tuple[str, .
                 tally.unusable += result.error is not None
                 if result.frames > 1 and result.error is None:
                     tally.several.append(result)
+                if result.no_colour:
+                    tally.no_colour.append(result)
                 _progress(tally.done, len(paths), start)
             os.fsync(fh.fileno())
         except OSError:

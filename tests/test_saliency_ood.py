@@ -113,3 +113,37 @@ def test_cells_of_another_dataset_are_mostly_flagged(tmp_path):
     for pack_name, other in (("bci4", "pbc8"), ("pbc8", "bci4")):
         results = list(Engine(load_pack(BUNDLED / pack_name)).classify(list(iter_image_paths([SAMPLES / other]))))
         assert np.mean([r.unlike_training for r in results]) >= 0.5, pack_name
+
+
+def test_a_picture_without_colour_is_flagged_for_a_pack_that_learnt_from_colour(pbc8, tmp_path):
+    """A greyscale eosinophil looks ordinary to the feature statistics while the colour of its
+    granules, what tells it from a neutrophil, is gone: flagged, with the reason, and said once."""
+    from hqnn_desktop.core.results import no_colour_note, unlike_training_flag
+
+    cell = next(SAMPLES.glob("pbc8/eosinophil/*.jpg"))
+    Image.open(cell).convert("L").save(tmp_path / "grey.png")
+    Image.open(cell).convert("L").convert("RGB").save(tmp_path / "grey_as_rgb.jpg")
+    results = list(Engine(pbc8).classify([str(cell), str(tmp_path / "grey.png"), str(tmp_path / "grey_as_rgb.jpg")]))
+    assert [r.no_colour for r in results] == [False, True, True]
+    assert [unlike_training_flag(r) for r in results[1:]] == ["unlike training data (no colour)"] * 2
+    assert no_colour_note(results) == (
+        "2 pictures have no colour (for example grey.png); the models learnt to tell stains apart by colour, "
+        "so their answers on these are unreliable.")
+    assert pbc8.learnt_colour
+
+
+def test_a_pack_that_learnt_from_pictures_without_colour_does_not_flag_them(tiny_dataset, tmp_path):
+    from hqnn_desktop.core.build import PackRecipe, train_pack
+    from hqnn_desktop.core.train import AdaptConfig, HeadConfig
+
+    train = tmp_path / "grey_train"
+    for src in tiny_dataset[0].rglob("*.png"):
+        (train / src.parent.name).mkdir(parents=True, exist_ok=True)
+        Image.open(src).convert("L").save(train / src.parent.name / src.name)
+    recipe = PackRecipe(train_dir=str(train), val_dir=None, val_fraction=0.25, name="grey", models=("baseline",),
+                        adapt=AdaptConfig(input_size=64, epochs=1), fine_tune=False,
+                        heads=HeadConfig(n_qubits=2, layers=1, epochs=1, warmup_epochs=1), orientations=1)
+    pack = load_pack(train_pack(recipe, tmp_path / "pack"))
+    assert pack.card["data"]["colourless_share"] == 1.0 and not pack.learnt_colour
+    (result,) = Engine(pack).classify([str(next(train.rglob("*.png")))])
+    assert not result.no_colour

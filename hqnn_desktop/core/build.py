@@ -24,7 +24,7 @@ from . import ood
 from .augment import AugmentConfig
 from .backbones import get_spec
 from .calibration import calibrate_or_skip, calibrated_proba, head_logits, record_calibration
-from .cell_crop import CellCrop
+from .cell_crop import CellCrop, is_grey
 from .circuits import ANSATZ_ID, circuit_parameter_count
 from .datasets import (
     DatasetError,
@@ -266,7 +266,8 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
         },
         validation={"split": "val_dir" if recipe.val_dir else "fraction", "models": metrics},
         data={"description": recipe.description or f"User dataset {Path(recipe.train_dir).name}",
-              "class_counts": train_files.class_counts()},
+              "class_counts": train_files.class_counts(),
+              "colourless_share": round(float(np.mean([is_grey(x) for x in x_train])), 4)},
     )
     record_calibration(card, calibration)
     card["orientations"] = _orientations_record(recipe.orientations, x_val, y_val, labels, heads, temperature,

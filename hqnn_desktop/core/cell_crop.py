@@ -92,8 +92,9 @@ def _purple(rgb: np.ndarray) -> np.ndarray:
     return np.clip(blue_over_red - np.float32(cast), 0, 255).astype(np.uint8)
 
 
-def _is_grey(rgb: np.ndarray) -> bool:
-    """A picture without colour (a monochrome camera, or saved as greyscale)."""
+def is_grey(rgb: np.ndarray) -> bool:
+    """A picture (H, W, 3) without colour: a monochrome camera, or saved as greyscale. Stains are
+    told apart by colour, so models trained on colour pictures cannot be trusted on one."""
     spread = rgb.max(axis=-1) - rgb.min(axis=-1)
     return float(np.percentile(spread, 99)) <= _GREY_SPREAD
 
@@ -116,7 +117,7 @@ def _stain_centre(im: Image.Image) -> tuple[float, float]:
     small = im if scale == 1.0 else im.resize((max(1, round(w * scale)), max(1, round(h * scale))),
                                               Image.BILINEAR)
     rgb = np.asarray(small.convert("RGB"), dtype=np.int16)
-    stain = _darkness(rgb) if _is_grey(rgb) else _purple(rgb)
+    stain = _darkness(rgb) if is_grey(rgb) else _purple(rgb)
     radius = max(1, round(0.05 * min(small.size)))
     blurred = np.asarray(Image.fromarray(stain).filter(ImageFilter.BoxBlur(radius)), dtype=np.float32)
     if blurred.max() < _MIN_STAIN:

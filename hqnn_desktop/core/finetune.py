@@ -135,7 +135,8 @@ def fine_tune_pack(recipe: FineTuneRecipe, out_dir: str | os.PathLike,
         "base_pack_validation": card.get("metrics", {}).get("validation"),
     }
     new_card["data"] = {"description": f"{card['name']} fine-tuned on {len(y)} verified cells",
-                        "class_counts": files.class_counts(), "base": card.get("data")}
+                        "class_counts": files.class_counts(), "base": card.get("data"),
+                        "colourless_share": (card.get("data") or {}).get("colourless_share", 0.0)}
     new_card["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     fp16 = card.get("weights_dtype", {}).get("backbone", "float16") == "float16"
     return save_pack(out_dir, new_card, pack.extractor, pack.heads, fp16_backbone=fp16, ood=pack.ood,

@@ -31,6 +31,8 @@ class ImageResult:
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
     #: True when the image is unlike the pack's training data (None: the pack cannot tell).
     unlike_training: bool | None = None
+    #: The picture has no colour while the pack learnt from colour pictures (then also unlike them).
+    no_colour: bool = False
     #: For packs that centre on the stained cell: the part of the picture the models saw; None: all of it.
     window: Window | None = None
     #: How many pictures the file holds (pages, frames); only the first is classified.

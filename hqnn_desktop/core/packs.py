@@ -234,6 +234,13 @@ class Pack:
     def input_size(self) -> int:
         return int(self.card["input_size"])
 
+    @property
+    def learnt_colour(self) -> bool:
+        """True when the pack learnt from colour pictures: most of its training pictures had colour
+        (``data.colourless_share`` in the card; packs from before it was recorded learnt from colour)."""
+        share = (self.card.get("data") or {}).get("colourless_share", 0.0)
+        return not (isinstance(share, (int, float)) and share >= 0.5)
+
     @functools.cached_property
     def crop(self) -> CellCrop | None:
         """The window on the stained cell cut before the resize, for packs trained that way

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .calibration import calibrated_softmax, temperature_of
+from .cell_crop import is_grey
 from .imageio import ImageError, load_rgb
 from .inputs import ImageResult, Window, iter_image_paths
 from .orientations import card_orientations, check_count, views
@@ -58,7 +59,9 @@ class Engine:
     Probabilities are softmax(logits / T) with each model's temperature from the
     card (:mod:`core.calibration`; T = 1 for packs without one), averaged over the
     picture's ``orientations`` (:mod:`core.orientations`; the card's choice unless
-    given). Codes, embeddings and the features of the flag are the picture's as it is.
+    given). Codes, embeddings and the features of the flag are the picture's as it is. A picture
+    without colour is flagged too when the pack learnt from colour pictures: its features can look
+    ordinary while the colour that tells the stains apart is gone.
     """
 
     def __init__(self, pack: Pack, models: tuple[str, ...] | None = None, batch_size: int = 32,
@@ -199,6 +202,8 @@ class Engine:
                 results[i].proba = {k: v[j] for k, v in proba.items()}
                 if unlike is not None:
                     results[i].unlike_training = bool(unlike[j])
+                if self.pack.learnt_colour and is_grey(images[j]):
+                    results[i].no_colour = results[i].unlike_training = True
                 if keep_latents:
                     results[i].features = feats[j]
                     results[i].codes = {k: v[j] for k, v in codes.items()}

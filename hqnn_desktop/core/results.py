@@ -125,3 +125,22 @@ def low_confidence(result: ImageResult, labels: list[str], threshold: float = LO
 def unlike_training(result: ImageResult) -> bool:
     """True when the pack flags the image as unlike its training data."""
     return bool(result.unlike_training)
+
+
+def unlike_training_flag(result: ImageResult) -> str:
+    """The flag's words, with the reason when it is known ('' when not flagged)."""
+    if result.no_colour:
+        return "unlike training data (no colour)"
+    return "unlike training data" if unlike_training(result) else ""
+
+
+def no_colour_note(results: Iterable[ImageResult]) -> str:
+    """The pictures without colour given to a pack that learnt from colour ones, said once ('' when
+    none): the models tell stains apart by colour, so their answers on these are guesses."""
+    grey = [r for r in results if r.no_colour and not r.error]
+    if not grey:
+        return ""
+    n = len(grey)
+    return (f"{counted(n, 'picture')} {'have' if n > 1 else 'has'} no colour (for example {Path(grey[0].path).name}); "
+            "the models learnt to tell stains apart by colour, so their answers on "
+            f"{'these' if n > 1 else 'it'} are unreliable.")

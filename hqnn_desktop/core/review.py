@@ -34,7 +34,7 @@ import numpy as np
 
 from .inputs import ImageResult, Window
 from .paths import data_dir
-from .results import disagreement, low_confidence, unlike_training
+from .results import disagreement, low_confidence, unlike_training_flag
 from .storage import atomic_write_text, damaged_backup_name, exclusive
 from .suggest import review_priority
 
@@ -136,8 +136,8 @@ def cell_from_result(result: ImageResult, labels: list[str]) -> Cell:
         flags.append("models disagree")
     if low_confidence(result, labels):
         flags.append("low confidence")
-    if unlike_training(result):
-        flags.append("unlike training data")
+    if unlike := unlike_training_flag(result):
+        flags.append(unlike)
     return Cell(path=os.path.abspath(result.path),
                 pred={k: int(p.argmax()) for k, p in result.proba.items()},
                 conf={k: round(float(p.max()), 4) for k, p in result.proba.items()},

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 
 from ..core.inputs import ImageResult, Window, iter_image_paths
 from ..core.kinds import MODEL_TITLES
-from ..core.results import not_pictures_note, several_pictures_note, twice_note
+from ..core.results import no_colour_note, not_pictures_note, several_pictures_note, twice_note
 from .class_names import axis_names
 from .results_model import THUMB, ResultsFilter, ResultsModel
 from .thumbnails import ThumbnailCache
@@ -347,7 +347,7 @@ class ClassifyTab(QWidget):
                                         "No pictures found there: images are recognised by names ending in .jpg, "
                                         ".png, .tif and the like; a file dropped on its own is always tried.")
         else:
-            notes = [note for note in (several_pictures_note(self.model.results),
+            notes = [note for note in (several_pictures_note(self.model.results), no_colour_note(self.model.results),
                                        not_pictures_note(list(self._passed_over), "drop a file on its own"),
                                        twice_note(list(self._twice)))
                      if note]

@@ -10,7 +10,7 @@ from PySide6.QtGui import QBrush, QColor
 from ..core.imageio import frames_note
 from ..core.inputs import ImageResult
 from ..core.kinds import MODEL_TITLES
-from ..core.results import disagreement, low_confidence, predicted, unlike_training
+from ..core.results import disagreement, low_confidence, predicted, unlike_training_flag
 from .thumbnails import ThumbnailCache
 
 SORT_ROLE = Qt.UserRole + 1
@@ -73,8 +73,8 @@ class ResultsModel(QAbstractTableModel):
             flags.append("models disagree")
         if low_confidence(r, self.labels):
             flags.append("low confidence")
-        if unlike_training(r):
-            flags.append("unlike training data")
+        if unlike := unlike_training_flag(r):
+            flags.append(unlike)
         if note := frames_note(r.frames):
             flags.append(note)
         return flags
@@ -151,4 +151,4 @@ class ResultsFilter(QSortFilterProxyModel):
         if self.class_name and not any(
                 (p := predicted(r, k, model.labels)) and p[0] == self.class_name for k in model.models):
             return False
-        return not (self.flag and self.flag not in model.flags_of(r))
+        return not self.flag or any(f.startswith(self.flag) for f in model.flags_of(r))  # with its reason too

@@ -307,3 +307,20 @@ def test_corrections_added_to_their_folder_count_each_picture_once_and_their_cla
     assert both.class_counts() == {"lymphocyte": len(lymph) + 1, "monocyte": len(mono) - 1}
     assert sorted(both.skipped) == [(lymph[0], f"the same picture as {lymph[0]}"),
                                     (mono[0], f"the same picture as {mono[0]}, taken as lymphocyte (not monocyte)")]
+
+
+def test_a_folder_without_pictures_beside_the_classes_is_passed_over_not_refused(tmp_path):
+    """A notes or exports folder next to the class folders loses no class: evaluation goes on and
+    names it; a folder holding pictures under a name that is no class is still refused."""
+    data = tmp_path / "labelled"
+    shutil.copytree(SAMPLES / "bci4" / "monocyte", data / "Monocyte")
+    (data / "notes").mkdir()
+    (data / "notes" / "smear 4.txt").write_text("stained Tuesday")
+    (data / "exports" / "empty").mkdir(parents=True)
+    files = scan_class_folders(data, ["lymphocyte", "monocyte"])
+    assert files.class_counts() == {"lymphocyte": 0, "monocyte": len(list((SAMPLES / "bci4" / "monocyte").iterdir()))}
+    assert files.skipped == [(data / "exports", "a folder without pictures, not a class"),
+                             (data / "notes", "a folder without pictures, not a class")]
+    shutil.copy(next((SAMPLES / "bci4" / "monocyte").iterdir()), data / "exports" / "empty" / "cell.jpeg")
+    with pytest.raises(DatasetError, match="'exports'"):
+        scan_class_folders(data, ["lymphocyte", "monocyte"])

@@ -137,6 +137,11 @@ def _unknown_folders_message(root: Path, unknown: Sequence[str], labels: Sequenc
             f"The classes of {reference} are: {', '.join(labels)}.")
 
 
+def _holds_pictures(folder: Path) -> bool:
+    """True when a picture's name is anywhere under ``folder`` (or it cannot be opened to tell)."""
+    return any(not readable or is_image_name(Path(path), unreadable_too=True) for path, readable in walk_files(folder))
+
+
 #: Windows' error for a link that cannot be resolved (a loop); elsewhere it is errno.ELOOP.
 _WINDOWS_CANT_RESOLVE = 1921
 
@@ -216,7 +221,8 @@ def scan_class_folders(root: str | Path, labels: Sequence[str] | None = None,
 
     With ``labels`` (a pack's classes, or a training folder's), folders are matched
     case-insensitively and folders naming no known class are an error, which names
-    ``reference`` as where the classes come from (:func:`training_reference`); without,
+    ``reference`` as where the classes come from (:func:`training_reference`), unless they hold no
+    picture (a notes or exports folder: passed over, in ``skipped``); without,
     the classes are the subfolder names in lower case, sorted. Links back up to ``root``
     (or above) are passed over, listed in ``skipped``.
     """
@@ -241,11 +247,14 @@ def scan_class_folders(root: str | Path, labels: Sequence[str] | None = None,
         labels = names
     labels = [class_name(label) for label in labels]
     index = {label: i for i, label in enumerate(labels)}
-    unknown = [d.name for d in class_dirs if class_name(d.name) not in index]
+    strangers = [d for d in class_dirs if class_name(d.name) not in index]
+    empty = [d for d in strangers if not _holds_pictures(d)]  # a notes or results folder: no class lost
+    unknown = [d.name for d in strangers if d not in empty]
     if unknown:
         raise DatasetError(_unknown_folders_message(root, unknown, labels, reference))
+    class_dirs = [d for d in class_dirs if d not in empty]
     found, targets = [], []
-    skipped = list(links_up.items())
+    skipped = list(links_up.items()) + [(d, "a folder without pictures, not a class") for d in empty]
     for d in class_dirs:
         for path, readable in walk_files(d, above=root, fenced=[c for c in class_dirs if c != d]):
             p = Path(path)

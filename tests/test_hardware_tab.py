@@ -66,8 +66,14 @@ def test_account_run_results_and_export(window, qtbot, tmp_path, ibm_cloud, memo
     assert tab.jobs_table.rowCount() == 1 and tab.jobs_table.item(0, 0).text() == "DONE"  # status first
     assert tab.selected_run() is None and report["run_id"] in tab.jobs_table.item(0, 0).toolTip()
 
-    tab.export(str(tmp_path / "hw.csv"), "csv")
-    tab.export(str(tmp_path / "hw.json"), "json")
+    assert tab.export(str(tmp_path / "hw"), "csv") == str(tmp_path / "hw.csv")  # the ending added
+    assert tab.export(str(tmp_path / "hw.json"), "json") == str(tmp_path / "hw.json")
+    errors = []
+    tab.error.connect(lambda message, details: errors.append(message))
+    (tmp_path / "a_file").write_text("")
+    assert tab.export(str(tmp_path / "a_file" / "hw.csv"), "csv") is None  # a place no file can go: said in words
+    assert errors == [(f"The hardware results could not be written to {tmp_path / 'a_file' / 'hw.csv'}: "
+                      f"{tmp_path / 'a_file'} is a file, not a folder.")]
     with open(tmp_path / "hw.csv", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 4 and {"truth", "simulated", "hardware", "z_sim_0", "z_hw_7"} <= set(rows[0])

@@ -109,8 +109,13 @@ def atomic_write_text(target: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(target, text.encode("utf-8"))
 
 
+def json_text(obj: Any) -> str:
+    """How every JSON file of the app is written: indented, UTF-8 as it is, one final newline."""
+    return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+
+
 def atomic_write_json(target: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(target, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(target, json_text(obj))
 
 
 def atomic_torch_save(obj: Any, target: str | os.PathLike) -> None:

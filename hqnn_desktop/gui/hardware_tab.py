@@ -618,8 +618,19 @@ class HardwareTab(QWidget):
         if path:
             self.export(path, kind)
 
-    def export(self, path: str, kind: str) -> None:
-        from ..hardware.export import write_report_csv, write_report_json
+    def export(self, path: str, kind: str) -> str | None:
+        """Write the report as CSV or JSON; the file written, or None after saying why not."""
+        from ..core.storage import json_text
+        from ..hardware.export import report_csv
+        from .export_files import ExportError, export_target, write_files
 
-        (write_report_csv if kind == "csv" else write_report_json)(self.report, path)
-        self.status.emit(f"Saved {path}")
+        what = "The hardware results"
+        try:
+            target = export_target(path, (f".{kind}",), what)
+            text = report_csv(self.report) if kind == "csv" else json_text(self.report)
+            write_files({target: text.encode("utf-8")}, what)
+        except ExportError as exc:
+            self.error.emit(str(exc), "")
+            return None
+        self.status.emit(f"Saved {target}")
+        return target

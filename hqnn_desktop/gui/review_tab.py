@@ -574,7 +574,7 @@ class ReviewTab(QWidget):
         return path
 
     def export_csv(self, path: str) -> None:
-        from .evaluate_tab import ExportError, export_target
+        from .export_files import ExportError, export_target
 
         try:
             path = export_target(path, (".csv",), "The differential count")
@@ -594,7 +594,7 @@ class ReviewTab(QWidget):
             self.export_csv(path)
 
     def export_report(self, path: str) -> None:
-        from .evaluate_tab import ExportError, export_target
+        from .export_files import ExportError, export_target
         from .review_report import export_report
 
         try:

@@ -19,14 +19,19 @@ def report_table(report: dict) -> tuple[list[str], list[list]]:
     return header, rows
 
 
-def write_report_csv(report: dict, path: str | os.PathLike) -> None:
-    """The per-image table, written atomically."""
+def report_csv(report: dict) -> str:
+    """The per-image table as CSV text."""
     header, rows = report_table(report)
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(header)
     writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def write_report_csv(report: dict, path: str | os.PathLike) -> None:
+    """The per-image table, written atomically."""
+    atomic_write_text(path, report_csv(report))
 
 
 def write_report_json(report: dict, path: str | os.PathLike) -> None:

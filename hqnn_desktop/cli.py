@@ -18,6 +18,7 @@ import math
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated: hqnn,classical,baseline (default: every model the pack has)")
     c.add_argument("--out", required=True, help="CSV file to write")
     c.add_argument("--batch-size", type=_COUNT, default=32)
+    c.add_argument("--flags", action="store_true",
+                   help="add a last column, flags, naming what to check about each image (models disagree, "
+                        "low confidence, unlike training data), as the window shows")
     _orientations_option(c)
 
     e = sub.add_parser("evaluate", help="score a labelled folder (one subfolder per class)")
@@ -382,7 +386,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     tally = _Tally()
     try:
-        _classify_into(partial, engine, paths, engine.models, pack.labels, tally)
+        _classify_into(partial, engine, paths, engine.models, pack.labels, tally, args.flags)
         os.replace(partial, out)
     except KeyboardInterrupt:
         print(f"\nInterrupted after {tally.done} of {counted(len(paths), 'image')}. {out} was not changed; "
@@ -398,8 +402,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
     print(f"\n{counted(len(paths), 'image')}, {tally.unusable} not usable -> {out}", file=sys.stderr)
     from .core.results import no_colour_note, several_pictures_note, twice_note
 
-    for note in (several_pictures_note(tally.several), no_colour_note(tally.no_colour), _skipped_note(skipped),
-                 twice_note(twice)):
+    for note in (tally.flags_note(args.flags), several_pictures_note(tally.several), no_colour_note(tally.no_colour),
+                 _skipped_note(skipped), twice_note(twice)):
         if note:
             print(note, file=sys.stderr)
     return 0
@@ -413,25 +417,36 @@ class _Tally:
     unusable: int = 0
     several: list = field(default_factory=list)  # results of files holding several pictures
     no_colour: list = field(default_factory=list)  # results of pictures without colour
+    flagged: Counter = field(default_factory=Counter)  # images per flag (the window's words)
+    n_flagged: int = 0
+
+    def flags_note(self, column: bool) -> str:
+        """How many images carry a flag, and which ('' when none): a user of the command line
+        learns what the window would have shown in orange."""
+        if not self.n_flagged:
+            return ""
+        which = ", ".join(f"{n} {flag}" for flag, n in self.flagged.most_common())
+        where = "the flags column names them" if column else "--flags adds a column naming them"
+        return f"{counted(self.n_flagged, 'image')} flagged to check ({which}); {where}."
 
 
 def _classify_into(partial: Path, engine, paths: list[str], models: tuple[str, ...], labels: list[str],
-                   tally: _Tally) -> None:
+                   tally: _Tally, flags: bool = False) -> None:
     """Write the CSV header, then each image's rows with one unbuffered write, then fsync.
 
     One write per image (not a buffered text file, which flushes at arbitrary
     byte counts) is what keeps every line of a killed run's file a complete row.
     """
-    from .core.results import CSV_ENCODING, csv_header, csv_text, result_rows
+    from .core.results import CSV_ENCODING, csv_header, csv_text, image_flags, result_rows
 
     start = time.time()
     with open(partial, "wb", buffering=0) as fh:
         complete = 0  # bytes of whole rows: a failed write (disk full) is cut back to them
         try:
-            _write_all(fh, csv_text([csv_header(labels)]).encode(**CSV_ENCODING))
+            _write_all(fh, csv_text([csv_header(labels, flags)]).encode(**CSV_ENCODING))
             complete = fh.tell()
             for result in engine.classify(paths):
-                _write_all(fh, csv_text(result_rows(result, models, labels)).encode(**CSV_ENCODING))
+                _write_all(fh, csv_text(result_rows(result, models, labels, flags)).encode(**CSV_ENCODING))
                 complete = fh.tell()
                 tally.done += 1
                 tally.unusable += result.error is not None
@@ -439,6 +454,9 @@ def _classify_into(partial: Path, engine, paths: list[str], models: tuple[str, .
                     tally.several.append(result)
                 if result.no_colour:
                     tally.no_colour.append(result)
+                said = image_flags(result, labels, frames=False)  # several pictures: a note of its own
+                tally.flagged.update(said)
+                tally.n_flagged += bool(said)
                 _progress(tally.done, len(paths), start)
             os.fsync(fh.fileno())
         except OSError:

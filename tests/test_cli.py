@@ -61,6 +61,24 @@ def test_classify_samples_and_bad_files(tmp_path, capsys):
 
 
 @needs_pbc8
+def test_classify_says_which_images_to_check_and_names_them_in_a_flags_column_when_asked(tmp_path, capsys):
+    """PBC cells shown to the bci4 pack (another laboratory's pictures): the window flags most of them
+    in orange; the command line says how many and, with --flags, which."""
+    basophils = PBC / "basophil"
+    plain, flagged = tmp_path / "plain.csv", tmp_path / "flagged.csv"
+    assert main(["classify", str(basophils), "--pack", "bci4", "--out", str(plain)]) == 0
+    note = capsys.readouterr().err
+    assert "flagged to check (" in note and "unlike training data" in note and "--flags adds a column" in note
+    assert "flags" not in read_csv(plain)[0]  # the documented columns, unchanged by default
+    assert main(["classify", str(basophils), "--pack", "bci4", "--flags", "--out", str(flagged)]) == 0
+    assert "the flags column names them" in capsys.readouterr().err
+    rows = read_csv(flagged)
+    assert list(rows[0])[-1] == "flags" and [{k: v for k, v in r.items() if k != "flags"} for r in rows] == read_csv(plain)
+    assert sum("unlike training data" in r["flags"] for r in rows) >= 3  # at least two of three pictures, x3 models
+    assert {r["flags"] for r in rows if r["path"] == rows[0]["path"]} == {rows[0]["flags"]}  # per image
+
+
+@needs_pbc8
 def test_evaluate_samples_report(tmp_path):
     out = tmp_path / "report.json"
     assert main(["evaluate", str(PBC), "--pack", "pbc8", "--out", str(out), "--models", "hqnn,baseline"]) == 0

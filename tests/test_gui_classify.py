@@ -59,6 +59,9 @@ def test_drop_files_and_folder_then_export(window, qtbot, tmp_path):
     write_csv(out, model.results, model.models, model.labels)
     rows = list(csv.DictReader(out.read_text(encoding="utf-8").splitlines()))
     assert len(rows) == 15 and {r["model"] for r in rows} == {"hqnn", "classical", "baseline"}
+    for r in rows:  # the flags the window shows, kept in the file
+        result = next(x for x in model.results if x.path == r["path"])
+        assert r["flags"] == ("" if result.error else "; ".join(model.flags_of(result)))
 
 
 def test_cancel_keeps_results_so_far(window, qtbot, tmp_path):
@@ -223,6 +226,11 @@ def test_an_export_that_cannot_be_written_says_why_in_words(window, qtbot, tmp_p
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(bare), "CSV (*.csv)"))
     window.export_csv()
     assert (tmp_path / "results.csv").read_text().startswith("path,model,label") and not bare.exists()
+    assert window.statusBar().currentMessage() == f"Saved {bare}.csv (3 images)"
+    window.classify.class_filter.setCurrentText("eosinophil")  # no platelet is called that: nothing shown
+    window.export_csv()
+    assert window.statusBar().currentMessage() == f"Saved {bare}.csv: all 3 images, not only the 0 the filter shows"
+    assert len((tmp_path / "results.csv").read_text().splitlines()) == 1 + 3 * 3
 
 
 def test_saliency_overlay_replaces_the_preview(window, qtbot):

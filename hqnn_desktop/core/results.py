@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from .imageio import frames_note
 from .inputs import ImageResult
 from .storage import atomic_path
 from .wording import counted
@@ -62,20 +63,24 @@ def several_pictures_note(results: Iterable[ImageResult]) -> str:
             "pictures). Save the picture you mean on its own to classify it.")
 
 
-def csv_header(labels: list[str]) -> list[str]:
-    return ["path", "model", "label", "confidence", "error"] + [f"p_{label}" for label in labels]
+def csv_header(labels: list[str], flags: bool = False) -> list[str]:
+    """The columns of a results CSV; with ``flags``, a last column of the image's flags."""
+    return ["path", "model", "label", "confidence", "error"] + [f"p_{label}" for label in labels] + (
+        ["flags"] if flags else [])
 
 
-def result_rows(result: ImageResult, models: Iterable[str], labels: list[str]) -> list[list]:
-    """CSV rows of one image: one per model, with the error repeated when the file was unusable."""
+def result_rows(result: ImageResult, models: Iterable[str], labels: list[str], flags: bool = False) -> list[list]:
+    """CSV rows of one image: one per model, with the error repeated when the file was unusable;
+    with ``flags``, the image's flags (:func:`image_flags`, joined by "; ") on each of its rows."""
+    said = ["; ".join(image_flags(result, labels))] if flags else []
     rows = []
     for kind in models:
         if result.error:
-            rows.append([result.path, kind, "", "", result.error] + [""] * len(labels))
+            rows.append([result.path, kind, "", "", result.error] + [""] * len(labels) + said)
         else:
             p = result.proba[kind]
             k = int(p.argmax())
-            rows.append([result.path, kind, labels[k], f"{p[k]:.6f}", ""] + [f"{v:.6f}" for v in p])
+            rows.append([result.path, kind, labels[k], f"{p[k]:.6f}", ""] + [f"{v:.6f}" for v in p] + said)
     return rows
 
 
@@ -92,13 +97,13 @@ def csv_text(rows: Iterable[list]) -> str:
 
 def write_csv(path: str | os.PathLike, results: Iterable[ImageResult], models: Iterable[str],
               labels: list[str]) -> Path:
-    """Write a complete CSV atomically (the GUI's export)."""
+    """Write a complete CSV atomically (the GUI's export: with the flags the window shows)."""
     models = list(models)
     with atomic_path(path) as tmp, open(tmp, "w", newline="", **CSV_ENCODING) as fh:
         writer = csv.writer(fh)
-        writer.writerow(csv_header(labels))
+        writer.writerow(csv_header(labels, flags=True))
         for r in results:
-            writer.writerows(result_rows(r, models, labels))
+            writer.writerows(result_rows(r, models, labels, flags=True))
     return Path(path)
 
 
@@ -125,6 +130,24 @@ def low_confidence(result: ImageResult, labels: list[str], threshold: float = LO
 def unlike_training(result: ImageResult) -> bool:
     """True when the pack flags the image as unlike its training data."""
     return bool(result.unlike_training)
+
+
+def image_flags(result: ImageResult, labels: list[str], frames: bool = True) -> list[str]:
+    """What to check about a usable image, in words: the models disagree, one is unsure, the picture
+    is unlike the pack's training data, the file holds several pictures. The window's Flags column,
+    the review's and the CSV's. ``frames=False`` leaves the last out (counts of flags say it apart)."""
+    if result.error:
+        return []
+    flags = []
+    if disagreement(result, labels):
+        flags.append("models disagree")
+    if low_confidence(result, labels):
+        flags.append("low confidence")
+    if unlike := unlike_training_flag(result):
+        flags.append(unlike)
+    if frames and (several := frames_note(result.frames)):
+        flags.append(several)
+    return flags
 
 
 def unlike_training_flag(result: ImageResult) -> str:

@@ -34,7 +34,7 @@ import numpy as np
 
 from .inputs import ImageResult, Window
 from .paths import data_dir
-from .results import disagreement, low_confidence, unlike_training_flag
+from .results import image_flags
 from .storage import atomic_write_text, damaged_backup_name, exclusive
 from .suggest import review_priority
 
@@ -131,13 +131,7 @@ def _window(value: object) -> Window | None:
 def cell_from_result(result: ImageResult, labels: list[str]) -> Cell:
     """A :class:`Cell` from an engine result (which must be usable), under its absolute path
     so that decisions are found again however the folder is opened next time."""
-    flags = []
-    if disagreement(result, labels):
-        flags.append("models disagree")
-    if low_confidence(result, labels):
-        flags.append("low confidence")
-    if unlike := unlike_training_flag(result):
-        flags.append(unlike)
+    flags = image_flags(result, labels)
     return Cell(path=os.path.abspath(result.path),
                 pred={k: int(p.argmax()) for k, p in result.proba.items()},
                 conf={k: round(float(p.max()), 4) for k, p in result.proba.items()},

@@ -372,7 +372,12 @@ class MainWindow(QMainWindow):
             self.show_error(f"{write_failure('The CSV file', path, exc)} Nothing was changed there.")
             return
         self.settings.set("last_export", path)
-        self.statusBar().showMessage(f"Saved {path}")
+        n = counted(len(model.results), "image")
+        shown = self.classify.proxy.rowCount()
+        self.statusBar().showMessage(
+            f"Saved {path}: the {n} classified so far; the batch is still running" if self.classify.busy() else
+            f"Saved {path}: all {n}, not only the {shown} the filter shows" if shown < len(model.results) else
+            f"Saved {path} ({n})")
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():

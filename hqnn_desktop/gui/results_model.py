@@ -7,10 +7,9 @@ from collections import defaultdict
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QBrush, QColor
 
-from ..core.imageio import frames_note
 from ..core.inputs import ImageResult
 from ..core.kinds import MODEL_TITLES
-from ..core.results import disagreement, low_confidence, predicted, unlike_training_flag
+from ..core.results import image_flags, predicted
 from .thumbnails import ThumbnailCache
 
 SORT_ROLE = Qt.UserRole + 1
@@ -68,16 +67,7 @@ class ResultsModel(QAbstractTableModel):
     def flags_of(self, r: ImageResult) -> list[str]:
         if r.error:
             return ["unusable"]
-        flags = []
-        if disagreement(r, self.labels):
-            flags.append("models disagree")
-        if low_confidence(r, self.labels):
-            flags.append("low confidence")
-        if unlike := unlike_training_flag(r):
-            flags.append(unlike)
-        if note := frames_note(r.frames):
-            flags.append(note)
-        return flags
+        return image_flags(r, self.labels)
 
     def data(self, index: QModelIndex, role=Qt.DisplayRole):
         if not index.isValid():

@@ -163,9 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace the pack already saved under that name or folder (without it, it is kept and "
                         "nothing is trained)")
     t.add_argument("--val-dir", help="validation folder with the same class subfolders")
-    t.add_argument("--val-fraction", type=_FRACTION, default=0.15)
+    t.add_argument("--val-fraction", type=_FRACTION, default=0.15,
+                   help="without --val-dir: the share of the training images set aside to score the models "
+                        "(default: %(default)s)")
     t.add_argument("--group-pattern", help="regular expression whose first group names the source "
-                                           "of an image (images of one group stay together)")
+                                           "of an image (a smear, a patient): images of one group stay on the "
+                                           "same side of that split, e.g. '^(P\\d+)_' for P12_cell3.jpg")
     t.add_argument("--backbone", choices=BACKBONE_NAMES,
                    help=f"default: {AdaptConfig.backbone}, or the --start-from pack's; "
                         + "; ".join(f"{k}: {v}" for k, v in BACKBONE_NOTES.items()))
@@ -176,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     _orientations_option(t, "orientations the pack averages when it classifies (1 as it is, 4 quarter turns, 8 "
                             "mirrored too); default: chosen on the validation images, which costs 7 more passes "
                             "over them")
-    t.add_argument("--models", type=_parse_models, default=MODEL_KINDS)
+    t.add_argument("--models", type=_parse_models, default=MODEL_KINDS,
+                   help="comma-separated: hqnn,classical,baseline (default: all three)")
     t.add_argument("--qubits", type=_whole(MIN_QUBITS, MAX_QUBITS, " (the circuit is simulated exactly: each "
                                                                    "qubit more doubles the time and quadruples "
                                                                    "the memory)"),
@@ -194,18 +198,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="epochs of that per-model fine-tuning (with --fine-tune-per-model)")
     t.add_argument("--fine-tune-per-model-lr", type=_LEARNING_RATE, default=1e-4,
                    help="learning rate of that per-model fine-tuning")
-    t.add_argument("--head-epochs", type=_COUNT, default=heads.epochs, help="default: %(default)s")
+    t.add_argument("--head-epochs", type=_COUNT, default=heads.epochs,
+                   help="epochs of each model's head, after a shared warm-up of the bottleneck "
+                        "(default: %(default)s)")
     t.add_argument("--lr", type=_LEARNING_RATE, default=heads.lr, help="head learning rate (default: %(default)s)")
     t.add_argument("--batch-size", type=_COUNT, default=heads.batch_size,
                    help="head batch size (default: %(default)s)")
-    t.add_argument("--contrastive-weight", type=_CONTRASTIVE_WEIGHT, default=heads.contrastive_weight)
+    t.add_argument("--contrastive-weight", type=_CONTRASTIVE_WEIGHT, default=heads.contrastive_weight,
+                   help="weight of the supervised contrastive term added to cross-entropy; 0 turns it off "
+                        "(default: %(default)s)")
     t.add_argument("--input-size", type=_whole(MIN_INPUT_SIZE, MAX_INPUT_SIZE, " pixels"),
                    default=AdaptConfig.input_size, help="image side in pixels (default: %(default)s)")
     t.add_argument("--cell-window", type=_CELL_WINDOW, metavar="FRACTION",
                    help="for photographs of whole smear fields with one white cell each: cut a square this "
                         "share of the shorter side around the most strongly stained cell before resizing, "
-                        "in training and whenever the pack is used (bci4 uses 0.6)")
-    t.add_argument("--seed", type=_whole(0), default=heads.seed)
+                        "in training and whenever the pack is used (bci4 was trained with 0.6)")
+    t.add_argument("--seed", type=_whole(0), default=heads.seed,
+                   help="random seed: the same seed and data give the same pack (default: %(default)s)")
     t.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: a GPU when present)")
 
     h = sub.add_parser("hardware", help="rerun a pack's quantum layer on IBM hardware, a fake backend or simulator")
@@ -603,7 +612,7 @@ def _check_backbone(name: str) -> None:
 #: what each training stage is called on the progress line
 _STAGE_WORDS = {"load_train": "training images read", "load_val": "validation images read",
                 "adapt": "backbone training steps", "adapt_epoch": "backbone epochs",
-                "features": "images through the backbone", "heads": "head epochs",
+                "features": "images through the backbone", "heads": "epochs of the warm-up and the heads",
                 "fine_tune_model": "per-model fine-tuning steps", "fine_tune_model_epoch": "per-model epochs",
                 "orientations": "turned copies of the validation images scored"}
 
@@ -629,6 +638,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         left_out_note,
         orientations_note,
         train_pack,
+        validation_note,
         weak_pack_warning,
     )
     from .core.datasets import DatasetError
@@ -698,7 +708,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     print(f"\npack written to {path}", file=sys.stderr)
     card = read_card(path)
-    for line in (orientations_note(card), weak_pack_warning(card), left_out_note(card)):
+    for line in (validation_note(card), orientations_note(card), weak_pack_warning(card), left_out_note(card)):
         if line:
             print(line, file=sys.stderr)
     return 0

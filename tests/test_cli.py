@@ -214,8 +214,11 @@ def test_train_warns_about_a_pack_no_better_than_guessing(tmp_path, capsys):
                "--out", str(tmp_path / "p"), "--qubits", "3", "--layers", "1", "--head-epochs", "2",
                "--input-size", "64", "--epochs", "1", "--models", "hqnn,baseline", "--batch-size", "16"])
     assert rc == 0
-    assert ("Warning: on the validation images, HQNN and Baseline do no better than always answering the most "
-            "common class." in capsys.readouterr().err)
+    err = capsys.readouterr().err
+    assert "Scored on the 9 validation images given; trained on 24." in err
+    assert ("Warning: its validation figures rest on 9 images (3 of the class with fewest), so they can be far from "
+            "what it does on new images" in err)
+    assert "On the validation images, HQNN and Baseline do no better than always answering the most common class." in err
 
 
 def test_train_reports_bad_dataset(tmp_path, capsys):

@@ -144,8 +144,8 @@ def test_training_tab_explains_bad_input(window, tiny_dataset, monkeypatch):
 def test_a_new_pack_no_better_than_guessing_is_pointed_out():
     from hqnn_desktop.core.build import no_better_than_guessing, weak_pack_warning
 
-    def card(acc_hqnn: float, acc_base: float) -> dict:
-        cm = [[6, 0], [4, 0]]  # the most common class is 60 % of the validation images
+    def card(acc_hqnn: float, acc_base: float, cm=((12, 0), (8, 0))) -> dict:
+        # the most common class is 60 % of the validation images
         return {"metrics": {"validation": {"models": {
             "hqnn": {"accuracy": acc_hqnn, "confusion_matrix": cm},
             "baseline": {"accuracy": acc_base, "confusion_matrix": cm}}}}}
@@ -158,6 +158,20 @@ def test_a_new_pack_no_better_than_guessing_is_pointed_out():
         "Warning: HQNN was so overconfident on the validation images that calibration flattened its "
         "confidences as far as it can: they mean little.")
     assert weak_pack_warning(card(0.9, 0.8)) == ""
+    assert weak_pack_warning(card(0.9, 0.8, ((3, 1), (0, 4)))) == (
+        "Warning: its validation figures rest on 8 images (4 of the class with fewest), so they can be far from what "
+        "it does on new images; more images per class, or a validation folder, give figures to trust.")
+
+
+def test_a_new_pack_says_where_its_validation_figures_come_from():
+    from hqnn_desktop.core.build import validation_note
+
+    split = {"training": {"n_train": 85, "n_val": 15, "val_fraction": 0.15, "group_pattern": "^(P\\d+)_"}}
+    assert validation_note(split) == ("15 of the 100 usable training images (15% asked) were set aside to score the "
+                                      "models, whole groups of '^(P\\d+)_' at a time; they were trained on the other 85.")
+    given = {"training": {"n_train": 85, "n_val": 1, "val_fraction": None}}
+    assert validation_note(given) == "Scored on the 1 validation image given; trained on 85."
+    assert validation_note({}) == ""
 
 
 def test_model_card_summary_shows_calibration_and_arithmetic_and_escapes_names():
@@ -205,3 +219,29 @@ def test_a_tabs_status_message_does_not_follow_to_another_tab(window):
     window.tabs.setCurrentIndex(4)
     assert window.statusBar().currentMessage().startswith("Ready: pbc8")
     assert [window.review.counts.horizontalHeaderItem(j).text() for j in range(2)] == ["Class", "Pre (model)"]
+
+
+def test_a_pack_saved_with_a_warning_is_listed_but_not_put_in_use(window, qtbot):
+    """A pack whose validation figures rest on a handful of images is not swapped in for the one
+    the user is classifying with: it is listed, and the Training tab says why it was not selected."""
+    import json
+
+    from hqnn_desktop.core.packs import user_packs_dir
+
+    weak = user_packs_dir() / "weak"
+    shutil.copytree(BUNDLED / "pbc8", weak)
+    card = json.loads((weak / "card.json").read_text())
+    card["name"] = "weak"
+    for report in card["metrics"]["validation"]["models"].values():
+        report["confusion_matrix"] = [[1 if i == j else 0 for j in range(8)] for i in range(8)]
+    (weak / "card.json").write_text(json.dumps(card))
+    with qtbot.waitSignal(window.training.pack_ready) as sent:
+        window.training._on_done(str(weak))
+    assert sent.args == [str(weak), False]
+    assert window.training.state.text().startswith(
+        "Saved the pack weak; it is in the pack selector, not selected because of the warning below.")
+    assert "Warning: its validation figures rest on 8 images" in window.training.state.text()
+    qtbot.waitUntil(lambda: any("weak" in window.pack_combo.itemText(i) for i in range(window.pack_combo.count())),
+                    timeout=30_000)
+    assert window.classify.engine.pack.name == "pbc8" and "pbc8" in window.pack_combo.currentText()
+    assert window.pack_combo.isEnabled()

@@ -108,7 +108,7 @@ def test_train_chooses_the_orientations_on_validation_or_takes_the_count_given(t
     err = capsys.readouterr().err
     assert "turned copies of the validation images scored" in err
     assert ("It averages each picture's probabilities over" in err) == (chosen["count"] > 1)
-    assert ("gained too little" in err) == (chosen["count"] == 1)
+    assert ("gained too little" in err or "did worse" in err) == (chosen["count"] == 1)
     assert main(["train", str(train), "--name", "given", "--out", str(tmp_path / "given"), *common,
                  "--orientations", "4"]) == 0
     given = json.loads((tmp_path / "given" / "card.json").read_text())["orientations"]

@@ -150,11 +150,37 @@ def flattened_to_the_limit(card: dict) -> list[str]:
             if model.get("temperature", 1.0) >= 0.99 * T_BOUNDS[1]]
 
 
+#: Fewer validation images than this in a class make its scores too coarse to trust (one image
+#: moves its recall by a fifth or more).
+FEW_VALIDATION_IMAGES = 5
+
+
+def validation_note(card: dict) -> str:
+    """Where a new pack's validation figures come from, in words ('' when the card does not say):
+    a share set aside silently would surprise a user counting their training images."""
+    training = card.get("training") or {}
+    n_train, n_val, fraction = training.get("n_train"), training.get("n_val"), training.get("val_fraction")
+    if not isinstance(n_val, int) or not isinstance(n_train, int):
+        return ""
+    if fraction is None:
+        return f"Scored on the {counted(n_val, 'validation image')} given; trained on {n_train}."
+    grouped = f", whole groups of '{training['group_pattern']}' at a time" if training.get("group_pattern") else ""
+    return (f"{n_val} of the {n_train + n_val} usable training images ({fraction:.0%} asked) were set aside to score "
+            f"the models{grouped}; they were trained on the other {n_train}.")
+
+
 def weak_pack_warning(card: dict) -> str:
-    """The warning the Training tab and ``hqnn-desktop train`` give about a useless new pack ('' if none)."""
+    """The warning the Training tab and ``hqnn-desktop train`` give about a useless new pack, or one
+    whose validation figures rest on too few images to mean much ('' if none)."""
     parts = []
+    per_class = [sum(row) for row in next(iter(card.get("metrics", {}).get("validation", {}).get("models", {})
+                                               .values()), {}).get("confusion_matrix", [])]
+    if per_class and min(per_class) < FEW_VALIDATION_IMAGES:
+        parts.append(f"Warning: its validation figures rest on {counted(sum(per_class), 'image')} "
+                     f"({min(per_class)} of the class with fewest), so they can be far from what it does on new "
+                     "images; more images per class, or a validation folder, give figures to trust.")
     if weak := no_better_than_guessing(card):
-        parts.append(f"Warning: on the validation images, {weak} no better than always answering the most "
+        parts.append(f"{'On' if parts else 'Warning: on'} the validation images, {weak} no better than always answering the most "
                      "common class. More images per class, or more head epochs, may help; a very high "
                      "learning rate can also cause it.")
     if flat := flattened_to_the_limit(card):
@@ -316,7 +342,8 @@ def orientations_note(card: dict) -> str:
     tried = [c for c in mean if c > 1]
     if count == 1 and tried and 1 in mean:
         best = max(tried, key=mean.get)
-        return (f"Averaging turned and mirrored copies gained too little on the validation images "
+        verdict = "did worse" if mean[best] < mean[1] else "gained too little"
+        return (f"Averaging turned and mirrored copies {verdict} on the validation images "
                 f"({mean[best]:.3f} with {best} against {mean[1]:.3f}), so it classifies each picture as it is.")
     return ""
 

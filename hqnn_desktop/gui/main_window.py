@@ -100,6 +100,7 @@ class MainWindow(QMainWindow):
         self._load_when_shown = load_when_shown
         self._initial_pack = initial_pack
         self._ready_message = ""
+        self._keep_current = False
         self._loading = ""  # the pack folder whose load counts; earlier ones finishing late are ignored
 
         self.pack_combo = QComboBox()
@@ -237,8 +238,10 @@ class MainWindow(QMainWindow):
         help_menu.addAction("About", self.show_about)
 
     # ------------------------------------------------------------------ packs
-    def start_loading(self) -> None:
-        """Find packs and load the remembered (or first) one in the background."""
+    def start_loading(self, keep_current: bool = False) -> None:
+        """Find packs and load the remembered (or first) one in the background; with
+        ``keep_current``, only list them again, keeping the pack in use as it is loaded."""
+        self._keep_current = keep_current
         self.statusBar().showMessage("Looking for model packs…")
         asked, self._initial_pack = self._initial_pack, None
         self._lister = start_worker(list_pack_infos, asked, returned=self._packs_found,
@@ -272,7 +275,11 @@ class MainWindow(QMainWindow):
         elif asked_problem is not None:
             self.show_error(f"{asked_problem} The pack {self.pack_infos[index].name} is used instead.")
         self.pack_combo.setCurrentIndex(index)
-        self._pack_chosen(index)
+        engine = self.classify.engine
+        if self._keep_current and engine is not None and str(engine.pack.path) == self.pack_combo.itemData(index):
+            self.statusBar().showMessage(self._ready_message)  # the same pack, already loaded: kept
+        else:
+            self._pack_chosen(index)
         if self._initial:
             self.classify.add_paths(self._initial)
             self._initial = []
@@ -289,10 +296,11 @@ class MainWindow(QMainWindow):
         self._loader = start_worker(load_engine, folder, returned=self._engine_ready,
                                     errored=lambda exc, folder=folder: self._engine_failed(exc, folder))
 
-    def _new_pack(self, path: str) -> None:
-        """A pack was trained: list it and select it."""
-        self.settings.set("pack", path)
-        self.start_loading()
+    def _new_pack(self, path: str, select: bool = True) -> None:
+        """A pack was trained: list it, and select it unless its maker advises against it."""
+        if select:
+            self.settings.set("pack", path)
+        self.start_loading(keep_current=not select)
 
     def _engine_ready(self, engine) -> None:
         if str(engine.pack.path) != self._loading:  # a newer choice (a pack just trained) is loading

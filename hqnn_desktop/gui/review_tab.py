@@ -104,7 +104,7 @@ class ReviewTab(QWidget):
 
     status = Signal(str)
     error = Signal(str, str)
-    pack_ready = Signal(str)
+    pack_ready = Signal(str, bool)  # the pack's folder; whether to select it
     corrections_saved = Signal(str)
 
     def __init__(self, classify: ClassifyTab, parent=None) -> None:
@@ -703,7 +703,7 @@ class ReviewTab(QWidget):
         notes = [note for note in (self._corrections_note, left_out_note(read_card(Path(path)))) if note]
         self.progress_label.setText(" ".join([f"Saved the pack {Path(path).name}; it is now in the pack selector.",
                                               *notes]))
-        self.pack_ready.emit(path)
+        self.pack_ready.emit(path, True)
 
     def _fine_tune_failed(self, exc: Exception) -> None:
         from ..core.packs import PackError

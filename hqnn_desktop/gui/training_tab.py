@@ -94,7 +94,7 @@ def _folder_row(edit: QLineEdit, parent: QWidget, title: str,
 class TrainingTab(QWidget):
     """Train a pack from a labelled folder; the result appears in the pack selector at once."""
 
-    pack_ready = Signal(str)
+    pack_ready = Signal(str, bool)  # the pack's folder; whether to select it
     error = Signal(str, str)
 
     def __init__(self, parent=None) -> None:
@@ -381,21 +381,25 @@ class TrainingTab(QWidget):
                           symbolPen=color)
 
     def _on_done(self, path: str) -> None:
-        from ..core.build import left_out_note, orientations_note, weak_pack_warning
+        from ..core.build import (
+            left_out_note,
+            orientations_note,
+            validation_note,
+            weak_pack_warning,
+        )
         from ..core.packs import read_card
 
         self.progress.setRange(0, 1)
         self.progress.setValue(1)  # a full bar for a pack saved; a stopped run leaves it empty
-        text = f"Saved the pack {Path(path).name}; it is now in the pack selector."
         card = read_card(Path(path))
-        if note := orientations_note(card):
-            text += f" {note}"
-        if warning := weak_pack_warning(card):
-            text += f" {warning}"
-        if note := left_out_note(card):
-            text += f" {note}"
+        warning = weak_pack_warning(card)
+        text = (f"Saved the pack {Path(path).name}; it is in the pack selector, not selected because of the "
+                "warning below." if warning else f"Saved the pack {Path(path).name}; it is now in the pack selector.")
+        for note in (validation_note(card), orientations_note(card), warning, left_out_note(card)):
+            if note:
+                text += f" {note}"
         self.state.setText(text)
-        self.pack_ready.emit(path)
+        self.pack_ready.emit(path, not warning)
 
     def _on_error(self, exc: Exception) -> None:
         from ..core.packs import PackError

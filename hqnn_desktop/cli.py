@@ -783,7 +783,10 @@ def cmd_hardware(args: argparse.Namespace) -> int:
             return 1
     try:
         report = execute(plan, on_job=lambda job, k, n: print(f"job {k}/{n} {job.job_id()} submitted",
-                                                              file=sys.stderr))
+                                                              file=sys.stderr),
+                         on_record=lambda run_id: print(
+                             f"hardware run {run_id} recorded (if you stop waiting, hqnn-desktop hardware-jobs fetch "
+                             f"{run_id} --out FILE.json gets its results later)", file=sys.stderr))
     except ServiceError as exc:
         print(f"hqnn-desktop hardware: {exc}", file=sys.stderr)
         return 1

@@ -42,6 +42,7 @@ def test_hardware_command_on_a_fake_backend(tiny_dataset, tmp_path, capsys, monk
                  "--labels-from-folders", "--shots", "2000", "--batch-size", "10", "--resilience-level", "0",
                  "--out", str(out)]) == 0
     report = json.loads(out.read_text())
+    assert f"hardware run {report['run_id']} recorded" in capsys.readouterr().err  # said before the wait
     assert report["n_images"] == 24 and report["n_jobs"] == len(report["jobs"]) == 3
     assert report["agreement"] >= 0.8
     for key in ("simulated", "hardware"):
@@ -63,7 +64,7 @@ def test_hardware_command_on_a_fake_backend(tiny_dataset, tmp_path, capsys, monk
         assert main(["hardware", "--pack", str(pack), "--backend", "fake_manila", "--input", str(val),
                      "--labels-from-folders", "--batch-size", "24", "--out", str(tmp_path / "lost.json")]) == 1
     err = capsys.readouterr().err
-    run_id = err.split("hardware-jobs fetch ")[1].split()[0]
+    run_id = err.split("hardware-jobs fetch ")[-1].split()[0]
     assert "No space left on device" in err and not (tmp_path / "lost.json").exists()
     assert main(["hardware-jobs", "fetch", run_id, "--out", str(tmp_path / "found.json")]) == 0
     assert json.loads((tmp_path / "found.json").read_text())["n_images"] == 24

@@ -230,11 +230,16 @@ def _wait(job, cancelled: Callable[[], bool], poll_s: float) -> None:
 
 
 def execute(plan: Plan, store: JobStore | None = None, on_job: Callable[[object, int, int], None] | None = None,
-            cancelled: Callable[[], bool] = lambda: False, poll_s: float = 5.0) -> dict:
-    """Submit the planned batches (recording each job as it is queued), wait, and build the report."""
+            cancelled: Callable[[], bool] = lambda: False, poll_s: float = 5.0,
+            on_record: Callable[[str], None] | None = None) -> dict:
+    """Submit the planned batches (recording each job as it is queued), wait, and build the report.
+    ``on_record`` is told the run's id once it is recorded, before anything is submitted: a user
+    who stops waiting needs it to fetch the results later."""
     store = store or JobStore()
     record = store.new(plan.pack.name, plan.backend_name, plan.kind, plan.options.to_dict(), plan.local.to_dict(),
                        plan.n_jobs, str(plan.pack.path), heads_checksum(plan.pack))
+    if on_record is not None:
+        on_record(record.run_id)
     weights = plan.pack.heads["hqnn"].transform.weights.detach().numpy()
 
     def recorded(job, k: int, n: int) -> None:

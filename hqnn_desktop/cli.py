@@ -558,8 +558,8 @@ def cmd_packs(args: argparse.Namespace) -> int:
         crop = card_crop(card)
         if crop is not None:
             print(f"  input:    {crop.describe()}")
-        if (turns := card_orientations(card)) > 1:
-            print(f"  orientations: {turns} ({describe_orientations(turns)})")
+        turns = card_orientations(card)
+        print(f"  orientations: {turns} ({describe_orientations(turns)})")
         print(f"  labels:   {', '.join(card['labels'])}")
         if averaged := averaged_scores(card):
             listed = ", ".join(f"{m} {v:.4f}" for m, v in averaged.items())

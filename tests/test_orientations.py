@@ -67,6 +67,7 @@ def test_the_card_chooses_the_default_and_a_wrong_entry_is_refused_in_words(tmp_
     assert main(["packs"]) == 0
     listing = capsys.readouterr().out
     assert "orientations: 4 (averaged over the picture's 4 quarter turns)" in listing.split("turned  [user]")[1]
+    assert "orientations: 1 (each picture as it is)" in listing.split("pbc8  [bundled]")[1].split("\n\n")[0]
     assert ("validation macro-F1: hqnn 0.9000, classical 0.8000, baseline 0.8500 (with its 4 orientations; as it "
             "is: hqnn 0.") in listing.split("turned  [user]")[1]
     folder = tmp_path / "cells"

@@ -254,9 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _ProgressLine:
-    """Whether a ``\r`` progress line is open on stderr, so that a message starts on a line of its own."""
+    """Whether a ``\r`` progress line is open on stderr, so that a message starts on a line of its own;
+    and, when stderr is a log rather than a terminal, when each stage last wrote a line."""
 
     open = False
+    logged: dict[str, float] = {}
+    #: seconds between progress lines written to a log (a ``\r`` line there would be one endless line)
+    LOG_EVERY = 10.0
 
     @classmethod
     def end(cls) -> None:
@@ -266,10 +270,18 @@ class _ProgressLine:
 
 
 def _progress(done: int, total: int, start: float, what: str = "images") -> None:
-    rate = done / max(1e-9, time.time() - start)
+    """One progress line, rewritten in place on a terminal; in a log, a line every
+    :attr:`_ProgressLine.LOG_EVERY` seconds and one at the end of each stage."""
+    now = time.time()
+    rate = done / max(1e-9, now - start)
     eta = (total - done) / rate if rate > 0 else 0
-    print(f"\r{done}/{total} {what} ({rate:.1f}/s, ETA {eta:.0f} s)", end="", file=sys.stderr, flush=True)
-    _ProgressLine.open = True
+    text = f"{done}/{total} {what} ({rate:.1f}/s, ETA {eta:.0f} s)"
+    if sys.stderr.isatty():
+        print(f"\r{text}", end="", file=sys.stderr, flush=True)
+        _ProgressLine.open = True
+    elif done >= total or now - _ProgressLine.logged.get(what, start) >= _ProgressLine.LOG_EVERY:
+        _ProgressLine.logged[what] = now
+        print(text, file=sys.stderr, flush=True)
 
 
 def _load_pack(name: str | None, models: tuple[str, ...] | None, for_hardware: bool = False):
@@ -398,7 +410,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
         _classify_into(partial, engine, paths, engine.models, pack.labels, tally, args.flags)
         os.replace(partial, out)
     except KeyboardInterrupt:
-        print(f"\nInterrupted after {tally.done} of {counted(len(paths), 'image')}. {out} was not changed; "
+        _ProgressLine.end()
+        print(f"Interrupted after {tally.done} of {counted(len(paths), 'image')}. {out} was not changed; "
               f"the rows finished so far are in {partial}.", file=sys.stderr)
         return 130
     except OSError as exc:
@@ -408,7 +421,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
         print(f"hqnn-desktop classify: the results could not be written ({exc.strerror or exc}). "
               f"{out} was not changed; {kept}.", file=sys.stderr)
         return 1
-    print(f"\n{counted(len(paths), 'image')}, {tally.unusable} not usable -> {out}", file=sys.stderr)
+    _ProgressLine.end()
+    print(f"{counted(len(paths), 'image')}, {tally.unusable} not usable -> {out}", file=sys.stderr)
     from .core.results import no_colour_note, several_pictures_note, twice_note
 
     for note in (tally.flags_note(args.flags), several_pictures_note(tally.several), no_colour_note(tally.no_colour),
@@ -706,7 +720,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         path = train_pack(recipe, out, Callbacks(progress=progress))
     except DatasetError as exc:
         raise UsageError(str(exc)) from exc
-    print(f"\npack written to {path}", file=sys.stderr)
+    _ProgressLine.end()
+    print(f"pack written to {path}", file=sys.stderr)
     card = read_card(path)
     for line in (validation_note(card), orientations_note(card), weak_pack_warning(card), left_out_note(card)):
         if line:

@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 from . import __version__
@@ -258,7 +259,7 @@ class _ProgressLine:
     and, when stderr is a log rather than a terminal, when each stage last wrote a line."""
 
     open = False
-    logged: dict[str, float] = {}
+    logged: ClassVar[dict[str, float]] = {}
     #: seconds between progress lines written to a log (a ``\r`` line there would be one endless line)
     LOG_EVERY = 10.0
 

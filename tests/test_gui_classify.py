@@ -339,3 +339,41 @@ def test_thumbnails_of_deep_pictures_show_what_the_models_see(tmp_path):
         shown = np.array([[thumb.pixelColor(x, y).getRgb()[:3] for x in range(thumb.width())]
                           for y in range(thumb.height())], float)
         assert abs(shown.mean() - seen.mean()) < 10 and seen.mean() > 100, name
+
+
+def test_what_is_dropped_during_a_batch_is_shown_waiting_and_said_when_cancel_drops_it(window, qtbot, tmp_path):
+    tab = window.classify
+    many = tmp_path / "many"
+    many.mkdir()
+    picture = next(PBC.glob("basophil/*.jpg"))
+    for i in range(200):
+        (many / f"cell{i:03d}.jpg").write_bytes(picture.read_bytes() + bytes([i]))  # distinct files
+    drop(window, [many])
+    qtbot.waitUntil(lambda: len(tab.model.results) > 0, timeout=60_000)
+    drop(window, [PBC / "platelet"])
+    qtbot.waitUntil(lambda: "then 1 more item dropped meanwhile" in tab.progress_label.text(), timeout=30_000)
+    tab.cancel()
+    qtbot.waitUntil(lambda: not tab.busy(), timeout=60_000)
+    assert tab.progress_label.text().startswith("Cancelled: ")
+    assert tab.progress_label.text().endswith(
+        "1 item dropped during the batch was not classified either; drop it again to classify it.")
+    assert not any("platelet" in r.path for r in tab.model.results)
+
+
+def test_a_drop_that_adds_nothing_says_so_and_a_note_about_a_file_classified_since_goes(window, qtbot, tmp_path):
+    tab = window.classify
+    folder = tmp_path / "smear"
+    shutil.copytree(PBC / "ig", folder)
+    (folder / "notes.txt").write_text("slide 4")
+    drop(window, [folder])
+    qtbot.waitUntil(lambda: not tab.busy() and len(tab.model.results) == 3, timeout=60_000)
+    assert "notes.txt" in tab.progress_label.text()
+    (tmp_path / "empty").mkdir()
+    drop(window, [tmp_path / "empty"])
+    qtbot.waitUntil(lambda: "Nothing new" in tab.progress_label.text(), timeout=60_000)
+    assert tab.progress_label.text().startswith("3 images, 0 not usable. Nothing new was found in what was just "
+                                                "dropped: its pictures are already in the list, or it holds none.")
+    drop(window, [folder / "notes.txt"])  # dropped on its own: tried, and the note about it goes
+    qtbot.waitUntil(lambda: not tab.busy() and len(tab.model.results) == 4, timeout=60_000)
+    qtbot.wait(100)
+    assert "notes.txt" not in tab.progress_label.text() and "Nothing new" not in tab.progress_label.text()

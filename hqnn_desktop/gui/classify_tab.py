@@ -130,6 +130,8 @@ class ClassifyTab(QWidget):
         self.worker = None
         self._stop = threading.Event()
         self._queued: list[str] = []
+        self._queued_dropped = 0  # items dropped during a batch that Cancel then dropped too, to be said
+        self._batch_total = 0  # images the running batch found (none new: said, as nothing else changes)
         #: Every file and folder the user gave, in order: classified again when the pack changes.
         self._inputs: list[str] = []
         #: files of the given folders left out for their names, said when the batch ends
@@ -239,6 +241,7 @@ class ClassifyTab(QWidget):
         """
         self.cancel()
         self._queued.clear()  # they are in _inputs, added again below
+        self._queued_dropped = 0
         self.engine = engine
         self._reset_results()
         labels = engine.pack.labels if engine else []
@@ -289,9 +292,11 @@ class ClassifyTab(QWidget):
             return
         self._stop = threading.Event()
         self._started = time.monotonic()
+        self._batch_total = 0
         self.cancel_button.setEnabled(True)
         self.progress.setRange(0, 0)
         self.progress_label.setText("Looking for images…")
+        self.status.emit("Classifying…")
         shown = tuple(r.path for r in self.model.results)
         self.worker = start_worker(classify_stream, self.engine, paths, self._stop, shown, yielded=self._on_chunk,
                                    errored=self._on_error, finished=self._on_finished)
@@ -302,6 +307,7 @@ class ClassifyTab(QWidget):
     def cancel(self) -> None:
         if self.worker is not None:
             self._stop.set()
+            self._queued_dropped = len(self._queued)
             self._queued.clear()
             self.progress_label.setText("Cancelling…")
 
@@ -319,6 +325,7 @@ class ClassifyTab(QWidget):
         if self._stop.is_set():  # results still in flight after Cancel, Clear or a pack change
             return
         chunk, done, total, passed_over, twice = item
+        self._batch_total = total
         self._passed_over.update(dict.fromkeys(passed_over))
         self._twice.update(dict.fromkeys(twice))
         self.model.append(chunk)
@@ -327,8 +334,9 @@ class ClassifyTab(QWidget):
         elapsed = time.monotonic() - self._started
         rate = done / elapsed if elapsed > 0 else 0.0
         eta = (total - done) / rate if rate > 0 else 0.0
-        self.progress_label.setText(f"{done} of {total} images · {rate:.1f}/s · about {eta:.0f} s left"
-                                    if done < total else f"{done} images classified")
+        waiting = (f" · then {counted(len(self._queued), 'more item')} dropped meanwhile" if self._queued else "")
+        self.progress_label.setText(f"{done} of {total} images · {rate:.1f}/s · about {eta:.0f} s left{waiting}"
+                                    if done < total else f"{done} images classified{waiting}")
 
     def _on_error(self, exc: Exception) -> None:
         self.error.emit("Classification stopped because of an unexpected problem.", repr(exc))
@@ -347,12 +355,24 @@ class ClassifyTab(QWidget):
                                         "No pictures found there: images are recognised by names ending in .jpg, "
                                         ".png, .tif and the like; a file dropped on its own is always tried.")
         else:
-            notes = [note for note in (several_pictures_note(self.model.results), no_colour_note(self.model.results),
-                                       not_pictures_note(list(self._passed_over), "drop a file on its own"),
+            listed = {r.path for r in self.model.results}  # a file passed over, then dropped on its own
+            passed_over = [p for p in self._passed_over if p not in listed]
+            nothing_new = [] if self._batch_total or cancelled else [
+                ("Nothing new was found in what was just dropped: its pictures are already in the list, or it "
+                 "holds none.")]
+            notes = [note for note in (*nothing_new, several_pictures_note(self.model.results),
+                                       no_colour_note(self.model.results),
+                                       not_pictures_note(passed_over, "drop a file on its own"),
                                        twice_note(list(self._twice)))
                      if note]
             counts = f"{counted(n, 'image')}, {bad} not usable" + (f", {flagged} flagged" if flagged else "")
             self.progress_label.setText(" ".join([f"{'Cancelled: ' if cancelled else ''}{counts}.", *notes]))
+        if cancelled and self._queued_dropped:
+            self.progress_label.setText(
+                f"{self.progress_label.text() if n else 'Cancelled.'} {counted(self._queued_dropped, 'item')} dropped "
+                f"during the batch {'was' if self._queued_dropped == 1 else 'were'} not classified either; drop "
+                f"{'it' if self._queued_dropped == 1 else 'them'} again to classify {'it' if self._queued_dropped == 1 else 'them'}.")
+        self._queued_dropped = 0
         if self.table.currentIndex().row() < 0 and self.proxy.rowCount():
             # the first image in detail once the batch is done (drawing it mid-batch stalls the window)
             self.table.selectionModel().setCurrentIndex(self.proxy.index(0, 0),

@@ -79,6 +79,14 @@ def test_a_cancelled_evaluation_keeps_the_report_shown_and_says_so(tab, qtbot, t
     assert table_csv(tab.write_table(str(tmp_path / "after.csv"))) == table_csv(before)
     assert tab.errors == []
 
+    tab.evaluate(str(folder))  # stopped by the choice of another pack: said so, not "cancelled"
+    qtbot.waitUntil(lambda: tab.progress.value() > 0, timeout=120_000)
+    from hqnn_desktop.core.packs import load_pack
+
+    tab.set_pack(load_pack(BUNDLED / "bci4"))
+    qtbot.waitUntil(lambda: tab.worker is None, timeout=120_000)
+    assert f"Evaluation of {folder} stopped because the pack changed to bci4 after " in tab.source.text()
+
 
 def test_matrices_export_as_svg_with_the_class_names(tab, tmp_path, pack):
     said = []

@@ -168,6 +168,7 @@ class EvaluateTab(QWidget):
         self._folder = ""  # the folder being evaluated
         self.worker = None
         self._stop = threading.Event()
+        self._stopped_by = ""
         self._relay = _Relay()
         self._relay.progress.connect(self._on_progress)
         self.source = QLabel("No results yet.")
@@ -235,6 +236,7 @@ class EvaluateTab(QWidget):
         """A pack was loaded: show its bundled validation results at once (an evaluation still running
         with the previous pack is stopped: its scores would be read as this pack's)."""
         if self.worker is not None and pack is not self.pack:
+            self._stopped_by = f"the pack changed to {pack.name}" if pack is not None else "the pack changed"
             self._stop.set()
         self.pack = pack
         if pack is None:
@@ -257,6 +259,7 @@ class EvaluateTab(QWidget):
         if self.pack is None or self.worker is not None:
             return
         self._stop = threading.Event()
+        self._stopped_by = ""  # why it was stopped when not by its Cancel button
         self._folder = folder
         self.progress.setRange(0, 0)
         self.cancel_button.setEnabled(True)
@@ -300,7 +303,8 @@ class EvaluateTab(QWidget):
 
         self._no_progress()
         if isinstance(exc, EvaluationCancelled):
-            said = (f"Evaluation of {self._folder} cancelled after {exc.done} of {exc.total} images; nothing was "
+            why = f"stopped because {self._stopped_by}" if self._stopped_by else "cancelled"
+            said = (f"Evaluation of {self._folder} {why} after {exc.done} of {exc.total} images; nothing was "
                     "scored, since the images are read class by class and the first ones alone would give a "
                     "misleading picture.")
         elif isinstance(exc, DatasetError):

@@ -226,3 +226,10 @@ def test_train_reports_bad_dataset(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["train", str(tmp_path / "empty"), "--name", "x"]) == 2
     assert "no class subfolders" in capsys.readouterr().err
+    picture = next(PBC.rglob("*.jpg"))
+    assert main(["train", str(PBC), "--val-dir", str(tmp_path / "nope"), "--name", "x",
+                 "--out", str(tmp_path / "p")]) == 2
+    assert f"The validation folder does not exist: {tmp_path / 'nope'}" in capsys.readouterr().err
+    assert main(["train", str(picture), "--name", "x", "--out", str(tmp_path / "p")]) == 2
+    assert f"{picture} is a picture; the dataset is a folder holding one subfolder per class" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()

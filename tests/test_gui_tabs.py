@@ -245,3 +245,14 @@ def test_a_pack_saved_with_a_warning_is_listed_but_not_put_in_use(window, qtbot)
                     timeout=30_000)
     assert window.classify.engine.pack.name == "pbc8" and "pbc8" in window.pack_combo.currentText()
     assert window.pack_combo.isEnabled()
+
+
+def test_a_cancelled_training_promises_a_resume_only_when_it_can_resume(window):
+    from hqnn_desktop.core.train import TrainingCancelled
+
+    tab = window.training
+    for resumable in (False, True):
+        tab._resumable = resumable
+        tab._on_error(TrainingCancelled())
+        assert tab.state.text().startswith("Training cancelled; no pack was written and previous packs are untouched.")
+        assert ("resumes its fine-tuning from its last finished epoch" in tab.state.text()) == resumable

@@ -228,7 +228,8 @@ def train_pack(recipe: PackRecipe, out_dir: str | Path, callbacks: Callbacks | N
     check_classes_present(train_files.labels, train_files.targets, "training")
     if recipe.val_dir:
         _check_apart(recipe.train_dir, recipe.val_dir)
-        val_files = scan_dataset(recipe.val_dir, train_files.labels, training_reference(recipe.train_dir))
+        val_files = scan_dataset(recipe.val_dir, train_files.labels, training_reference(recipe.train_dir),
+                                 role="validation")
         passed_over += val_files.skipped
         if shared := shared_pictures(train_files, val_files):
             raise DatasetError(

@@ -343,10 +343,16 @@ def read_manifest(manifest: str | Path, labels: Sequence[str] | None = None,
 
 
 def scan_dataset(source: str | Path, labels: Sequence[str] | None = None,
-                 reference: str = THE_MODEL) -> LabelledFiles:
+                 reference: str = THE_MODEL, role: str = "dataset") -> LabelledFiles:
     """A labelled dataset from a folder of class folders or from a manifest file; ``labels`` and
-    ``reference`` as in :func:`scan_class_folders`."""
-    if Path(source).is_file():
+    ``reference`` as in :func:`scan_class_folders`; ``role`` names it in messages ("validation")."""
+    path = Path(source)
+    if not path.exists():
+        raise DatasetError(f"The {role} folder does not exist: {source}")
+    if path.is_file() and is_image_name(path, unreadable_too=True):
+        raise DatasetError(f"{source} is a picture; the {role} is a folder holding one subfolder per class with "
+                           "the pictures inside (or a CSV list of labelled pictures, columns path,label).")
+    if path.is_file():
         return read_manifest(source, labels, reference)
     return scan_class_folders(source, labels, reference)
 

@@ -95,13 +95,13 @@ def fine_tune_pack(recipe: FineTuneRecipe, out_dir: str | os.PathLike,
     files = read_manifest(recipe.manifest, pack.labels)
     records = [manifest_record(recipe.manifest, len(files))]
     if recipe.extra:
-        extra = scan_dataset(recipe.extra, pack.labels)
+        extra = scan_dataset(recipe.extra, pack.labels, role="extra training")
         if Path(recipe.extra).is_file():
             records.append(manifest_record(recipe.extra, len(extra)))
         files = files.plus(extra)
     unusable: list = []
     train = _images(pack, files, unusable)
-    val = _images(pack, scan_dataset(recipe.val, pack.labels)) if recipe.val else None
+    val = _images(pack, scan_dataset(recipe.val, pack.labels, role="validation")) if recipe.val else None
     card = pack.card
     cfg = HeadConfig(n_qubits=int(card["n_qubits"]), layers=int(card["layers"]), epochs=recipe.epochs,
                      lr=recipe.lr, batch_size=recipe.batch_size, warmup_epochs=0, seed=recipe.seed,

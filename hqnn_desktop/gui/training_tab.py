@@ -100,6 +100,7 @@ class TrainingTab(QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.worker = None
+        self._resumable = False  # whether the running training checkpoints (fine-tuning)
         self._stop = threading.Event()
         self._relay = _Relay()
         self._relay.progress.connect(self._on_progress)
@@ -319,6 +320,7 @@ class TrainingTab(QWidget):
         self.cancel_button.setEnabled(True)
         self.progress.setRange(0, 0)
         self.state.setText("Reading images…")
+        self._resumable = recipe.fine_tune or recipe.fine_tune_per_model  # the stages that checkpoint
         self.worker = start_worker(run_training, recipe, str(out), self._relay, self._stop,
                                    returned=self._on_done, errored=self._on_error, finished=self._on_finished)
 
@@ -406,9 +408,9 @@ class TrainingTab(QWidget):
         from ..core.train import TrainingCancelled
 
         if isinstance(exc, TrainingCancelled):
-            self.state.setText("Training cancelled; no pack was written and previous packs are untouched. "
-                               "With backbone fine-tuning on, starting the same training again resumes "
-                               "from its last finished epoch.")
+            self.state.setText("Training cancelled; no pack was written and previous packs are untouched."
+                               + (" Starting the same training again resumes its fine-tuning from its last "
+                                  "finished epoch." if self._resumable else ""))
         elif isinstance(exc, (ValueError, PackError)):
             self.state.setText(str(exc))
         elif isinstance(exc, OSError):

@@ -30,6 +30,7 @@ class Session:
     """The application, its window, and waiting for background work while events flow."""
 
     def __init__(self) -> None:
+        self.saved: list[str] = []  # the files this run wrote, in order
         tmp = tempfile.mkdtemp()
         for var in ("HQNN_CONFIG_DIR", "HQNN_DATA_DIR", "HQNN_LOG_DIR"):
             os.environ[var] = os.path.join(tmp, var)
@@ -61,6 +62,7 @@ class Session:
             time.sleep(0.05)
         OUT.mkdir(parents=True, exist_ok=True)
         self.window.grab().save(str(OUT / f"{name}.png"))
+        self.saved.append(f"{name}.png")
 
     def classify_samples(self) -> None:
         if not self.window.classify.model.results:
@@ -175,7 +177,7 @@ def main() -> int:
     for name in SHOTS:
         if name in wanted:
             globals()[name](session)
-    print("saved", sorted(p.name for p in OUT.glob("*.png")))
+    print("saved", ", ".join(session.saved), "in", OUT)
     session.window.close()
     return 0
 

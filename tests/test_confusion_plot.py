@@ -60,6 +60,21 @@ def test_a_cramped_plot_leaves_out_what_would_overlap(plot, qtbot):
     assert all(t.isVisible() for t in plot.texts) and shown_names(plot, "left") == LABELS
 
 
+def test_class_names_shrink_before_every_second_one_is_left_out(plot, qtbot):
+    """At the Evaluate tab's size in a 1024x700 window (cells of about 27 pixels), every class is
+    named, in smaller type; only a plot too small for that leaves names out."""
+    from PySide6.QtGui import QFontMetrics
+
+    from hqnn_desktop.gui.confusion_plot import NAME_GAP, SMALLEST_FIGURES
+
+    sized(plot, qtbot, 330, 270)
+    assert 20 < plot.cell_pixels() < 30
+    assert shown_names(plot, "bottom") == [lab[:3] for lab in LABELS] and shown_names(plot, "left") == LABELS
+    font = plot.getAxis("bottom").style["tickFont"]
+    assert SMALLEST_FIGURES <= font.pointSize() < plot.font().pointSize()
+    assert QFontMetrics(font).horizontalAdvance("ery") + NAME_GAP <= plot.cell_pixels()
+
+
 def test_figures_shrink_before_they_are_left_out(plot, qtbot):
     from PySide6.QtGui import QFontMetrics
 

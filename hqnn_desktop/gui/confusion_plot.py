@@ -98,10 +98,9 @@ class ConfusionPlot(pg.PlotWidget):
             t.setVisible(font is not None)
             if font is not None:
                 t.setFont(font)
-        metrics = QFontMetrics(self.font())
-        columns = axis_names(self.labels)
-        self._set_names("bottom", columns, max(metrics.horizontalAdvance(c) for c in columns) + NAME_GAP, cell)
-        self._set_names("left", self.labels, metrics.height() + NAME_GAP / 2, cell)
+        self._set_names("bottom", axis_names(self.labels), cell,
+                        lambda m, names: max(m.horizontalAdvance(c) for c in names) + NAME_GAP)
+        self._set_names("left", self.labels, cell, lambda m, names: m.height() + NAME_GAP / 2)
 
     def _figure_font(self, cell: float) -> QFont | None:
         """The plot's type, made smaller if need be, in which every cell's figure fits; None if none does."""
@@ -115,10 +114,21 @@ class ConfusionPlot(pg.PlotWidget):
                 return font
         return None
 
-    def _set_names(self, side: str, names: list[str], room: float, cell: float) -> None:
-        """Every class's name on the axis when they fit, else every second, third, ... one."""
-        every = max(1, math.ceil(room / cell))
-        self.getAxis(side).setTicks([[(k + 0.5, name) for k, name in enumerate(names) if k % every == 0]])
+    def _set_names(self, side: str, names: list[str], cell: float, room) -> None:
+        """Every class's name on the axis, in smaller type if need be (down to the figures' smallest);
+        when even that does not fit, every second, third, ... one. ``room(metrics, names)`` is the
+        space one name needs along the axis."""
+        font = QFont(self.font())
+        largest = round(font.pointSizeF()) if font.pointSizeF() > 0 else 9
+        for points in range(largest, SMALLEST_FIGURES - 1, -1):
+            font.setPointSize(points)
+            needed = room(QFontMetrics(font), names)
+            if needed <= cell:
+                break
+        axis = self.getAxis(side)
+        axis.setStyle(tickFont=font)
+        every = max(1, math.ceil(needed / cell))
+        axis.setTicks([[(k + 0.5, name) for k, name in enumerate(names) if k % every == 0]])
 
     def cell_at(self, scene_pos: QPointF) -> tuple[int, int] | None:
         """(true, predicted) class indices of the cell under a point of the scene, if any."""

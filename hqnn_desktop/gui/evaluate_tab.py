@@ -194,7 +194,8 @@ class EvaluateTab(QWidget):
         for table in (self.summary, self.per_class):  # their first column names the row
             table.verticalHeader().hide()
         self.matrices = {k: ConfusionPlot() for k in MODEL_TITLES}
-        self.reliability = pg.PlotWidget(title="Reliability (dot area = images)")
+        # a short title: a long one holds the plot wider than a small window gives it, and cuts its right side off
+        self.reliability = pg.PlotWidget(title="Reliability")
         self.reliability.setBackground(None)
         # the key under the plot, not in it: wherever it sat inside, it hid some pack's dots
         self.reliability_key = QLabel()
@@ -367,7 +368,8 @@ class EvaluateTab(QWidget):
                                  self.normalised.isChecked())
         self.reliability.clear()
         self.reliability.plot([0, 1], [0, 1], pen=pg.mkPen((120, 120, 120), style=pg.QtCore.Qt.DashLine))
-        self.reliability_key.setText(colour_key(((MODEL_TITLES[m], MODEL_COLORS[m]) for m in models), DOT_MARK))
+        self.reliability_key.setText(colour_key(((MODEL_TITLES[m], MODEL_COLORS[m]) for m in models), DOT_MARK)
+                                     + " · dot area: images")
         for i, m in enumerate(models):
             rel = r["models"][m].get("reliability")
             if rel:

@@ -144,6 +144,12 @@ class HardwareTab(QWidget):
         scroll.setWidget(controls)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.NoFrame)
+        settings = QWidget()
+        column = QVBoxLayout(settings)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(scroll, 1)
+        run_row = self._run_row()
+        column.addWidget(run_row)
         # runs beside their results, so the settings above fit whole (Run button included)
         # in a window 800 pixels high
         runs = QSplitter(Qt.Horizontal)
@@ -152,11 +158,11 @@ class HardwareTab(QWidget):
         runs.setStretchFactor(0, 2)
         runs.setStretchFactor(1, 3)
         split = QSplitter(Qt.Vertical)
-        split.addWidget(scroll)
+        split.addWidget(settings)
         split.addWidget(runs)
         split.setCollapsible(0, False)
         split.setStretchFactor(1, 1)
-        split.setSizes([controls.sizeHint().height(), 300])
+        split.setSizes([controls.sizeHint().height() + run_row.sizeHint().height(), 300])
         layout.addWidget(split, 1)
         self._account_read = False
         self._set_backends([], offline=None)
@@ -249,11 +255,20 @@ class HardwareTab(QWidget):
         grid.addWidget(self.source, r + 1, 1, 1, 2)
         grid.addWidget(self.folder_edit, r + 2, 1)
         grid.addWidget(browse, r + 2, 2)
-        grid.addWidget(self.run_button, r + 3, 0)
-        grid.addWidget(self.cancel_button, r + 3, 1)
-        grid.addWidget(self.progress, r + 3, 2)
-        grid.addWidget(self.run_status, r + 4, 0, 1, 3)
         return box
+
+    def _run_row(self) -> QWidget:
+        """Run, Cancel, the progress and what the last run said: under the settings, outside their
+        scroll area, so that a small window never scrolls the Run button out of sight."""
+        row = QWidget()
+        layout = QGridLayout(row)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.run_button, 0, 0)
+        layout.addWidget(self.cancel_button, 0, 1)
+        layout.addWidget(self.progress, 0, 2)
+        layout.setColumnStretch(2, 1)
+        layout.addWidget(self.run_status, 1, 0, 1, 3)
+        return row
 
     def _jobs_box(self) -> QGroupBox:
         box = QGroupBox("Runs and their jobs (kept in your data folder)")
@@ -520,7 +535,6 @@ class HardwareTab(QWidget):
             self.progress.setRange(0, 1)
             self.progress.setValue(0)
         self.run_status.setText(text)
-        self.controls.ensureWidgetVisible(self.run_status)  # a long message may grow the box past the view
         self.status.emit(text)
 
     # ------------------------------------------------------------------- jobs

@@ -183,3 +183,15 @@ def test_a_damaged_run_record_is_named_under_the_runs_list_and_left_as_it_is(win
     damaged.unlink()
     tab.refresh_jobs()
     assert tab.damaged_runs.isHidden() and tab.damaged_runs.text() == ""
+
+
+def test_a_connection_test_without_a_key_says_so_once_and_keeps_where_keys_go(window, qtbot, memory_keyring):  # noqa: F811
+    tab = window.hardware
+    window.tabs.setCurrentWidget(tab)
+    where = tab.storage_label.text()
+    with qtbot.waitSignal(tab.error, timeout=60_000) as said:
+        tab.test_button.click()
+    message, details = said.args
+    assert message.startswith("The connection test failed: ") and details == ""
+    qtbot.waitUntil(lambda: tab.test_button.isEnabled(), timeout=10_000)
+    assert tab.storage_label.text() == where

@@ -407,9 +407,8 @@ class HardwareTab(QWidget):
         self.storage_label.setText(f"Connected: {len(rows)} backends. " + self.storage_label.text())
 
     def _connection_failed(self, exc: Exception) -> None:
-        self._show_saved()
-        self.storage_label.setText(str(exc))
-        self.error.emit(f"The connection test failed: {exc}", str(exc))
+        self._show_saved()  # where the key is kept stays said; the failure goes in the message box
+        self.error.emit(f"The connection test failed: {exc}", "")
 
     def _set_backends(self, real: list[str] | None, offline: list[str] | None) -> None:
         """Fill the backend choice; ``None`` keeps the account's (or the offline) names already listed,

@@ -127,6 +127,7 @@ def review(s: Session) -> None:
     tab.gallery_model.thumbnails.wait()
     s.save("review")
     tab.export_report(str(OUT / "review-report.png"))
+    s.saved.append("review-report.png")
 
 
 def hardware(s: Session) -> None:

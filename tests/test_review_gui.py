@@ -512,3 +512,18 @@ def test_report_and_corrections_leave_out_pictures_gone_since_and_say_so(qtbot, 
 
     # nothing written is lost: the 24 decisions stay in the review
     assert len(Review.load(review.file).decisions) == 24
+
+
+def test_a_caption_longer_than_its_cell_is_shortened_inside_the_frame(qtbot):
+    from PySide6.QtCore import QStringListModel
+    from PySide6.QtWidgets import QStyleOptionViewItem
+
+    from hqnn_desktop.gui.review_gallery import CAPTION_MARGIN, THUMB, CellDelegate
+
+    model = QStringListModel(["check: unlike training data (no colour)", "✓ accepted"])
+    delegate, option = CellDelegate(), QStyleOptionViewItem()
+    delegate.initStyleOption(option, model.index(0))
+    assert option.text.endswith("…") and option.text.startswith("check: unlike")
+    assert option.fontMetrics.horizontalAdvance(option.text) <= THUMB + 20 - CAPTION_MARGIN
+    delegate.initStyleOption(option, model.index(1))
+    assert option.text == "✓ accepted"

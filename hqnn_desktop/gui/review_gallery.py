@@ -120,12 +120,21 @@ class GalleryModel(QAbstractListModel):
             self.dataChanged.emit(self.index(row), self.index(row), [Qt.DecorationRole])
 
 
+#: Pixels kept clear on each side of a caption, inside the cell's frame.
+CAPTION_MARGIN = 10
+
+
 class CellDelegate(QStyledItemDelegate):
     """Draws a coloured frame that says whether a cell is to check, accepted or reclassified."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
         """Every cell takes its full place at once, before its thumbnail is decoded."""
         return QSize(THUMB + 20, THUMB + 26)
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        """A caption longer than the cell ends in "…" inside its frame (the whole of it is in the tooltip)."""
+        super().initStyleOption(option, index)
+        option.text = option.fontMetrics.elidedText(option.text, Qt.ElideRight, THUMB + 20 - CAPTION_MARGIN)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         # a selected cell is tinted whole; the style's own selection only filled the caption,

@@ -140,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--batch-size", type=_COUNT, default=32)
     c.add_argument("--flags", action="store_true",
                    help="add a last column, flags, naming what to check about each image (models disagree, "
-                        "low confidence, unlike training data), as the window shows")
+                        "low confidence, unlike training data, first of N pictures in the file), as the window "
+                        "shows")
     _orientations_option(c)
 
     e = sub.add_parser("evaluate", help="score a labelled folder (one subfolder per class)")
@@ -449,7 +450,7 @@ class _Tally:
         learns what the window would have shown in orange."""
         if not self.n_flagged:
             return ""
-        which = ", ".join(f"{n} {flag}" for flag, n in self.flagged.most_common())
+        which = "; ".join(f"{flag}: {n}" for flag, n in self.flagged.most_common())
         where = "the flags column names them" if column else "--flags adds a column naming them"
         return f"{counted(self.n_flagged, 'image')} flagged to check ({which}); {where}."
 
@@ -478,7 +479,7 @@ def _classify_into(partial: Path, engine, paths: list[str], models: tuple[str, .
                     tally.several.append(result)
                 if result.no_colour:
                     tally.no_colour.append(result)
-                said = image_flags(result, labels, frames=False)  # several pictures: a note of its own
+                said = image_flags(result, labels)
                 tally.flagged.update(said)
                 tally.n_flagged += bool(said)
                 _progress(tally.done, len(paths), start)

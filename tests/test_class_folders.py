@@ -324,3 +324,14 @@ def test_a_folder_without_pictures_beside_the_classes_is_passed_over_not_refused
     shutil.copy(next((SAMPLES / "bci4" / "monocyte").iterdir()), data / "exports" / "empty" / "cell.jpeg")
     with pytest.raises(DatasetError, match="'exports'"):
         scan_class_folders(data, ["lymphocyte", "monocyte"])
+
+
+def test_a_folder_without_pictures_is_no_class_of_a_new_dataset_either(tmp_path):
+    data = tmp_path / "smears"
+    for name in ("monocyte", "lymphocyte"):
+        shutil.copytree(SAMPLES / "bci4" / name, data / name)
+    (data / "exports").mkdir()
+    (data / "exports" / "counts.csv").write_text("cells,12")
+    files = scan_class_folders(data)
+    assert files.labels == ["lymphocyte", "monocyte"]
+    assert (data / "exports", "a folder without pictures, not a class") in files.skipped

@@ -283,7 +283,7 @@ def test_a_dropped_picture_reached_twice_is_listed_once_and_the_window_says_why(
     drop(window, [folder])
     qtbot.waitUntil(lambda: not tab.busy() and len(tab.model.results) == 3, timeout=60_000)
     assert tab.progress_label.text().endswith(
-        "1 picture was reached twice (through a link, or named twice) and classified once, under the first name "
+        "1 picture was reached more than once (through a link, or named again) and classified once, under the first name "
         f"found (shortcut.jpg is the same file as {min((PBC / 'basophil').iterdir()).name}).")
     tab.clear()
     drop(window, [PBC / "platelet"])

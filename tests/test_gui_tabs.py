@@ -160,7 +160,7 @@ def test_a_new_pack_no_better_than_guessing_is_pointed_out():
     assert weak_pack_warning(card(0.9, 0.8)) == ""
     assert weak_pack_warning(card(0.9, 0.8, ((3, 1), (0, 4)))) == (
         "Warning: its validation figures rest on 8 images (4 of the class with fewest), so they can be far from what "
-        "it does on new images; more images per class, or a validation folder, give figures to trust.")
+        "it does on new images; more validation images per class give figures to trust.")
 
 
 def test_a_new_pack_says_where_its_validation_figures_come_from():

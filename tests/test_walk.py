@@ -118,13 +118,13 @@ def test_a_picture_reached_twice_is_classified_once_and_the_other_name_is_explai
     found = list(iter_image_paths([first, folder], twice=twice))
     assert len(found) == len(list((BCI / "monocyte").iterdir()))
     assert twice == [(str(first), str(first)), (str(folder / "a_link.jpeg"), str(first))]
-    assert twice_note(twice) == ("2 pictures were reached twice (through a link, or named twice) and classified "
+    assert twice_note(twice) == ("1 picture was reached more than once (through a link, or named again) and classified "
                                  f"once, under the first name found (a_link.jpeg is the same file as {first.name}).")
     assert twice_note([(str(first), str(first))]) == (
-        "1 picture was reached twice (through a link, or named twice) and classified once, under the first name "
+        "1 picture was reached more than once (through a link, or named again) and classified once, under the first name "
         f"found (for example {first.name}).")
     assert twice_note([]) == ""
     out = tmp_path / "rows.csv"
     assert main(["classify", str(first), str(folder), "--pack", "bci4", "--models", "hqnn", "--out", str(out)]) == 0
     assert len(out.read_text().splitlines()) == 1 + len(found)
-    assert "2 pictures were reached twice" in capsys.readouterr().err
+    assert "1 picture was reached more than once" in capsys.readouterr().err

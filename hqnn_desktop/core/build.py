@@ -165,7 +165,8 @@ def validation_note(card: dict) -> str:
     if fraction is None:
         return f"Scored on the {counted(n_val, 'validation image')} given; trained on {n_train}."
     grouped = f", whole groups of '{training['group_pattern']}' at a time" if training.get("group_pattern") else ""
-    return (f"{n_val} of the {n_train + n_val} usable training images ({fraction:.0%} asked) were set aside to score "
+    return (f"{n_val} of the {n_train + n_val} usable training images ({fraction:.0%} asked) "
+            f"{'was' if n_val == 1 else 'were'} set aside to score "
             f"the models{grouped}; they were trained on the other {n_train}.")
 
 
@@ -178,7 +179,7 @@ def weak_pack_warning(card: dict) -> str:
     if per_class and min(per_class) < FEW_VALIDATION_IMAGES:
         parts.append(f"Warning: its validation figures rest on {counted(sum(per_class), 'image')} "
                      f"({min(per_class)} of the class with fewest), so they can be far from what it does on new "
-                     "images; more images per class, or a validation folder, give figures to trust.")
+                     "images; more validation images per class give figures to trust.")
     if weak := no_better_than_guessing(card):
         parts.append(f"{'On' if parts else 'Warning: on'} the validation images, {weak} no better than always answering the most "
                      "common class. More images per class, or more head epochs, may help; a very high "

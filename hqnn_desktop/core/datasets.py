@@ -240,7 +240,10 @@ def scan_class_folders(root: str | Path, labels: Sequence[str] | None = None,
             f"{root} has no class subfolders. A labelled dataset holds one folder per class "
             "(for example basophil/, eosinophil/, ...) with the images inside."
         )
-    if labels is None:
+    empty = []
+    if labels is None:  # the classes are the folders that hold pictures
+        empty = [d for d in class_dirs if not _holds_pictures(d)]
+        class_dirs = [d for d in class_dirs if d not in empty]
         names = [class_name(d.name) for d in class_dirs]
         if len(set(names)) != len(names):
             raise DatasetError(f"{root} has class folders that differ only in upper/lower case.")
@@ -248,7 +251,7 @@ def scan_class_folders(root: str | Path, labels: Sequence[str] | None = None,
     labels = [class_name(label) for label in labels]
     index = {label: i for i, label in enumerate(labels)}
     strangers = [d for d in class_dirs if class_name(d.name) not in index]
-    empty = [d for d in strangers if not _holds_pictures(d)]  # a notes or results folder: no class lost
+    empty += [d for d in strangers if not _holds_pictures(d)]  # a notes or results folder: no class lost
     unknown = [d.name for d in strangers if d not in empty]
     if unknown:
         raise DatasetError(_unknown_folders_message(root, unknown, labels, reference))
@@ -348,7 +351,8 @@ def scan_dataset(source: str | Path, labels: Sequence[str] | None = None,
     ``reference`` as in :func:`scan_class_folders`; ``role`` names it in messages ("validation")."""
     path = Path(source)
     if not path.exists():
-        raise DatasetError(f"The {role} folder does not exist: {source}")
+        kind = "list" if path.suffix.lower() == ".csv" else "folder"
+        raise DatasetError(f"The {role} {kind} does not exist: {source}")
     if path.is_file() and is_image_name(path, unreadable_too=True):
         raise DatasetError(f"{source} is a picture; the {role} is a folder holding one subfolder per class with "
                            "the pictures inside (or a CSV list of labelled pictures, columns path,label).")

@@ -95,7 +95,7 @@ def fine_tune_pack(recipe: FineTuneRecipe, out_dir: str | os.PathLike,
     files = read_manifest(recipe.manifest, pack.labels)
     records = [manifest_record(recipe.manifest, len(files))]
     if recipe.extra:
-        extra = scan_dataset(recipe.extra, pack.labels, role="extra training")
+        extra = scan_dataset(recipe.extra, pack.labels, role="extra training data")
         if Path(recipe.extra).is_file():
             records.append(manifest_record(recipe.extra, len(extra)))
         files = files.plus(extra)

@@ -46,9 +46,9 @@ def twice_note(twice: list[tuple[str, str]]) -> str:
     again, first = next(((a, f) for a, f in twice if Path(a).name != Path(f).name), twice[0])
     example = (f"{Path(again).name} is the same file as {Path(first).name}" if Path(again).name != Path(first).name
                else f"for example {Path(first).name}")
-    n = len(twice)
-    return (f"{counted(n, 'picture')} {'were' if n > 1 else 'was'} reached twice (through a link, or named twice) "
-            f"and classified once, under the first name found ({example}).")
+    n = len({first for _, first in twice})
+    return (f"{counted(n, 'picture')} {'were' if n > 1 else 'was'} reached more than once (through a link, or "
+            f"named again) and classified once, under the first name found ({example}).")
 
 
 def several_pictures_note(results: Iterable[ImageResult]) -> str:
@@ -132,10 +132,10 @@ def unlike_training(result: ImageResult) -> bool:
     return bool(result.unlike_training)
 
 
-def image_flags(result: ImageResult, labels: list[str], frames: bool = True) -> list[str]:
+def image_flags(result: ImageResult, labels: list[str]) -> list[str]:
     """What to check about a usable image, in words: the models disagree, one is unsure, the picture
     is unlike the pack's training data, the file holds several pictures. The window's Flags column,
-    the review's and the CSV's. ``frames=False`` leaves the last out (counts of flags say it apart)."""
+    the review's and the CSV's."""
     if result.error:
         return []
     flags = []
@@ -145,7 +145,7 @@ def image_flags(result: ImageResult, labels: list[str], frames: bool = True) -> 
         flags.append("low confidence")
     if unlike := unlike_training_flag(result):
         flags.append(unlike)
-    if frames and (several := frames_note(result.frames)):
+    if several := frames_note(result.frames):
         flags.append(several)
     return flags
 

@@ -265,6 +265,7 @@ class ClassifyTab(QWidget):
     def clear(self) -> None:
         """Stop classifying and empty the list; the pack stays loaded."""
         self.cancel()
+        self._queued_dropped = 0  # emptied on purpose: nothing to report
         self._inputs.clear()
         for combo in (self.class_filter, self.flag_filter):
             combo.setCurrentIndex(0)
@@ -307,7 +308,7 @@ class ClassifyTab(QWidget):
     def cancel(self) -> None:
         if self.worker is not None:
             self._stop.set()
-            self._queued_dropped = len(self._queued)
+            self._queued_dropped += len(self._queued)  # pressed twice: the first count stays
             self._queued.clear()
             self.progress_label.setText("Cancelling…")
 

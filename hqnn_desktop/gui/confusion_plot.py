@@ -119,7 +119,7 @@ class ConfusionPlot(pg.PlotWidget):
         when even that does not fit, every second, third, ... one. ``room(metrics, names)`` is the
         space one name needs along the axis."""
         font = QFont(self.font())
-        largest = round(font.pointSizeF()) if font.pointSizeF() > 0 else 9
+        largest = max(SMALLEST_FIGURES, round(font.pointSizeF()) if font.pointSizeF() > 0 else 9)
         for points in range(largest, SMALLEST_FIGURES - 1, -1):
             font.setPointSize(points)
             needed = room(QFontMetrics(font), names)

@@ -396,7 +396,7 @@ class TrainingTab(QWidget):
         card = read_card(Path(path))
         warning = weak_pack_warning(card)
         text = (f"Saved the pack {Path(path).name}; it is in the pack selector, not selected because of the "
-                "warning below." if warning else f"Saved the pack {Path(path).name}; it is now in the pack selector.")
+                "warning that follows." if warning else f"Saved the pack {Path(path).name}; it is now in the pack selector.")
         for note in (validation_note(card), orientations_note(card), warning, left_out_note(card)):
             if note:
                 text += f" {note}"

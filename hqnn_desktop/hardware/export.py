@@ -1,12 +1,9 @@
-"""A hardware report as files: JSON (the whole report) and CSV (one row per image, both <Z> vectors)."""
+"""A hardware report as a CSV table: one row per image, both <Z> vectors (JSON is the report itself)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import os
-
-from ..core.storage import atomic_write_json, atomic_write_text
 
 
 def report_table(report: dict) -> tuple[list[str], list[list]]:
@@ -27,13 +24,3 @@ def report_csv(report: dict) -> str:
     writer.writerow(header)
     writer.writerows(rows)
     return buf.getvalue()
-
-
-def write_report_csv(report: dict, path: str | os.PathLike) -> None:
-    """The per-image table, written atomically."""
-    atomic_write_text(path, report_csv(report))
-
-
-def write_report_json(report: dict, path: str | os.PathLike) -> None:
-    """The whole report (backend, options, jobs, metrics, per-image rows), written atomically."""
-    atomic_write_json(path, report)

@@ -68,9 +68,9 @@ class LabelledFiles:
                 paths.append(path)
                 targets.append(target)
             else:
-                same = self.targets[i] == target
-                skipped.append((path, f"the same picture as {self.paths[i]}" + (
-                    "" if same else f", taken as {self.labels[self.targets[i]]} (not {self.labels[target]})")))
+                mine_label, other_label = self.labels[self.targets[i]], self.labels[target]
+                skipped.append((path, "in both lists: trained once" + (
+                    "" if mine_label == other_label else f", as {mine_label} (not {other_label})")))
         return LabelledFiles(paths, targets, list(self.labels), skipped)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import os
 import threading
 import time
 from pathlib import Path
@@ -356,8 +357,9 @@ class ClassifyTab(QWidget):
                                         "No pictures found there: images are recognised by names ending in .jpg, "
                                         ".png, .tif and the like; a file dropped on its own is always tried.")
         else:
-            listed = {r.path for r in self.model.results}  # a file passed over, then dropped on its own
-            passed_over = [p for p in self._passed_over if p not in listed]
+            listed = {os.path.normcase(os.path.abspath(r.path)) for r in self.model.results}
+            passed_over = [p for p in self._passed_over  # a file passed over, then dropped on its own
+                           if os.path.normcase(os.path.abspath(p)) not in listed]
             nothing_new = [] if self._batch_total or cancelled else [
                 ("Nothing new was found in what was just dropped: its pictures are already in the list, or it "
                  "holds none.")]

@@ -239,7 +239,7 @@ def test_a_pack_saved_with_a_warning_is_listed_but_not_put_in_use(window, qtbot)
         window.training._on_done(str(weak))
     assert sent.args == [str(weak), False]
     assert window.training.state.text().startswith(
-        "Saved the pack weak; it is in the pack selector, not selected because of the warning below.")
+        "Saved the pack weak; it is in the pack selector, not selected because of the warning that follows.")
     assert "Warning: its validation figures rest on 8 images" in window.training.state.text()
     qtbot.waitUntil(lambda: any("weak" in window.pack_combo.itemText(i) for i in range(window.pack_combo.count())),
                     timeout=30_000)

@@ -372,8 +372,13 @@ class MainWindow(QMainWindow):
                                               "CSV (*.csv)")
         if not path:
             return
-        if not Path(path).suffix:  # the save dialog does not add it everywhere
-            path += ".csv"
+        from .export_files import ExportError, export_target
+
+        try:  # checked and completed as the other tabs' exports are
+            path = export_target(path, (".csv",), "The CSV file")
+        except ExportError as exc:
+            self.show_error(f"{exc} Nothing was changed there.")
+            return
         try:
             write_csv(path, list(model.results), model.models, model.labels)
         except OSError as exc:
